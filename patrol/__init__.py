@@ -1,0 +1,106 @@
+"""Patrol (小区巡查): volunteer patrols of residential compounds."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .config import ROOT, Config
+from .extensions import babel, csrf, db, limiter, login_manager, migrate
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, static_folder=str(ROOT / "static"),
+                template_folder=str(ROOT / "templates"))
+    app.config.from_object(Config)
+    if config:
+        app.config.update(config)
+    configure_paths(app)
+    load_form_definitions(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_security(app)
+    register_template_helpers(app)
+    register_commands(app)
+    return app
+
+
+def configure_paths(app: Flask):
+    instance = Path(app.config["INSTANCE_DIR"])
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'patrol.db'}"
+    if not app.config.get("PHOTO_DIR"):
+        app.config["PHOTO_DIR"] = str(instance / "photos")
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(instance)
+
+
+def _instance_secret(instance: Path) -> str:
+    """A random key kept in the instance folder, so restarts keep sessions."""
+    path = instance / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def load_form_definitions(app: Flask):
+    """Forms are checked at start-up: a broken definition stops the app with every error."""
+    from .formdefs import load_forms
+    app.extensions["patrol.forms"] = load_forms(Path(app.config["FORMS_DIR"]))
+
+
+def register_extensions(app: Flask):
+    from . import models  # noqa: F401  (register tables)
+    from .i18n import select_locale, select_timezone
+    from .services.accounts import load_login
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    login_manager.user_loader(load_login)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """WAL, a busy timeout and foreign keys for SQLite; nothing for other engines."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=5000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
+def register_blueprints(app: Flask):
+    from .web import admin, auth, compounds, items, lists, photos
+    for module in (auth, compounds, items, lists, photos, admin):
+        app.register_blueprint(module.bp)
+
+
+def register_security(app: Flask):
+    from .web.security import install
+    install(app)
+
+
+def register_template_helpers(app: Flask):
+    from .web.helpers import install
+    install(app)
+
+
+def register_commands(app: Flask):
+    from .cli import install
+    install(app)

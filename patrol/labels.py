@@ -1,0 +1,75 @@
+"""Display labels for codes, in the message catalogues (lazy: evaluated per request)."""
+from flask_babel import lazy_gettext as _l
+
+STATUS = {
+    "reported": _l("Reported"),
+    "acknowledged": _l("Acknowledged"),
+    "fixed": _l("Fixed, awaiting check"),
+    "verified": _l("Verified and closed"),
+    "reopened": _l("Reopened"),
+    "rejected": _l("Rejected"),
+    "merged": _l("Merged as duplicate"),
+}
+
+ACTION = {
+    "report": _l("Reported"),
+    "acknowledge": _l("Acknowledge"),
+    "fix": _l("Mark fixed"),
+    "verify": _l("Verify fix (passed)"),
+    "reopen": _l("Check failed: reopen"),
+    "reject": _l("Reject"),
+    "merge": _l("Merge as duplicate"),
+    "fix_on_spot": _l("Fixed on the spot"),
+}
+
+ROLE = {
+    "volunteer": _l("Volunteer"),
+    "manager": _l("Property manager"),
+    "staff": _l("Community staff"),
+    "committee": _l("Owners' committee"),
+    "admin": _l("Administrator"),
+}
+
+REASON = {
+    "not_fixed": _l("Not fixed"),
+    "badly_fixed": _l("Badly fixed"),
+    "other": _l("Other"),
+    "not_a_hazard": _l("Not a hazard"),
+    "not_our_compound": _l("Not in this compound"),
+}
+
+FIELD_ERROR = {
+    "required": _l("Please fill this in."),
+    "required_photo": _l("Please take at least one photo."),
+    "too_many_photos": _l("Too many photos."),
+    "too_long": _l("This is too long."),
+    "bad_choice": _l("Please choose one of the options."),
+    "not_integer": _l("Please enter a whole number."),
+}
+
+PHOTO_ERROR = {
+    "empty": _l("The photo file is empty."),
+    "too_large": _l("The photo is too large."),
+    "too_many_pixels": _l("The picture is too large (too many pixels)."),
+    "not_image": _l("Only JPEG, PNG, WebP or HEIC photos are accepted."),
+    "corrupt": _l("The photo is damaged or incomplete. Please take it again."),
+}
+
+TRANSITION_ERROR = {
+    "forbidden_role": _l("Your role cannot do this."),
+    "forbidden_object": _l("You cannot act on this item."),
+    "bad_state": _l("This item is no longer in a state that allows this."),
+    "missing_evidence": _l("Something required is missing."),
+    "deadline_extension": _l("Only community staff may extend a deadline."),
+    "deadline_past": _l("The deadline must be in the future."),
+    "unknown": _l("Unknown action."),
+}
+
+EVIDENCE = {
+    "note": _l("a note on what was done"),
+    "photo": _l("a photo"),
+    "reason": _l("a reason"),
+    "deadline": _l("a deadline"),
+    "presence": _l("a recent scan of this compound's QR code (you must be on the spot)"),
+    "target": _l("the item it duplicates (an open item of the same compound)"),
+}

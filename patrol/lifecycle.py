@@ -1,0 +1,168 @@
+"""The item lifecycle: one transition table, pure Python, no Flask.
+
+reported → acknowledged → fixed → verified (closed, 销号)
+fixed → reopened (failed on-the-spot check) → acknowledged | fixed
+staff may reject or merge open items; a volunteer may record a fix on the spot (立行立改).
+
+Views and services never assign a status themselves: they call `transition()`,
+which checks the move, the actor's role and the evidence, and returns the new
+status plus what must go into the append-only history.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+class Status(str, enum.Enum):
+    REPORTED = "reported"
+    ACKNOWLEDGED = "acknowledged"
+    FIXED = "fixed"
+    VERIFIED = "verified"
+    REOPENED = "reopened"
+    REJECTED = "rejected"
+    MERGED = "merged"
+
+    @property
+    def is_open(self) -> bool:
+        return self not in CLOSED
+
+
+CLOSED = frozenset({Status.VERIFIED, Status.REJECTED, Status.MERGED})
+OPEN = frozenset(Status) - CLOSED
+# States in which the property company still owes work (deadline applies).
+OWED = frozenset({Status.REPORTED, Status.ACKNOWLEDGED, Status.REOPENED})
+
+
+class Role(str, enum.Enum):
+    VOLUNTEER = "volunteer"
+    MANAGER = "manager"
+    STAFF = "staff"
+    COMMITTEE = "committee"
+    ADMIN = "admin"
+
+
+class Action(str, enum.Enum):
+    ACKNOWLEDGE = "acknowledge"
+    FIX = "fix"
+    VERIFY = "verify"
+    REOPEN = "reopen"
+    REJECT = "reject"
+    MERGE = "merge"
+    FIX_ON_SPOT = "fix_on_spot"
+
+
+class Evidence(str, enum.Enum):
+    """What an action must carry. Checked here so every entry point agrees."""
+    NOTE = "note"            # free text explaining the fix
+    PHOTO = "photo"          # at least one photo
+    REASON = "reason"        # a coded reason (reopen / reject)
+    DEADLINE = "deadline"    # a deadline (acknowledge)
+    PRESENCE = "presence"    # scanned this compound's QR within the window
+    TARGET = "target"        # another item (merge)
+
+
+REOPEN_REASONS = ("not_fixed", "badly_fixed", "other")
+REJECT_REASONS = ("not_a_hazard", "not_our_compound", "other")
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: Action
+    sources: frozenset
+    target: Status
+    roles: frozenset
+    evidence: frozenset = field(default_factory=frozenset)
+
+
+def _rule(action, sources, target, roles, evidence=()):
+    return Rule(action, frozenset(sources), target, frozenset(roles), frozenset(evidence))
+
+
+S, R, A, E = Status, Role, Action, Evidence
+
+# The one table. Admins deliberately cannot verify or fix: verification is a
+# field act, and fixing belongs to the property company.
+RULES: dict[Action, Rule] = {r.action: r for r in (
+    _rule(A.ACKNOWLEDGE, {S.REPORTED, S.REOPENED}, S.ACKNOWLEDGED,
+          {R.MANAGER}, {E.DEADLINE}),
+    _rule(A.FIX, {S.ACKNOWLEDGED, S.REOPENED}, S.FIXED,
+          {R.MANAGER}, {E.NOTE, E.PHOTO}),
+    _rule(A.VERIFY, {S.FIXED}, S.VERIFIED,
+          {R.VOLUNTEER, R.STAFF}, {E.PHOTO, E.PRESENCE}),
+    _rule(A.REOPEN, {S.FIXED}, S.REOPENED,
+          {R.VOLUNTEER, R.STAFF}, {E.REASON, E.PHOTO, E.PRESENCE}),
+    _rule(A.REJECT, {S.REPORTED, S.ACKNOWLEDGED, S.REOPENED}, S.REJECTED,
+          {R.STAFF, R.ADMIN}, {E.REASON}),
+    _rule(A.MERGE, {S.REPORTED, S.ACKNOWLEDGED, S.REOPENED}, S.MERGED,
+          {R.STAFF, R.ADMIN}, {E.TARGET}),
+    _rule(A.FIX_ON_SPOT, {S.REPORTED}, S.VERIFIED,
+          {R.VOLUNTEER, R.STAFF}, {E.PHOTO, E.PRESENCE}),
+)}
+
+
+class TransitionError(Exception):
+    """An illegal move. `code` is stable; views translate it for the user."""
+
+    def __init__(self, code: str, detail: str = ""):
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    source: Status
+    target: Status
+
+
+def allowed_actions(status: Status, role: Role) -> list[Action]:
+    """Actions the role may take from this status (ignoring evidence)."""
+    return [a for a, r in RULES.items() if Status(status) in r.sources and Role(role) in r.roles]
+
+
+def transition(status, action, role, evidence: set | frozenset = frozenset()) -> Outcome:
+    """Check one move and return its outcome, or raise TransitionError.
+
+    `evidence` is the set of Evidence kinds the caller has actually gathered
+    (a photo saved, a presence found within the window, a reason chosen, …).
+    """
+    try:
+        status, action, role = Status(status), Action(action), Role(role)
+    except ValueError as exc:
+        raise TransitionError("unknown", str(exc)) from None
+    rule = RULES[action]
+    if role not in rule.roles:
+        raise TransitionError("forbidden_role", f"{role.value} may not {action.value}")
+    if status not in rule.sources:
+        raise TransitionError("bad_state", f"cannot {action.value} from {status.value}")
+    missing = rule.evidence - {Evidence(e) for e in evidence}
+    if missing:
+        raise TransitionError("missing_evidence", ",".join(sorted(m.value for m in missing)))
+    return Outcome(action, status, rule.target)
+
+
+def presence_valid(scanned_at: datetime | None, now: datetime, window: timedelta) -> bool:
+    """On the spot means: scanned this compound's QR no more than `window` ago."""
+    return scanned_at is not None and timedelta(0) <= now - scanned_at <= window
+
+
+def is_overdue(status, deadline: datetime | None, now: datetime) -> bool:
+    """Derived, never stored: only items the company still owes work on can be late."""
+    return deadline is not None and Status(status) in OWED and now > deadline
+
+
+def is_due_soon(status, deadline: datetime | None, now: datetime, horizon: timedelta) -> bool:
+    return (deadline is not None and Status(status) in OWED
+            and now <= deadline <= now + horizon)
+
+
+def clamp_deadline(requested: datetime | None, default: datetime, role: Role) -> datetime:
+    """A manager may shorten the default deadline but never extend it."""
+    if requested is None:
+        return default
+    if Role(role) == Role.MANAGER and requested > default:
+        raise TransitionError("deadline_extension", "only staff may extend a deadline")
+    return requested

@@ -1,0 +1,131 @@
+from datetime import datetime
+
+from sqlalchemy import (JSON, CheckConstraint, Float, ForeignKey, Index, String, Text,
+                        event)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..lifecycle import Status
+from .base import utcnow
+
+_STATUS_CHECK = "status in ({})".format(",".join(f"'{s.value}'" for s in Status))
+
+
+class Item(db.Model):
+    """One hazard on a compound's problem list (问题清单)."""
+    __table_args__ = (
+        CheckConstraint(_STATUS_CHECK, name="ck_item_status"),
+        CheckConstraint("status != 'merged' OR merged_into_id IS NOT NULL", name="ck_item_merged"),
+        Index("ix_item_compound_status", "compound_id", "status"),
+        Index("ix_item_community_status", "community_id", "status"),
+        Index("ix_item_company_status", "company_id", "status"),
+        Index("ix_item_status_deadline", "status", "deadline"),
+        Index("ix_item_created", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    compound_id: Mapped[int] = mapped_column(ForeignKey("compound.id"))
+    # Denormalised at report time: the company answerable for the item stays
+    # answerable even if the compound later changes hands.
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"))
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id"))
+    unit: Mapped[str | None] = mapped_column(String(20))
+    floor: Mapped[str | None] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(40))
+    note: Mapped[str | None] = mapped_column(Text)
+    answers: Mapped[dict] = mapped_column(JSON, default=dict)
+    form_id: Mapped[str] = mapped_column(String(40))
+    form_version: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default=Status.REPORTED.value)
+    deadline: Mapped[datetime | None]
+    fixed_on_spot: Mapped[bool] = mapped_column(default=False)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("item.id"))
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    client_uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    device_created_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    fixed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Optimistic locking: a stale write raises StaleDataError on SQLite and PostgreSQL alike.
+    version: Mapped[int] = mapped_column(default=1)
+    __mapper_args__ = {"version_id_col": version}
+
+    compound = relationship("Compound")
+    company = relationship("Company")
+    building = relationship("Building")
+    reporter = relationship("User")
+    merged_into = relationship("Item", remote_side=[id])
+    events = relationship("ItemEvent", back_populates="item", order_by="ItemEvent.id")
+    photos = relationship("Photo", back_populates="item", order_by="Photo.id",
+                          foreign_keys="Photo.item_id")
+
+    @property
+    def status_enum(self) -> Status:
+        return Status(self.status)
+
+
+class ItemEvent(db.Model):
+    """Append-only history: who did what, when, from which status to which."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id"), index=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(40))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    presence_id: Mapped[int | None] = mapped_column(ForeignKey("presence.id"))
+
+    item = relationship("Item", back_populates="events")
+    actor = relationship("User")
+    presence = relationship("Presence")
+    photos = relationship("Photo", order_by="Photo.id", foreign_keys="Photo.event_id",
+                          viewonly=True)
+
+
+@event.listens_for(ItemEvent, "before_update")
+@event.listens_for(ItemEvent, "before_delete")
+def _history_is_append_only(mapper, connection, target):
+    raise RuntimeError("item history is append-only")
+
+
+class Photo(db.Model):
+    """A re-encoded photo. Files are content-addressed; see services/photos.py."""
+    __table_args__ = (
+        CheckConstraint("kind in ('before','after','check')", name="ck_photo_kind"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("item.id"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("item_event.id"), index=True)
+    uploader_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    kind: Mapped[str] = mapped_column(String(10), default="before")
+    key: Mapped[str] = mapped_column(String(80), index=True)   # full-size file
+    thumb_key: Mapped[str] = mapped_column(String(80))         # ~320 px thumbnail
+    width: Mapped[int]
+    height: Mapped[int]
+    size: Mapped[int]
+    taken_at: Mapped[datetime | None]
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    item = relationship("Item", back_populates="photos", foreign_keys=[item_id])
+    uploader = relationship("User")
+
+
+class Presence(db.Model):
+    """A QR scan: proof that someone stood in the compound at a given time."""
+    __table_args__ = (Index("ix_presence_user_compound_at", "user_id", "compound_id", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    compound_id: Mapped[int] = mapped_column(ForeignKey("compound.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    device_at: Mapped[datetime | None]
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    compound = relationship("Compound")

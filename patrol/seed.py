@@ -1,0 +1,146 @@
+"""The demo district: one community, three compounds, two property companies, a team,
+one user of each role and items in every state, made through the real services."""
+from __future__ import annotations
+
+import io
+import random
+from datetime import timedelta
+
+from flask import current_app
+from PIL import Image, ImageDraw
+
+from .extensions import db
+from .lifecycle import Action
+from .models import Building, Community, Company, Compound, Team, User, utcnow
+from .services import items as svc
+from .services.photo_store import save_upload
+from .web.helpers import hazard_form
+
+DEMO_PASSWORD = "patrol-demo"
+DEMO_USERS = [
+    # username, display name, role, title, binding
+    ("admin", "系统管理员", "admin", None, None),
+    ("staff", "王主任（社区）", "staff", None, "community"),
+    ("manager1", "李经理（宏远物业）", "manager", None, "company:0"),
+    ("manager2", "张经理（安居物业）", "manager", None, "company:1"),
+    ("committee", "陈主任（金桂园业委会）", "committee", None, "compound:0"),
+    ("volunteer", "刘阿姨", "volunteer", "片长", "community"),
+    ("volunteer2", "赵师傅", "volunteer", "红色管家", "community"),
+]
+
+
+def is_seeded() -> bool:
+    return db.session.scalar(db.select(db.func.count()).select_from(Community)) > 0
+
+
+def demo_photo(seed: int, size=(800, 600)) -> bytes:
+    """A recognisable but synthetic picture, so the demo needs no image files."""
+    rnd = random.Random(seed)
+    im = Image.new("RGB", size, tuple(rnd.randrange(120, 220) for _ in range(3)))
+    draw = ImageDraw.Draw(im)
+    for _ in range(12):
+        x, y = rnd.randrange(size[0]), rnd.randrange(size[1])
+        r = rnd.randrange(20, 120)
+        draw.rectangle([x, y, x + r, y + r // 2], fill=tuple(rnd.randrange(256) for _ in range(3)))
+    draw.line([(0, size[1] // 3), (size[0], size[1] // 4)], fill=(20, 20, 20), width=6)
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def seed_demo(now=None):
+    now = now or utcnow()
+    community = Community(name="和平社区")
+    companies = [Company(name="宏远物业服务有限公司", phone="0731-5555-1001"),
+                 Company(name="安居物业管理有限公司", phone="0731-5555-2002")]
+    compounds = [
+        Compound(name="金桂园", address="岳塘区建设路12号", lat=27.857, lon=112.951,
+                 community=community, company=companies[0]),
+        Compound(name="银杏苑", address="岳塘区建设路48号", lat=27.859, lon=112.957,
+                 community=community, company=companies[0]),
+        Compound(name="翠竹小区", address="岳塘区和平路7号", lat=27.862, lon=112.944,
+                 community=community, company=companies[1]),
+    ]
+    for compound, count in zip(compounds, (6, 4, 8)):
+        compound.buildings = [Building(name=f"{n}栋", sort_key=n) for n in range(1, count + 1)]
+    db.session.add_all([community, *companies, *compounds])
+    db.session.flush()
+    team = Team(name="和平社区第一巡查队", community_id=community.id, compounds=compounds)
+    db.session.add(team)
+    users = {}
+    for username, name, role, title, binding in DEMO_USERS:
+        user = User(username=username, display_name=name, role=role, title=title)
+        if role != "volunteer":
+            user.set_password(DEMO_PASSWORD)
+        kind, _, index = (binding or "").partition(":")
+        if kind == "community":
+            user.community_id = community.id
+        elif kind == "company":
+            user.company = companies[int(index)]
+        elif kind == "compound":
+            user.compound = compounds[int(index)]
+        if role == "volunteer":
+            user.team = team
+        db.session.add(user)
+        users[username] = user
+    db.session.flush()
+    _demo_items(compounds, users, now)
+    db.session.commit()
+    return users
+
+
+def _demo_items(compounds, users, now):
+    form = hazard_form()
+    window = current_app.config["VERIFY_WINDOW"]
+    vol, vol2 = users["volunteer"], users["volunteer2"]
+    managers = {compounds[0].company_id: users["manager1"], compounds[2].company_id: users["manager2"]}
+    seq = iter(range(1000))
+
+    def photos(n=1, kind="before", who=vol):
+        return [save_upload(demo_photo(next(seq)), uploader=who, kind=kind) for _ in range(n)]
+
+    def new(compound, category, hours_ago, note, building=0, who=vol, floor=None):
+        at = now - timedelta(hours=hours_ago)
+        clean = {"category": category, "building": compound.buildings[building].id,
+                 "floor": floor, "note": note, "extra": {}}
+        return svc.report(form=form, compound=compound, reporter=who, clean=clean,
+                          photos=photos(who=who), now=at), at
+
+    def step(item, action, who, at, **given):
+        if action in (Action.VERIFY, Action.REOPEN, Action.FIX_ON_SPOT):
+            svc.record_presence(who, item.compound, at - timedelta(minutes=5))
+        svc.act(item, action, who, at, svc.ActionInput(**given), form=form, window=window)
+
+    a, b, c = compounds
+    # Reported, waiting for the company.
+    new(a, "flying_wire", 3, "3栋2单元5楼窗口有电线垂下给电动车充电", building=2, floor="5")
+    new(c, "fire_exit", 30, "楼道堆放纸箱和旧家具，堵住安全出口", building=1)  # overdue
+    # Acknowledged, with a deadline.
+    item, at = new(a, "flyers", 20, "单元门口贴满小广告", building=0)
+    step(item, Action.ACKNOWLEDGE, managers[a.company_id], at + timedelta(hours=2))
+    item, at = new(b, "lighting", 60, "地下车库入口的灯坏了", building=1, who=vol2)
+    step(item, Action.ACKNOWLEDGE, managers[b.company_id], at + timedelta(hours=5))
+    # Fixed, waiting for the on-the-spot check (回头看).
+    item, at = new(a, "water_tank", 50, "二次供水水箱有异味", building=3)
+    mgr = managers[a.company_id]
+    step(item, Action.ACKNOWLEDGE, mgr, at + timedelta(hours=1))
+    step(item, Action.FIX, mgr, at + timedelta(hours=20), note="已清洗水箱并消毒",
+         photos=photos(kind="after", who=mgr))
+    # Verified and closed.
+    item, at = new(c, "sanitation", 120, "垃圾桶周边脏乱", building=4)
+    mgr = managers[c.company_id]
+    step(item, Action.ACKNOWLEDGE, mgr, at + timedelta(hours=3))
+    step(item, Action.FIX, mgr, at + timedelta(hours=24), note="已清理并增加清运次数",
+         photos=photos(kind="after", who=mgr))
+    step(item, Action.VERIFY, vol, at + timedelta(hours=30), photos=photos(kind="after"),
+         rating=4)
+    # Reopened after a failed check.
+    item, at = new(b, "greenery", 200, "枯树有倒伏危险", building=0, who=vol2)
+    mgr = managers[b.company_id]
+    step(item, Action.ACKNOWLEDGE, mgr, at + timedelta(hours=6))
+    step(item, Action.FIX, mgr, at + timedelta(hours=48), note="已修剪", photos=photos(kind="after", who=mgr))
+    step(item, Action.REOPEN, vol2, at + timedelta(hours=60), reason="badly_fixed",
+         note="只剪了一半，仍有倒伏危险", photos=photos(kind="check", who=vol2))
+    # Fixed on the spot during the patrol (立行立改).
+    item, at = new(c, "flyers", 8, "电梯间小广告，已当场清除", building=2)
+    step(item, Action.FIX_ON_SPOT, vol, at + timedelta(minutes=10), photos=photos(kind="after"))

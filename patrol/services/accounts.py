@@ -1,0 +1,95 @@
+"""Sign-in credentials: passwords for staff and managers, invites and devices for volunteers.
+
+Flask-Login's session id names the credential used ("u:<user>:<generation>" or
+"d:<device>:<secret>"), so revoking a device or bumping a generation signs that
+phone or browser out on its next request, remember-cookie included.
+"""
+from __future__ import annotations
+
+import secrets
+
+from ..extensions import db
+from ..models import Device, Invite, User, utcnow
+from ..models.people import hash_secret
+
+
+class InviteError(Exception):
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code  # "unknown", "used", "expired"
+
+
+def create_invite(user: User, created_by, lifetime) -> str:
+    """Return the raw token; only its hash is stored."""
+    invite, token = Invite.new(user, created_by, lifetime)
+    db.session.add(invite)
+    db.session.flush()
+    return token
+
+
+def find_invite(token: str) -> Invite:
+    invite = db.session.execute(
+        db.select(Invite).where(Invite.token_hash == hash_secret(token))
+    ).scalar_one_or_none()
+    if invite is None or not invite.user.active:
+        raise InviteError("unknown")
+    if invite.used_at is not None:
+        raise InviteError("used")
+    if invite.expires_at < utcnow():
+        raise InviteError("expired")
+    return invite
+
+
+def redeem_invite(token: str, user_agent: str | None) -> tuple[User, str]:
+    """Use an invite once: create a device and return (user, login id)."""
+    invite = find_invite(token)
+    # Conditional update: of two phones opening the same link at once, one wins.
+    won = db.session.execute(
+        db.update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
+        .values(used_at=utcnow())
+    ).rowcount
+    if not won:
+        raise InviteError("used")
+    secret = secrets.token_urlsafe(24)
+    device = Device(user_id=invite.user_id, secret_hash=hash_secret(secret),
+                    user_agent=(user_agent or "")[:300], last_seen_at=utcnow())
+    db.session.add(device)
+    db.session.flush()
+    return invite.user, f"d:{device.id}:{secret}"
+
+
+def password_login_id(user: User) -> str:
+    return f"u:{user.id}:{user.session_gen}"
+
+
+def load_login(login_id: str) -> User | None:
+    """Flask-Login's user loader: resolve a credential id to an active user, or None."""
+    try:
+        kind, ident, secret = login_id.split(":", 2)
+        ident = int(ident)
+    except (ValueError, AttributeError):
+        return None
+    if kind == "u":
+        user = db.session.get(User, ident)
+        if user is None or str(user.session_gen) != secret:
+            return None
+    elif kind == "d":
+        device = db.session.get(Device, ident)
+        if device is None or device.revoked_at is not None or not device.matches(secret):
+            return None
+        user = device.user
+        now = utcnow()
+        if device.last_seen_at is None or (now - device.last_seen_at).total_seconds() > 3600:
+            device.last_seen_at = now  # hourly is precise enough and spares writes
+            db.session.commit()
+    else:
+        return None
+    if not user.active:
+        return None
+    user._login_id = login_id
+    return user
+
+
+def revoke_device(device: Device):
+    if device.revoked_at is None:
+        device.revoked_at = utcnow()

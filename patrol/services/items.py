@@ -1,0 +1,173 @@
+"""Item operations: report, and every lifecycle action.
+
+They change models and flush; the request handler (or CLI) commits once.
+`actor` and `now` are arguments, so everything here runs without a request.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..extensions import db
+from ..lifecycle import (Action, Evidence, Role, Status, TransitionError, REJECT_REASONS,
+                         REOPEN_REASONS, clamp_deadline, presence_valid, transition)
+from ..models import Item, ItemEvent, Presence
+from .. import permissions
+
+
+class ConflictError(Exception):
+    """Someone else changed the item first."""
+
+
+@dataclass
+class ActionInput:
+    note: str | None = None
+    reason: str | None = None
+    deadline: datetime | None = None
+    target_id: int | None = None
+    photos: list = field(default_factory=list)   # Photo rows already saved
+    version: int | None = None                  # the version the actor saw
+    rating: int | None = None
+
+
+def latest_presence(user, compound_id, now, window) -> Presence | None:
+    """The user's most recent scan of this compound, if within the window."""
+    presence = db.session.execute(
+        db.select(Presence)
+        .where(Presence.user_id == user.id, Presence.compound_id == compound_id,
+               Presence.at <= now)
+        .order_by(Presence.at.desc()).limit(1)
+    ).scalar_one_or_none()
+    if presence and presence_valid(presence.at, now, window):
+        return presence
+    return None
+
+
+def record_presence(user, compound, now, *, lat=None, lon=None, accuracy=None,
+                    device_at=None) -> Presence:
+    presence = Presence(user_id=user.id, compound_id=compound.id, at=now, lat=lat, lon=lon,
+                        accuracy=accuracy, device_at=device_at)
+    db.session.add(presence)
+    db.session.flush()
+    return presence
+
+
+def _event(item, actor, now, action, source, target, *, note=None, reason=None, data=None,
+           presence=None, photos=()):
+    ev = ItemEvent(item=item, actor_id=actor.id, at=now, action=action,
+                   from_status=source, to_status=target, note=note, reason=reason,
+                   data=data or {}, presence_id=presence.id if presence else None)
+    db.session.add(ev)
+    db.session.flush()
+    for photo in photos:
+        photo.event_id = ev.id
+        photo.item_id = item.id
+    return ev
+
+
+def report(*, form, compound, reporter, clean: dict, photos: list, now: datetime,
+           client_uuid=None, device_at=None) -> Item:
+    """Create an item from an already-validated submission (see formdefs.submission)."""
+    if not permissions.can_report(reporter, compound):
+        raise TransitionError("forbidden_object", "cannot report in this compound")
+    category = form.category(clean["category"])
+    item = Item(compound_id=compound.id, community_id=compound.community_id,
+                company_id=compound.company_id, building_id=clean.get("building"),
+                unit=clean.get("unit") or None, floor=clean.get("floor") or None,
+                category=category["code"], note=clean.get("note") or None,
+                answers=clean.get("extra", {}), form_id=form.id, form_version=form.version,
+                status=Status.REPORTED.value, reporter_id=reporter.id, created_at=now,
+                updated_at=now, deadline=now + timedelta(hours=category["deadline_hours"]),
+                client_uuid=client_uuid, device_created_at=device_at)
+    db.session.add(item)
+    db.session.flush()
+    for photo in photos:
+        photo.kind = "before"
+    _event(item, reporter, now, "report", None, Status.REPORTED.value, note=item.note,
+           photos=photos)
+    return item
+
+
+def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
+        window: timedelta) -> ItemEvent:
+    """Apply one lifecycle action, with its evidence, or raise.
+
+    TransitionError for illegal moves or missing evidence, ConflictError when
+    the item changed since the actor looked at it.
+    """
+    action = Action(action)
+    if not permissions.can_act_on_item(actor, item):
+        raise TransitionError("forbidden_object", "not your item")
+    if given.version is not None and given.version != item.version:
+        raise ConflictError()
+
+    evidence, data, presence = set(), {}, None
+    if given.note and given.note.strip():
+        evidence.add(Evidence.NOTE)
+    if given.photos:
+        evidence.add(Evidence.PHOTO)
+    if action == Action.REOPEN and given.reason in REOPEN_REASONS:
+        evidence.add(Evidence.REASON)
+    if action == Action.REJECT and given.reason in REJECT_REASONS:
+        evidence.add(Evidence.REASON)
+    if action in (Action.VERIFY, Action.REOPEN, Action.FIX_ON_SPOT):
+        presence = latest_presence(actor, item.compound_id, now, window)
+        if presence:
+            evidence.add(Evidence.PRESENCE)
+    if action == Action.ACKNOWLEDGE:
+        default = _default_deadline(item, form, now)
+        deadline = clamp_deadline(given.deadline, default, Role(actor.role))
+        if deadline <= now:
+            raise TransitionError("deadline_past", "deadline must be in the future")
+        evidence.add(Evidence.DEADLINE)
+        data["deadline"] = deadline.isoformat(timespec="minutes")
+    target = None
+    if action == Action.MERGE and given.target_id and given.target_id != item.id:
+        target = db.session.get(Item, given.target_id)
+        if (target and target.compound_id == item.compound_id
+                and Status(target.status).is_open and target.merged_into_id is None):
+            evidence.add(Evidence.TARGET)
+            data["merged_into"] = target.id
+    if given.rating and action in (Action.VERIFY, Action.FIX_ON_SPOT):
+        data["rating"] = max(1, min(5, int(given.rating)))
+
+    outcome = transition(item.status, action, actor.role, evidence)
+
+    item.status = outcome.target.value
+    item.updated_at = now
+    if action == Action.ACKNOWLEDGE:
+        item.deadline = datetime.fromisoformat(data["deadline"])
+        item.acknowledged_at = now
+    elif action == Action.FIX:
+        item.fixed_at = now
+    elif action == Action.REOPEN:
+        category = form.category(item.category) if form else None
+        hours = category["deadline_hours"] if category else 72
+        item.deadline = now + timedelta(hours=hours)
+    elif action == Action.MERGE:
+        item.merged_into_id = target.id
+    if action == Action.FIX_ON_SPOT:
+        item.fixed_on_spot = True
+        item.fixed_at = now
+    if outcome.target in (Status.VERIFIED, Status.REJECTED, Status.MERGED):
+        item.closed_at = now
+    for photo in given.photos:
+        photo.kind = "check" if action == Action.REOPEN else "after"
+    try:
+        return _event(item, actor, now, action.value, outcome.source.value, outcome.target.value,
+                      note=(given.note or "").strip() or None, reason=given.reason,
+                      data=data, presence=presence, photos=given.photos)
+    except StaleDataError:
+        raise ConflictError() from None
+
+
+def _default_deadline(item, form, now):
+    category = form.category(item.category) if form else None
+    hours = category["deadline_hours"] if category else 72
+    base = item.created_at if item.status == Status.REPORTED.value else now
+    default = base + timedelta(hours=hours)
+    # The clock runs from the report; an item acknowledged late still gets a
+    # deadline an hour ahead, so acknowledging stays possible.
+    return max(default, now + timedelta(hours=1))

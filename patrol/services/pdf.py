@@ -1,0 +1,41 @@
+"""Render HTML to PDF with WeasyPrint, fetching nothing but what we hand it.
+
+Resources are referenced as `patrol-res:<name>` and served from a dict given
+by the caller; every other URL (file://, http://, data: …) is refused, and no
+redirect is ever followed.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import render_template
+from weasyprint import HTML
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+log = logging.getLogger(__name__)
+SCHEME = "patrol-res:"
+
+
+class FetchRefused(Exception):
+    pass
+
+
+class SafeFetcher(URLFetcher):
+    def __init__(self, resources: dict[str, tuple[bytes, str]] | None = None):
+        super().__init__(allowed_protocols=(), allow_redirects=False)
+        self.resources = resources or {}
+        self.refused: list[str] = []
+
+    def fetch(self, url, headers=None):
+        if url.startswith(SCHEME) and url[len(SCHEME):] in self.resources:
+            body, mime = self.resources[url[len(SCHEME):]]
+            return URLFetcherResponse(url, body=body, headers={"Content-Type": mime})
+        self.refused.append(url[:100])
+        log.warning("PDF renderer refused to fetch %.100s", url)
+        raise FetchRefused(url[:100])
+
+
+def render_pdf(template: str, resources=None, **context) -> bytes:
+    html = render_template(template, **context)
+    fetcher = SafeFetcher(resources)
+    return HTML(string=html, base_url=f"{SCHEME}/", url_fetcher=fetcher).write_pdf()

@@ -1,0 +1,142 @@
+"""Community staff tools: volunteers, their invites and phones; compound QR tokens and posters."""
+from __future__ import annotations
+
+import base64
+import secrets
+
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
+                   request, url_for)
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from .. import permissions
+from ..extensions import db
+from ..models import Compound, Device, Team, User
+from ..models.people import TITLES
+from ..services import accounts, qr
+from ..services.posters import poster_pdf
+from .helpers import get_or_404, roles_required
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _managed_volunteer(user_id) -> User:
+    user = get_or_404(User, user_id)
+    if user.role != "volunteer" or not permissions.can_manage_community(current_user,
+                                                                         user.community_id):
+        abort(404)
+    return user
+
+
+def _managed_compound(compound_id) -> Compound:
+    compound = get_or_404(Compound, compound_id)
+    if not permissions.can_manage_community(current_user, compound.community_id):
+        abort(404)
+    return compound
+
+
+def _community_id():
+    return current_user.community_id if current_user.role == "staff" else None
+
+
+@bp.route("/volunteers", methods=["GET", "POST"])
+@roles_required("staff", "admin")
+def volunteers():
+    errors, values = {}, {}
+    community_id = _community_id()
+    query = db.select(User).where(User.role == "volunteer").order_by(User.display_name)
+    teams_q = db.select(Team).order_by(Team.name)
+    if community_id:
+        query = query.where(User.community_id == community_id)
+        teams_q = teams_q.where(Team.community_id == community_id)
+    teams = db.session.execute(teams_q).scalars().all()
+    if request.method == "POST":
+        values = request.form.to_dict()
+        name = values.get("display_name", "").strip()
+        phone = values.get("phone", "").strip()
+        title = values.get("title") if values.get("title") in TITLES else "志愿者"
+        team = next((t for t in teams if str(t.id) == values.get("team_id")), None)
+        if not name or len(name) > 60:
+            errors["display_name"] = _("Please enter a name (at most 60 characters).")
+        if phone and (len(phone) > 30 or not phone.replace("-", "").replace(" ", "").isdigit()):
+            errors["phone"] = _("Please enter a phone number using digits only.")
+        if community_id is None and team is None:
+            errors["team_id"] = _("Please choose a team.")
+        if not errors:
+            # Volunteers never type a user name; it only has to be unique.
+            user = User(username=f"v-{secrets.token_hex(5)}",
+                        display_name=name, phone=phone or None, role="volunteer", title=title,
+                        community_id=team.community_id if team else community_id, team=team)
+            db.session.add(user)
+            db.session.flush()
+            token = accounts.create_invite(user, current_user,
+                                           current_app.config["INVITE_LIFETIME"])
+            db.session.commit()
+            return _invite_page(user, token)
+    people = db.session.execute(query).scalars().all()
+    return render_template("admin/volunteers.html", people=people, teams=teams,
+                           titles=TITLES, errors=errors, values=values), (422 if errors else 200)
+
+
+def _invite_page(user, token):
+    link = f"{current_app.config['BASE_URL'].rstrip('/')}" + url_for("auth.invite", token=token)
+    qr_svg = base64.b64encode(qr.svg(link)).decode()
+    hours = int(current_app.config["INVITE_LIFETIME"].total_seconds() // 3600)
+    return render_template("admin/invite.html", user=user, link=link, qr_svg=qr_svg, hours=hours)
+
+
+@bp.get("/volunteers/<int:user_id>")
+@roles_required("staff", "admin")
+def volunteer(user_id):
+    return render_template("admin/volunteer.html", user=_managed_volunteer(user_id))
+
+
+@bp.post("/volunteers/<int:user_id>/invite")
+@roles_required("staff", "admin")
+def new_invite(user_id):
+    user = _managed_volunteer(user_id)
+    token = accounts.create_invite(user, current_user, current_app.config["INVITE_LIFETIME"])
+    db.session.commit()
+    return _invite_page(user, token)
+
+
+@bp.post("/devices/<int:device_id>/revoke")
+@roles_required("staff", "admin")
+def revoke_device(device_id):
+    device = get_or_404(Device, device_id)
+    user = _managed_volunteer(device.user_id)
+    accounts.revoke_device(device)
+    db.session.commit()
+    flash(_("The phone has been signed out."), "ok")
+    return redirect(url_for("admin.volunteer", user_id=user.id))
+
+
+@bp.get("/compounds")
+@roles_required("staff", "admin")
+def compounds():
+    query = db.select(Compound).order_by(Compound.name)
+    if _community_id():
+        query = query.where(Compound.community_id == _community_id())
+    return render_template("admin/compounds.html",
+                           compounds=db.session.execute(query).scalars().all())
+
+
+@bp.post("/compounds/<int:compound_id>/rotate")
+@roles_required("staff", "admin")
+def rotate(compound_id):
+    compound = _managed_compound(compound_id)
+    compound.rotate_token()
+    db.session.commit()
+    flash(_("New QR code created for %(name)s. Print and post the new poster: the old one no "
+            "longer works.", name=compound.name), "ok")
+    return redirect(url_for("admin.compounds"))
+
+
+@bp.get("/compounds/<int:compound_id>/poster.pdf")
+@roles_required("staff", "admin")
+def poster(compound_id):
+    compound = _managed_compound(compound_id)
+    size = request.args.get("size", "A4") if request.args.get("size") in ("A4", "A5") else "A4"
+    pdf = poster_pdf([compound], current_app.config["BASE_URL"], size=size)
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="poster-{compound.id}.pdf"'})

@@ -1,0 +1,96 @@
+"""Sign-in: passwords for staff and managers, one-time invite links for volunteers."""
+from flask import (Blueprint, current_app, flash, redirect, render_template, request, session,
+                   url_for)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..extensions import db, limiter
+from ..models import User
+from ..services import accounts
+
+bp = Blueprint("auth", __name__)
+
+INVITE_ERRORS = {
+    "unknown": lambda: _("This sign-in link is not valid. Ask your community staff for a new one."),
+    "used": lambda: _("This sign-in link has already been used. Ask your community staff for a new one."),
+    "expired": lambda: _("This sign-in link has expired. Ask your community staff for a new one."),
+}
+
+
+def _fresh_session():
+    """New sign-in, new session (no fixation); the language choice survives."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+
+
+def _safe_next(target):
+    """Only same-site paths, never another host."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("lists.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+def login():
+    error = None
+    username = request.form.get("username", "").strip()
+    if request.method == "POST":
+        user = db.session.execute(
+            db.select(User).where(User.username == username)).scalar_one_or_none()
+        if user and user.active and user.check_password(request.form.get("password", "")):
+            _fresh_session()
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        error = _("Wrong user name or password.")
+    return render_template("auth/login.html", error=error, username=username), \
+        (401 if error else 200)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    _fresh_session()
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/invite/<token>")
+def invite(token):
+    # GET never uses the link: WeChat and other apps prefetch links for previews.
+    try:
+        inv = accounts.find_invite(token)
+    except accounts.InviteError as exc:
+        return render_template("auth/invite.html", error=INVITE_ERRORS[exc.code]()), 410
+    return render_template("auth/invite.html", invite=inv, token=token)
+
+
+@bp.post("/invite/<token>")
+@limiter.limit("20 per minute")
+def redeem(token):
+    try:
+        user, login_id = accounts.redeem_invite(token, request.headers.get("User-Agent"))
+    except accounts.InviteError as exc:
+        db.session.rollback()
+        return render_template("auth/invite.html", error=INVITE_ERRORS[exc.code]()), 410
+    db.session.commit()
+    _fresh_session()
+    user._login_id = login_id
+    login_user(user, remember=True, duration=current_app.config["REMEMBER_COOKIE_DURATION"])
+    flash(_("This phone is now signed in. You can scan compound QR codes."), "ok")
+    return redirect(url_for("lists.home"))
+
+
+@bp.post("/lang")
+def set_lang():
+    lang = request.form.get("lang")
+    if lang in current_app.config["LANGUAGES"]:
+        session["lang"] = lang
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.app_context_processor
+def inject_user():
+    return {"me": current_user}

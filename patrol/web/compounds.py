@@ -1,0 +1,96 @@
+"""Compound pages: the gate QR scan and the compound's open problem list."""
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import case
+
+from .. import permissions
+from ..extensions import db
+from ..lifecycle import OPEN, Role, Status
+from ..models import Compound, Item, Presence, utcnow
+from ..services import items as item_service
+from .helpers import get_or_404, page_arg
+
+bp = Blueprint("compounds", __name__)
+
+
+@bp.get("/c/<token>")
+@login_required
+def scan(token):
+    """Opening the gate QR records a presence (an audit record, like an access log).
+
+    SameSite=Lax cookies mean a cross-site <img> cannot record one, and the
+    token itself is only readable at the gate.
+    """
+    compound = db.session.execute(
+        db.select(Compound).where(Compound.qr_token == token)).scalar_one_or_none()
+    if compound is None:
+        abort(404)
+    if not permissions.can_see_compound(current_user, compound):
+        abort(403)
+    presence = None
+    if current_user.role in (Role.VOLUNTEER.value, Role.STAFF.value):
+        presence = item_service.record_presence(current_user, compound, utcnow())
+        db.session.commit()
+    return redirect(url_for("compounds.show", compound_id=compound.id,
+                            scanned=presence.id if presence else None))
+
+
+@bp.post("/presence/<int:presence_id>/location")
+@login_required
+def presence_location(presence_id):
+    """The page adds the browser's location to a scan, when the user allowed it."""
+    presence = get_or_404(Presence, presence_id)
+    if presence.user_id != current_user.id or presence.lat is not None:
+        abort(403)
+    try:
+        lat, lon = float(request.form["lat"]), float(request.form["lon"])
+        accuracy = float(request.form.get("accuracy") or 0) or None
+    except (KeyError, ValueError):
+        abort(400)
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        abort(400)
+    presence.lat, presence.lon, presence.accuracy = lat, lon, accuracy
+    db.session.commit()
+    return jsonify(ok=True)
+
+
+def open_items_query(compound_id):
+    """Open items, waiting-for-verification (回头看) first, then newest."""
+    awaiting_first = case((Item.status == Status.FIXED.value, 0), else_=1)
+    return (db.select(Item)
+            .where(Item.compound_id == compound_id,
+                   Item.status.in_([s.value for s in OPEN]))
+            .order_by(awaiting_first, Item.created_at.desc(), Item.id.desc()))
+
+
+@bp.get("/compounds/<int:compound_id>")
+@login_required
+def show(compound_id):
+    compound = get_or_404(Compound, compound_id)
+    if not permissions.can_see_compound(current_user, compound):
+        abort(403)
+    now = utcnow()
+    page = db.paginate(open_items_query(compound.id), page=page_arg(),
+                       per_page=current_app.config["PAGE_SIZE"], error_out=False)
+    presence = item_service.latest_presence(current_user, compound.id, now,
+                                            current_app.config["VERIFY_WINDOW"])
+    return render_template("compounds/show.html", compound=compound, page=page, now=now,
+                           presence=presence,
+                           just_scanned=request.args.get("scanned", type=int),
+                           window_end=(presence.at + current_app.config["VERIFY_WINDOW"])
+                           if presence else None,
+                           can_report=permissions.can_report(current_user, compound))
+
+
+@bp.get("/compounds")
+@login_required
+def index():
+    compounds = db.session.execute(
+        db.select(Compound).where(permissions.compound_filter(current_user, Compound))
+        .order_by(Compound.name)).scalars().all()
+    counts = dict(db.session.execute(
+        db.select(Item.compound_id, db.func.count())
+        .where(Item.compound_id.in_([c.id for c in compounds]),
+               Item.status.in_([s.value for s in OPEN]))
+        .group_by(Item.compound_id)).all())
+    return render_template("compounds/index.html", compounds=compounds, counts=counts)

@@ -1,0 +1,103 @@
+"""Template helpers and small view utilities shared by the blueprints."""
+from __future__ import annotations
+
+from datetime import datetime
+from functools import wraps
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, request
+from flask_login import current_user
+
+from .. import labels, lifecycle
+from ..extensions import db
+from ..i18n import current_lang
+from ..models import utcnow
+
+
+def hazard_form():
+    return current_app.extensions["patrol.forms"]["hazard"]
+
+
+def form_for(item):
+    """The definition an item was made with, or the current one if it was retired."""
+    return current_app.extensions["patrol.forms"].get(item.form_id) or hazard_form()
+
+
+def local(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if dt is None:
+        return ""
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    return dt.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).strftime(fmt)
+
+
+def parse_local(value: str | None) -> datetime | None:
+    """A datetime-local input (in the configured zone) → naive UTC, or None."""
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    return dt.replace(tzinfo=tz).astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+def category_label(code: str) -> str:
+    form = hazard_form()
+    category = form.category(code)
+    return form.label(category, current_lang()) if category else code
+
+
+def category_icon(code: str) -> str:
+    category = hazard_form().category(code)
+    return category.get("icon", "") if category else ""
+
+
+def overdue(item, now=None) -> bool:
+    return lifecycle.is_overdue(item.status, item.deadline, now or utcnow())
+
+
+def due_soon(item, now=None) -> bool:
+    return lifecycle.is_due_soon(item.status, item.deadline, now or utcnow(),
+                                 current_app.config["DUE_SOON"])
+
+
+def get_or_404(model, ident):
+    obj = db.session.get(model, ident)
+    if obj is None:
+        abort(404)
+    return obj
+
+
+def roles_required(*roles):
+    """Coarse role gate; object-level checks stay in each view."""
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapped
+    return decorator
+
+
+def page_arg() -> int:
+    try:
+        return max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        return 1
+
+
+def install(app):
+    app.jinja_env.globals.update(
+        local=local, category_label=category_label, category_icon=category_icon,
+        status_label=lambda s: labels.STATUS.get(s, s),
+        action_label=lambda a: labels.ACTION.get(a, a),
+        role_label=lambda r: labels.ROLE.get(r, r),
+        reason_label=lambda r: labels.REASON.get(r, r),
+        overdue=overdue, due_soon=due_soon, current_lang=current_lang,
+        hazard_form=hazard_form,
+    )
+    app.jinja_env.filters["todatetime"] = datetime.fromisoformat

@@ -1,0 +1,188 @@
+"""Reporting hazards and acting on items. Views parse, check access, call services, commit."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from .. import labels, lifecycle, permissions
+from ..extensions import db
+from ..formdefs.submission import validate_submission
+from ..lifecycle import Action, TransitionError
+from ..models import Compound, Item, Photo, utcnow
+from ..services import items as item_service
+from ..services.photo_store import save_upload
+from ..services.photos import PhotoRejected
+from .helpers import form_for, get_or_404, hazard_form, parse_local
+
+bp = Blueprint("items", __name__)
+
+
+def _float(name):
+    try:
+        value = float(request.form.get(name, ""))
+    except ValueError:
+        return None
+    return value if value == value else None  # NaN is no location
+
+
+def collect_photos(field: str, kind: str):
+    """Store this request's uploads (kept even if the form has other errors).
+
+    Returns (photos, [error messages]). Photos the user sent in an earlier,
+    failed attempt come back as `kept_<field>` ids and are reused, so a retry
+    never asks for a photo twice.
+    """
+    photos, errors = [], []
+    kept_ids = [int(i) for i in request.form.getlist(f"kept_{field}") if i.isdigit()]
+    if kept_ids:
+        photos.extend(db.session.execute(
+            db.select(Photo).where(Photo.id.in_(kept_ids), Photo.uploader_id == current_user.id,
+                                   Photo.item_id.is_(None))).scalars())
+    lat, lon = _float("lat"), _float("lon")
+    for upload in request.files.getlist(field):
+        if not upload or not upload.filename and not upload.content_length:
+            continue
+        data = upload.read()
+        if not data and not upload.filename:
+            continue
+        try:
+            photos.append(save_upload(data, uploader=current_user, kind=kind, lat=lat, lon=lon))
+        except PhotoRejected as exc:
+            errors.append(f"{upload.filename or _('photo')}: {labels.PHOTO_ERROR[exc.code]}")
+    if photos:
+        db.session.flush()
+    return photos, errors
+
+
+@bp.route("/compounds/<int:compound_id>/report", methods=["GET", "POST"])
+@login_required
+def report(compound_id):
+    compound = get_or_404(Compound, compound_id)
+    if not permissions.can_report(current_user, compound):
+        abort(403)
+    form = hazard_form()
+    cfg = current_app.config
+    values, errors, photo_errors, kept, kept_after = {}, {}, [], [], []
+    if request.method == "POST":
+        values = request.form.to_dict()
+        photos, photo_errors = collect_photos("photos", "before")
+        on_spot = request.form.get("fixed_on_spot") == "1"
+        after, after_errors = collect_photos("after_photos", "after") if on_spot else ([], [])
+        photo_errors += after_errors
+        clean, errors = validate_submission(
+            form, values, building_ids={b.id for b in compound.buildings},
+            photo_count=len(photos), max_photos=cfg["MAX_PHOTOS"])
+        now = utcnow()
+        if on_spot:
+            if not after:
+                errors["after_photos"] = "required_photo"
+            if not item_service.latest_presence(current_user, compound.id, now,
+                                                cfg["VERIFY_WINDOW"]):
+                errors["fixed_on_spot"] = "presence"
+        if not errors and not photo_errors:
+            item = item_service.report(form=form, compound=compound, reporter=current_user,
+                                       clean=clean, photos=photos, now=now)
+            if on_spot:
+                item_service.act(item, Action.FIX_ON_SPOT, current_user, now,
+                                 item_service.ActionInput(photos=after), form=form,
+                                 window=cfg["VERIFY_WINDOW"])
+            db.session.commit()
+            flash(_("Reported. Thank you! Item No. %(id)s.", id=item.id), "ok")
+            return redirect(url_for("compounds.show", compound_id=compound.id))
+        db.session.commit()  # keep the photos already received for the retry
+        kept, kept_after = photos, after
+    return render_template("items/report.html", compound=compound, form=form, values=values,
+                           errors=errors, photo_errors=photo_errors, kept=kept,
+                           kept_after=kept_after, max_photos=cfg["MAX_PHOTOS"],
+                           field_error=labels.FIELD_ERROR), (422 if errors or photo_errors else 200)
+
+
+def _item_for(user, item_id):
+    item = get_or_404(Item, item_id)
+    if not permissions.can_see_item(user, item):
+        abort(403)
+    return item
+
+
+def _page(item, *, status=200, error=None, kept=(), values=None):
+    cfg = current_app.config
+    now = utcnow()
+    actions = []
+    if permissions.can_act_on_item(current_user, item):
+        actions = [a.value for a in lifecycle.allowed_actions(item.status, current_user.role)
+                   if a != Action.FIX_ON_SPOT]
+    presence = None
+    if {"verify", "reopen"} & set(actions):
+        presence = item_service.latest_presence(current_user, item.compound_id, now,
+                                                cfg["VERIFY_WINDOW"])
+    merge_targets = []
+    if "merge" in actions:
+        merge_targets = db.session.execute(
+            db.select(Item).where(Item.compound_id == item.compound_id, Item.id != item.id,
+                                  Item.status.in_([s.value for s in lifecycle.OPEN]))
+            .order_by(Item.id.desc()).limit(50)).scalars().all()
+    form = form_for(item)
+    category = form.category(item.category)
+    default_deadline = item_service._default_deadline(item, form, now)
+    return render_template(
+        "items/show.html", item=item, actions=actions, presence=presence, now=now,
+        error=error, kept=kept, values=values or {}, merge_targets=merge_targets,
+        default_deadline=default_deadline, category=category,
+        reopen_reasons=lifecycle.REOPEN_REASONS, reject_reasons=lifecycle.REJECT_REASONS,
+        window_minutes=int(cfg["VERIFY_WINDOW"] / timedelta(minutes=1)),
+    ), status
+
+
+@bp.get("/items/<int:item_id>")
+@login_required
+def show(item_id):
+    return _page(_item_for(current_user, item_id))
+
+
+@bp.post("/items/<int:item_id>/act")
+@login_required
+def act(item_id):
+    item = _item_for(current_user, item_id)
+    if not permissions.can_act_on_item(current_user, item):
+        abort(403)
+    cfg = current_app.config
+    try:
+        action = Action(request.form.get("action", ""))
+    except ValueError:
+        abort(400)
+    photos, photo_errors = collect_photos("photos", "after")
+    db.session.commit()  # photos survive whatever happens next
+    values = request.form.to_dict()
+    if photo_errors:
+        return _page(item, status=422, error=" ".join(photo_errors), kept=photos, values=values)
+    given = item_service.ActionInput(
+        note=request.form.get("note"), reason=request.form.get("reason"),
+        deadline=parse_local(request.form.get("deadline")),
+        target_id=request.form.get("target_id", type=int), photos=photos,
+        version=request.form.get("version", type=int), rating=request.form.get("rating", type=int))
+    try:
+        item_service.act(item, action, current_user, utcnow(), given, form=form_for(item),
+                         window=cfg["VERIFY_WINDOW"])
+        db.session.commit()
+    except item_service.ConflictError:
+        db.session.rollback()
+        item = db.session.get(Item, item_id)
+        return _page(item, status=409, kept=photos, error=_(
+            "Someone else has just updated this item. Its current state is shown below; "
+            "please check it before trying again."))
+    except TransitionError as exc:
+        db.session.rollback()
+        message = str(labels.TRANSITION_ERROR.get(exc.code, exc.code))
+        if exc.code == "missing_evidence":
+            needed = [str(labels.EVIDENCE[e]) for e in exc.detail.split(",")]
+            message = _("Still needed: %(what)s.", what=", ".join(needed))
+        return _page(db.session.get(Item, item_id), status=409 if exc.code == "bad_state" else 422,
+                     error=message, kept=photos, values=values)
+    flash(_("Saved: %(action)s.", action=labels.ACTION[action.value]), "ok")
+    if action in (Action.VERIFY, Action.REOPEN) and current_user.role == "volunteer":
+        return redirect(url_for("compounds.show", compound_id=item.compound_id))
+    return redirect(url_for("items.show", item_id=item.id))

@@ -1,0 +1,130 @@
+"""Dynamic problem lists: the manager's inbox and the community overview."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import and_
+
+from .. import permissions
+from ..extensions import db
+from ..lifecycle import OPEN, OWED, Status
+from ..models import Company, Compound, Item, utcnow
+from .helpers import hazard_form, page_arg, parse_local, roles_required
+
+bp = Blueprint("lists", __name__)
+OWED_VALUES = [s.value for s in OWED]
+
+
+@bp.get("/")
+@login_required
+def home():
+    role = current_user.role
+    if role == "manager":
+        return redirect(url_for("lists.inbox"))
+    if role in ("staff", "admin"):
+        return redirect(url_for("lists.overview"))
+    if role == "committee" and current_user.compound_id:
+        return redirect(url_for("compounds.show", compound_id=current_user.compound_id))
+    return redirect(url_for("compounds.index"))
+
+
+def inbox_tabs(now: datetime, due_soon: timedelta):
+    """Each tab is a filter over the items the user may see."""
+    return {
+        "new": Item.status == Status.REPORTED.value,
+        "reopened": Item.status == Status.REOPENED.value,
+        "overdue": and_(Item.status.in_(OWED_VALUES), Item.deadline < now),
+        "due_soon": and_(Item.status.in_(OWED_VALUES), Item.deadline >= now,
+                         Item.deadline <= now + due_soon),
+        "awaiting_check": Item.status == Status.FIXED.value,
+    }
+
+
+@bp.get("/inbox")
+@roles_required("manager", "admin")
+def inbox():
+    now = utcnow()
+    tabs = inbox_tabs(now, current_app.config["DUE_SOON"])
+    tab = request.args.get("tab", "new")
+    if tab not in tabs:
+        tab = "new"
+    scope = permissions.item_filter(current_user, Item)
+    counts = {name: db.session.scalar(db.select(db.func.count()).select_from(Item)
+                                      .where(scope, cond)) for name, cond in tabs.items()}
+    order = Item.deadline.asc() if tab in ("overdue", "due_soon") else Item.updated_at.desc()
+    page = db.paginate(db.select(Item).where(scope, tabs[tab]).order_by(order, Item.id.desc()),
+                       page=page_arg(), per_page=current_app.config["PAGE_SIZE"],
+                       error_out=False)
+    return render_template("lists/inbox.html", tab=tab, counts=counts, page=page, now=now)
+
+
+def overview_filters(args):
+    """Parse the filter form; unknown values are ignored, never an error page."""
+    f = {}
+    for key in ("compound", "company"):
+        value = args.get(key, type=int)
+        if value:
+            f[key] = value
+    if args.get("category") and hazard_form().category(args["category"]):
+        f["category"] = args["category"]
+    status = args.get("status", "")
+    if status in {s.value for s in Status} | {"open", "overdue"}:
+        f["status"] = status
+    for key in ("since", "until"):
+        dt = parse_local(args.get(key) + "T00:00") if args.get(key) else None
+        if dt:
+            f[key] = dt
+    return f
+
+
+def overview_conditions(f, now):
+    conds = []
+    if "compound" in f:
+        conds.append(Item.compound_id == f["compound"])
+    if "company" in f:
+        conds.append(Item.company_id == f["company"])
+    if "category" in f:
+        conds.append(Item.category == f["category"])
+    if f.get("status") == "open":
+        conds.append(Item.status.in_([s.value for s in OPEN]))
+    elif f.get("status") == "overdue":
+        conds.append(and_(Item.status.in_(OWED_VALUES), Item.deadline < now))
+    elif "status" in f:
+        conds.append(Item.status == f["status"])
+    if "since" in f:
+        conds.append(Item.created_at >= f["since"])
+    if "until" in f:
+        conds.append(Item.created_at < f["until"] + timedelta(days=1))
+    return conds
+
+
+@bp.get("/overview")
+@roles_required("staff", "admin")
+def overview():
+    now = utcnow()
+    f = overview_filters(request.args)
+    scope = [permissions.item_filter(current_user, Item), *overview_conditions(f, now)]
+    by_status = dict(db.session.execute(
+        db.select(Item.status, db.func.count()).where(*scope).group_by(Item.status)).all())
+    by_category = dict(db.session.execute(
+        db.select(Item.category, db.func.count()).where(*scope)
+        .group_by(Item.category)).all())
+    overdue_count = db.session.scalar(
+        db.select(db.func.count()).select_from(Item)
+        .where(*scope, Item.status.in_(OWED_VALUES), Item.deadline < now))
+    page = db.paginate(db.select(Item).where(*scope)
+                       .order_by(Item.created_at.desc(), Item.id.desc()),
+                       page=page_arg(), per_page=current_app.config["PAGE_SIZE"],
+                       error_out=False)
+    compounds = db.session.execute(
+        db.select(Compound).where(permissions.compound_filter(current_user, Compound))
+        .order_by(Compound.name)).scalars().all()
+    companies = db.session.execute(
+        db.select(Company).where(Company.id.in_({c.company_id for c in compounds}))
+        .order_by(Company.name)).scalars().all()
+    return render_template("lists/overview.html", f=f, by_status=by_status,
+                           by_category=by_category, overdue_count=overdue_count, page=page,
+                           compounds=compounds, companies=companies, now=now,
+                           statuses=[s.value for s in Status], args=request.args)

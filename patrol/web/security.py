@@ -1,0 +1,55 @@
+"""Security headers and error pages, in the user's language."""
+from flask import render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+
+CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; "
+       "style-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+       "object-src 'none'; frame-ancestors 'none'")
+
+
+def install(app):
+    @app.after_request
+    def headers(resp):
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "same-origin"
+        resp.headers.setdefault("Permissions-Policy", "camera=(self), geolocation=(self)")
+        if request.endpoint != "static" and "Cache-Control" not in resp.headers:
+            resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    def page(code, title, message):
+        return render_template("error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(e):
+        return page(400, _("Form expired"),
+                    _("This form has expired. Go back, reload the page and try again."))
+
+    @app.errorhandler(400)
+    def bad_request(e):
+        return page(400, _("Bad request"), _("The request could not be understood."))
+
+    @app.errorhandler(403)
+    def forbidden(e):
+        return page(403, _("Not allowed"), _("You do not have access to this page."))
+
+    @app.errorhandler(404)
+    def not_found(e):
+        return page(404, _("Not found"), _("This page does not exist, or the link is out of date."))
+
+    @app.errorhandler(405)
+    def method_not_allowed(e):
+        return page(405, _("Not allowed"), _("This action is not possible here."))
+
+    @app.errorhandler(413)
+    def too_large(e):
+        return page(413, _("Upload too large"),
+                    _("The photos are too large to send together. Send fewer photos at once."))
+
+    @app.errorhandler(429)
+    def too_many(e):
+        return page(429, _("Too many attempts"),
+                    _("Too many attempts. Please wait a minute and try again."))

@@ -1,0 +1,61 @@
+/* Small progressive enhancements; every page works without them. */
+(function () {
+  "use strict";
+  var csrf = function () {
+    var el = document.querySelector("input[name=csrf_token]");
+    return el ? el.value : "";
+  };
+
+  // Photo previews, with a limit on how many photos one report takes.
+  document.querySelectorAll("input.photo-input").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var box = input.closest("label").nextElementSibling;
+      if (!box || !box.classList.contains("previews")) return;
+      box.textContent = "";
+      var max = parseInt(input.dataset.max || "0", 10);
+      Array.prototype.forEach.call(input.files, function (file, i) {
+        var img = document.createElement("img");
+        img.alt = "";
+        img.src = URL.createObjectURL(file);
+        img.onload = function () { URL.revokeObjectURL(img.src); };
+        if (max && i >= max) img.style.opacity = "0.3";
+        box.appendChild(img);
+      });
+    });
+  });
+
+  // Show the after-photo box when "fixed on the spot" is ticked.
+  document.querySelectorAll("input.toggle").forEach(function (box) {
+    var target = document.getElementById(box.dataset.target);
+    box.addEventListener("change", function () { target.hidden = !box.checked; });
+  });
+
+  // Confirm destructive forms.
+  document.querySelectorAll("form.confirm").forEach(function (form) {
+    form.addEventListener("submit", function (e) {
+      if (!window.confirm(form.dataset.confirm)) e.preventDefault();
+    });
+  });
+
+  // A scan records presence on the server; add the location if the user allows it.
+  var presence = document.querySelector("[data-presence]");
+  if (presence && navigator.geolocation) {
+    navigator.geolocation.getCurrentPosition(function (pos) {
+      var body = new FormData();
+      body.append("lat", pos.coords.latitude);
+      body.append("lon", pos.coords.longitude);
+      body.append("accuracy", pos.coords.accuracy);
+      body.append("csrf_token", csrf());
+      fetch(presence.dataset.presence, { method: "POST", body: body, credentials: "same-origin" });
+    }, function () {}, { timeout: 15000, maximumAge: 60000 });
+  }
+
+  // Report form: attach the location to photos when allowed.
+  var form = document.getElementById("report-form");
+  if (form && navigator.geolocation) {
+    navigator.geolocation.getCurrentPosition(function (pos) {
+      form.elements.lat.value = pos.coords.latitude.toFixed(6);
+      form.elements.lon.value = pos.coords.longitude.toFixed(6);
+    }, function () {}, { timeout: 15000, maximumAge: 300000 });
+  }
+})();
