@@ -1,0 +1,55 @@
+# Two commands do everything on a fresh Debian machine:
+#   make run    install, migrate, seed the demo district, serve on http://127.0.0.1:$(PORT)
+#   make test   install the test needs too (Chromium, PostgreSQL, poppler) and run every test
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 5000
+HOST ?= 127.0.0.1
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# CJK fonts and HarfBuzz subsetting for WeasyPrint (without libharfbuzz-subset0
+# WeasyPrint falls back to slow fontTools subsetting), plus Pango.
+APT_RUN := fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 python3-venv
+APT_TEST := chromium poppler-utils postgresql
+export PATROL_BASE_URL ?= http://$(HOST):$(PORT)
+
+.PHONY: run test install system-deps test-system-deps translations serve-prep bench
+
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "Installing system packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+endef
+
+system-deps:
+	$(call apt_install,$(APT_RUN))
+
+test-system-deps: system-deps
+	$(call apt_install,$(APT_TEST))
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: system-deps $(VENV)/.installed translations
+
+translations: $(VENV)/.installed
+	@$(VENV)/bin/pybabel compile -q -d patrol/translations
+
+serve-prep: install
+	$(VENV)/bin/patrol db upgrade
+	$(VENV)/bin/patrol seed-demo --if-empty
+	@$(PY) -m patrol.demo_banner
+
+run: serve-prep
+	$(VENV)/bin/gunicorn --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - "patrol:create_app()"
+
+test: test-system-deps install
+	@PG_URL=$$(bash scripts/pg-test-db.sh 2>/dev/null) || PG_URL=""; \
+	if [ -n "$$PG_URL" ]; then echo "PostgreSQL tests use $$PG_URL"; else echo "No PostgreSQL server: PG tests will be skipped"; fi; \
+	PATROL_TEST_PG_URL="$$PG_URL" $(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/lists.py
