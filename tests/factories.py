@@ -5,11 +5,13 @@ import io
 from types import SimpleNamespace
 
 from PIL import Image
+from werkzeug.security import generate_password_hash
 
 from patrol.extensions import db
 from patrol.models import Building, Community, Company, Compound, Team, User
 
 PASSWORD = "test-password-1"
+_HASH = generate_password_hash(PASSWORD)  # hashed once: scrypt is slow by design
 
 
 def jpeg_bytes(size=(640, 480), color=(200, 60, 40), **save_kwargs) -> bytes:
@@ -36,7 +38,7 @@ def build_world():
     def user(username, role, **kw):
         u = User(username=username, display_name=username, role=role, **kw)
         if role != "volunteer":
-            u.set_password(PASSWORD)
+            u.password_hash = _HASH
         db.session.add(u)
         return u
 

@@ -122,7 +122,7 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
         if deadline <= now:
             raise TransitionError("deadline_past", "deadline must be in the future")
         evidence.add(Evidence.DEADLINE)
-        data["deadline"] = deadline.isoformat(timespec="minutes")
+        data["deadline"] = deadline.isoformat(timespec="seconds")
     target = None
     if action == Action.MERGE and given.target_id and given.target_id != item.id:
         target = db.session.get(Item, given.target_id)
@@ -138,7 +138,7 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
     item.status = outcome.target.value
     item.updated_at = now
     if action == Action.ACKNOWLEDGE:
-        item.deadline = datetime.fromisoformat(data["deadline"])
+        item.deadline = deadline
         item.acknowledged_at = now
     elif action == Action.FIX:
         item.fixed_at = now

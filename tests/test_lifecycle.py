@@ -1,0 +1,104 @@
+"""The transition table, every (state, action, role) combination, with no app running."""
+from datetime import datetime, timedelta
+from itertools import product
+
+import pytest
+
+from patrol.lifecycle import (Action, Evidence, Role, Status, TransitionError, allowed_actions,
+                              clamp_deadline, is_due_soon, is_overdue, presence_valid, transition)
+
+S, A, R, E = Status, Action, Role, Evidence
+
+# Written out by hand from the issue, independently of lifecycle.RULES:
+# action: (from-states, roles, to-state, evidence needed)
+EXPECTED = {
+    A.ACKNOWLEDGE: ({S.REPORTED, S.REOPENED}, {R.MANAGER}, S.ACKNOWLEDGED, {E.DEADLINE}),
+    A.FIX: ({S.ACKNOWLEDGED, S.REOPENED}, {R.MANAGER}, S.FIXED, {E.NOTE, E.PHOTO}),
+    A.VERIFY: ({S.FIXED}, {R.VOLUNTEER, R.STAFF}, S.VERIFIED, {E.PHOTO, E.PRESENCE}),
+    A.REOPEN: ({S.FIXED}, {R.VOLUNTEER, R.STAFF}, S.REOPENED, {E.REASON, E.PHOTO, E.PRESENCE}),
+    A.REJECT: ({S.REPORTED, S.ACKNOWLEDGED, S.REOPENED}, {R.STAFF, R.ADMIN}, S.REJECTED,
+               {E.REASON}),
+    A.MERGE: ({S.REPORTED, S.ACKNOWLEDGED, S.REOPENED}, {R.STAFF, R.ADMIN}, S.MERGED,
+              {E.TARGET}),
+    A.FIX_ON_SPOT: ({S.REPORTED}, {R.VOLUNTEER, R.STAFF}, S.VERIFIED, {E.PHOTO, E.PRESENCE}),
+}
+ALL_EVIDENCE = frozenset(Evidence)
+
+
+@pytest.mark.parametrize("status,action,role", list(product(Status, Action, Role)),
+                         ids=lambda v: v.value)
+def test_every_combination(status, action, role):
+    sources, roles, target, _ = EXPECTED[action]
+    if status in sources and role in roles:
+        outcome = transition(status, action, role, ALL_EVIDENCE)
+        assert (outcome.source, outcome.target) == (status, target)
+        assert action in allowed_actions(status, role)
+    else:
+        with pytest.raises(TransitionError) as err:
+            transition(status, action, role, ALL_EVIDENCE)
+        assert err.value.code == ("forbidden_role" if role not in roles else "bad_state")
+        assert action not in allowed_actions(status, role)
+
+
+@pytest.mark.parametrize("action", list(Action), ids=lambda v: v.value)
+def test_each_piece_of_evidence_is_required(action):
+    sources, roles, _, needed = EXPECTED[action]
+    status, role = sorted(sources)[0], sorted(roles)[0]
+    transition(status, action, role, needed)  # exactly the needed evidence suffices
+    for missing in needed:
+        with pytest.raises(TransitionError) as err:
+            transition(status, action, role, needed - {missing})
+        assert err.value.code == "missing_evidence"
+        assert missing.value in err.value.detail
+
+
+def test_closed_states_are_final():
+    for status in (S.VERIFIED, S.REJECTED, S.MERGED):
+        for role in Role:
+            assert allowed_actions(status, role) == []
+
+
+def test_committee_is_read_only():
+    for status in Status:
+        assert allowed_actions(status, R.COMMITTEE) == []
+
+
+def test_unknown_values_are_refused():
+    with pytest.raises(TransitionError) as err:
+        transition("reported", "teleport", "manager")
+    assert err.value.code == "unknown"
+
+
+NOW = datetime(2026, 11, 27, 12, 0)
+
+
+@pytest.mark.parametrize("ago,ok", [(None, False), (timedelta(0), True),
+                                    (timedelta(minutes=119), True), (timedelta(hours=2), True),
+                                    (timedelta(hours=2, seconds=1), False),
+                                    (-timedelta(minutes=1), False)])
+def test_presence_window(ago, ok):
+    scanned = None if ago is None else NOW - ago
+    assert presence_valid(scanned, NOW, timedelta(hours=2)) is ok
+
+
+def test_overdue_is_derived_from_state_and_deadline():
+    past, future = NOW - timedelta(minutes=1), NOW + timedelta(hours=1)
+    assert is_overdue(S.ACKNOWLEDGED, past, NOW)
+    assert is_overdue(S.REPORTED, past, NOW)
+    assert is_overdue(S.REOPENED, past, NOW)
+    assert not is_overdue(S.ACKNOWLEDGED, future, NOW)
+    assert not is_overdue(S.FIXED, past, NOW)      # the company has done its part
+    assert not is_overdue(S.VERIFIED, past, NOW)
+    assert not is_overdue(S.ACKNOWLEDGED, None, NOW)
+    assert is_due_soon(S.ACKNOWLEDGED, future, NOW, timedelta(hours=24))
+    assert not is_due_soon(S.ACKNOWLEDGED, past, NOW, timedelta(hours=24))
+
+
+def test_manager_may_shorten_but_not_extend_deadline():
+    default = NOW + timedelta(hours=24)
+    assert clamp_deadline(None, default, R.MANAGER) == default
+    assert clamp_deadline(NOW + timedelta(hours=2), default, R.MANAGER) == NOW + timedelta(hours=2)
+    with pytest.raises(TransitionError) as err:
+        clamp_deadline(default + timedelta(minutes=1), default, R.MANAGER)
+    assert err.value.code == "deadline_extension"
+    assert clamp_deadline(default + timedelta(days=3), default, R.STAFF) == default + timedelta(days=3)

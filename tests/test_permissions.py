@@ -1,0 +1,147 @@
+"""Permission matrix: every role against items of its own and of another compound,
+company and community. Pages, photos, lists and actions: no leaks."""
+import io
+
+import pytest
+
+from patrol.extensions import db
+from patrol.models import Compound, Item, ItemEvent, Photo
+from patrol.services import items as svc
+from patrol.services.photo_store import save_upload
+from patrol.web.helpers import hazard_form
+from patrol.models import User, utcnow
+from tests.conftest import sign_in
+from tests.factories import build_world, jpeg_bytes
+
+# Which compounds each user may see (a1: community A/company X, a2: A/Y, b1: B/X).
+VISIBLE = {
+    "vol_a": {"a1", "a2"}, "staff_a": {"a1", "a2"},
+    "vol_b": {"b1"}, "staff_b": {"b1"},
+    "mgr_x": {"a1", "b1"}, "mgr_y": {"a2"},
+    "com_a1": {"a1"}, "com_a2": {"a2"},
+    "admin": {"a1", "a2", "b1"},
+}
+COMPOUNDS = ("a1", "a2", "b1")
+
+
+@pytest.fixture
+def setup(app):
+    with app.app_context():
+        w = build_world()
+        items, photos = {}, {}
+        for name in COMPOUNDS:
+            compound = db.session.get(Compound, getattr(w, name))
+            reporter = db.session.get(User, w.vol_b if name == "b1" else w.vol_a)
+            photo = save_upload(jpeg_bytes(color=(len(name) * 30, 90, 10)), uploader=reporter,
+                                kind="before")
+            item = svc.report(form=hazard_form(), compound=compound, reporter=reporter,
+                              clean={"category": "flyers", "extra": {}}, photos=[photo],
+                              now=utcnow())
+            db.session.commit()
+            items[name], photos[name] = item.id, photo.id
+        return w, items, photos
+
+
+@pytest.mark.parametrize("username", sorted(VISIBLE))
+@pytest.mark.parametrize("compound", COMPOUNDS)
+def test_item_page_and_photos(app, setup, username, compound):
+    w, items, photos = setup
+    client = sign_in(app.test_client(), getattr(w, username))
+    allowed = compound in VISIBLE[username]
+    page = client.get(f"/items/{items[compound]}")
+    assert page.status_code == (200 if allowed else 403)
+    for size in ("thumb", "full"):
+        resp = client.get(f"/photos/{photos[compound]}/{size}.jpg")
+        assert resp.status_code == (200 if allowed else 404)
+        if allowed:
+            assert resp.mimetype == "image/jpeg"
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get(f"/compounds/{getattr(w, compound)}").status_code == (200 if allowed else 403)
+
+
+@pytest.mark.parametrize("username", sorted(VISIBLE))
+def test_lists_show_only_visible_items(app, setup, username):
+    w, items, _ = setup
+    client = sign_in(app.test_client(), getattr(w, username))
+    visible = {items[c] for c in VISIBLE[username]}
+    hidden = set(items.values()) - visible
+    pages = ["/compounds"]
+    with app.app_context():
+        role = db.session.get(User, getattr(w, username)).role
+    if role in ("staff", "admin"):
+        pages.append("/overview?status=open")
+    if role in ("manager", "admin"):
+        pages.append("/inbox?tab=new")
+    seen = set()
+    for url in pages:
+        html = client.get(url).get_data(as_text=True)
+        for item_id in items.values():
+            if f'href="/items/{item_id}"' in html:
+                seen.add(item_id)
+        for compound in set(COMPOUNDS) - VISIBLE[username]:
+            with app.app_context():
+                name = db.session.get(Compound, getattr(w, compound)).name
+            assert name not in html, f"{username} sees {name} on {url}"
+    assert not (seen & hidden)
+    if role in ("staff", "admin", "manager"):
+        assert seen == visible
+
+
+@pytest.mark.parametrize("username", sorted(VISIBLE))
+@pytest.mark.parametrize("compound", COMPOUNDS)
+def test_actions_refused_outside_scope(app, setup, username, compound):
+    w, items, _ = setup
+    client = sign_in(app.test_client(), getattr(w, username))
+    resp = client.post(f"/items/{items[compound]}/act",
+                       data={"action": "acknowledge", "version": "1"})
+    with app.app_context():
+        item = db.session.get(Item, items[compound])
+        events = db.session.scalar(db.select(db.func.count()).select_from(ItemEvent)
+                                   .where(ItemEvent.item_id == item.id))
+        user = db.session.get(User, getattr(w, username))
+        if compound not in VISIBLE[username] or user.role == "committee":
+            assert resp.status_code == 403
+        if resp.status_code != 302:
+            assert item.status == "reported" and events == 1
+        else:  # only the company's own manager may acknowledge
+            assert user.role == "manager" and compound in VISIBLE[username]
+            assert item.status == "acknowledged"
+
+
+@pytest.mark.parametrize("username", sorted(VISIBLE))
+@pytest.mark.parametrize("compound", COMPOUNDS)
+def test_reporting_and_scanning(app, setup, username, compound):
+    w, _, _ = setup
+    client = sign_in(app.test_client(), getattr(w, username))
+    with app.app_context():
+        c = db.session.get(Compound, getattr(w, compound))
+        token, role = c.qr_token, db.session.get(User, getattr(w, username)).role
+    may_see = compound in VISIBLE[username]
+    may_report = may_see and role in ("volunteer", "staff")
+    assert client.get(f"/compounds/{getattr(w, compound)}/report").status_code == \
+        (200 if may_report else 403)
+    resp = client.post(f"/compounds/{getattr(w, compound)}/report",
+                       content_type="multipart/form-data",
+                       data={"category": "other", "photos": (io.BytesIO(jpeg_bytes()), "x.jpg")})
+    assert resp.status_code == (302 if may_report else 403)
+    assert client.get(f"/c/{token}").status_code == (302 if may_see else 403)
+
+
+def test_pending_photo_is_private_to_its_uploader(app, setup):
+    w, _, _ = setup
+    with app.app_context():
+        photo = save_upload(jpeg_bytes(), uploader=db.session.get(User, w.vol_a), kind="before")
+        db.session.commit()
+        pid = photo.id
+    assert sign_in(app.test_client(), w.vol_a).get(f"/photos/{pid}/thumb.jpg").status_code == 200
+    for other in (w.staff_a, w.admin, w.mgr_x):
+        assert sign_in(app.test_client(), other).get(f"/photos/{pid}/thumb.jpg").status_code == 404
+
+
+def test_anonymous_sees_nothing(app, setup):
+    w, items, photos = setup
+    client = app.test_client()
+    for url in (f"/items/{items['a1']}", f"/photos/{photos['a1']}/full.jpg", "/overview",
+                "/inbox", f"/compounds/{w.a1}", "/admin/volunteers"):
+        resp = client.get(url)
+        assert resp.status_code == 302 and "/login" in resp.headers["Location"]
