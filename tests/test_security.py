@@ -1,0 +1,189 @@
+"""Sign-in, invites and devices, CSRF, headers and cookies."""
+import re
+from datetime import timedelta
+
+import pytest
+
+from patrol.extensions import db
+from patrol.models import Device, Invite, User, utcnow
+from patrol.services import accounts
+from tests.conftest import make_app, sign_in
+from tests.factories import PASSWORD, build_world
+
+
+def _invite(app, user_id, lifetime=timedelta(hours=1)):
+    with app.app_context():
+        token = accounts.create_invite(db.session.get(User, user_id), None, lifetime)
+        db.session.commit()
+        return token
+
+
+def test_invite_is_single_use_and_signs_the_phone_in(app, world):
+    token = _invite(app, world.vol_a)
+    phone = app.test_client()
+    # Opening the link (or a chat app's link preview) does not use it up.
+    assert phone.get(f"/invite/{token}").status_code == 200
+    assert phone.get(f"/invite/{token}").status_code == 200
+    resp = phone.post(f"/invite/{token}", headers={"User-Agent": "Mozilla/5.0 (Linux; Android 13) MicroMessenger"})
+    assert resp.status_code == 302
+    assert phone.get(f"/compounds/{world.a1}").status_code == 200
+    remember = phone.get_cookie("remember_token")
+    assert remember is not None and remember.expires is not None
+    assert remember.http_only
+    # A second phone cannot reuse it.
+    other = app.test_client()
+    assert other.post(f"/invite/{token}").status_code == 410
+    assert other.get(f"/compounds/{world.a1}").status_code == 302
+    with app.app_context():
+        device = db.session.execute(db.select(Device)).scalar_one()
+        assert "MicroMessenger" in device.user_agent
+        assert db.session.execute(db.select(Invite)).scalar_one().used_at is not None
+
+
+def test_expired_and_unknown_invites(app, world):
+    token = _invite(app, world.vol_a, lifetime=timedelta(seconds=-1))
+    client = app.test_client()
+    assert client.get(f"/invite/{token}").status_code == 410
+    assert client.post(f"/invite/{token}").status_code == 410
+    assert client.post("/invite/not-a-token").status_code == 410
+
+
+def test_revoking_a_device_signs_that_phone_out_even_with_remember_cookie(app, world):
+    token = _invite(app, world.vol_a)
+    phone = app.test_client()
+    phone.post(f"/invite/{token}")
+    assert phone.get(f"/compounds/{world.a1}").status_code == 200
+    with app.app_context():
+        device_id = db.session.execute(db.select(Device)).scalar_one().id
+    staff = sign_in(app.test_client(), world.staff_a)
+    page = staff.get(f"/admin/volunteers/{world.vol_a}").get_data(as_text=True)
+    assert f"/admin/devices/{device_id}/revoke" in page
+    # Staff of another community cannot touch it.
+    assert sign_in(app.test_client(), world.staff_b).post(
+        f"/admin/devices/{device_id}/revoke").status_code == 404
+    assert staff.post(f"/admin/devices/{device_id}/revoke").status_code == 302
+    assert phone.get(f"/compounds/{world.a1}").status_code == 302
+    # Even a fresh session that only has the remember cookie stays out.
+    remember = phone.get_cookie("remember_token")
+    fresh = app.test_client()
+    fresh.set_cookie("remember_token", remember.value)
+    assert fresh.get(f"/compounds/{world.a1}").status_code == 302
+
+
+def test_staff_create_volunteer_and_get_invite(app, world):
+    staff = sign_in(app.test_client(), world.staff_a)
+    bad = staff.post("/admin/volunteers", data={"display_name": "", "phone": "abc"})
+    assert bad.status_code == 422
+    resp = staff.post("/admin/volunteers", data={"display_name": "刘阿姨", "phone": "13800000000",
+                                                 "title": "邻长"})
+    assert resp.status_code == 200
+    link = re.search(r'value="(http://patrol.test/invite/[^"]+)"', resp.get_data(as_text=True))
+    assert link
+    with app.app_context():
+        user = db.session.execute(db.select(User).where(User.display_name == "刘阿姨")).scalar_one()
+        assert (user.role, user.title, user.community_id, user.password_hash) == \
+            ("volunteer", "邻长", world.ca, None)
+    phone = app.test_client()
+    assert phone.post(link.group(1).replace("http://patrol.test", "")).status_code == 302
+    assert phone.get(f"/compounds/{world.a1}").status_code == 200
+    assert phone.get(f"/compounds/{world.b1}").status_code == 403
+
+
+def test_password_login_and_rate_limit(tmp_path):
+    app = make_app(tmp_path, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="5 per minute")
+    with app.app_context():
+        w = build_world()
+        stored = db.session.get(User, w.staff_a).password_hash
+    assert PASSWORD not in stored and stored.startswith(("scrypt:", "pbkdf2:"))
+    client = app.test_client()
+    assert client.post("/login", data={"username": "staff_a", "password": "wrong"}).status_code == 401
+    ok = client.post("/login?next=//evil.example/x", data={"username": "staff_a", "password": PASSWORD})
+    assert ok.status_code == 302 and ok.headers["Location"] == "/"
+    other = app.test_client()
+    codes = [other.post("/login", data={"username": "staff_a", "password": "x"}).status_code
+             for _ in range(6)]
+    assert codes[-1] == 429, codes
+
+
+def test_volunteers_cannot_use_password_login(app, world):
+    client = app.test_client()
+    resp = client.post("/login", data={"username": "vol_a", "password": ""})
+    assert resp.status_code == 401
+
+
+def test_csrf_is_required_for_state_changes(tmp_path):
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        w = build_world()
+    client = sign_in(app.test_client(), w.staff_a)
+    resp = client.post(f"/admin/compounds/{w.a1}/rotate")
+    assert resp.status_code == 400
+    assert "expired" in resp.get_data(as_text=True) or "过期" in resp.get_data(as_text=True)
+    page = client.get("/admin/compounds").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert client.post(f"/admin/compounds/{w.a1}/rotate", data={"csrf_token": token}).status_code == 302
+
+
+def test_no_state_change_by_get(app):
+    state_changing = {"auth.logout", "auth.redeem", "auth.set_lang", "items.act",
+                      "admin.new_invite", "admin.revoke_device", "admin.rotate",
+                      "compounds.presence_location"}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in state_changing:
+            assert "GET" not in rule.methods, rule
+
+
+def test_security_headers_and_cookie_flags(tmp_path):
+    app = make_app(tmp_path, SESSION_COOKIE_SECURE=True)
+    with app.app_context():
+        build_world()
+    client = app.test_client()
+    resp = client.post("/login", data={"username": "staff_a", "password": PASSWORD})
+    csp = resp.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    cookie = resp.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_defaults_are_secure():
+    from patrol.config import Config
+    assert Config.SESSION_COOKIE_SECURE and Config.REMEMBER_COOKIE_SECURE
+    assert Config.SESSION_COOKIE_HTTPONLY and Config.SESSION_COOKIE_SAMESITE == "Lax"
+    assert Config.MAX_CONTENT_LENGTH and Config.MAX_CONTENT_LENGTH <= 64 * 1024 * 1024
+
+
+def test_upload_size_limit(tmp_path):
+    app = make_app(tmp_path, MAX_CONTENT_LENGTH=1024 * 1024)
+    with app.app_context():
+        w = build_world()
+    import io
+    client = sign_in(app.test_client(), w.vol_a)
+    resp = client.post(f"/compounds/{w.a1}/report", content_type="multipart/form-data",
+                       data={"category": "other",
+                             "photos": (io.BytesIO(b"\xff" * (2 * 1024 * 1024)), "big.jpg")})
+    assert resp.status_code == 413
+
+
+def test_user_text_is_escaped(app, world):
+    import io
+    from tests.factories import jpeg_bytes
+    client = sign_in(app.test_client(), world.vol_a)
+    client.post(f"/compounds/{world.a1}/report", content_type="multipart/form-data",
+                data={"category": "other", "note": "<script>alert(1)</script>",
+                      "photos": (io.BytesIO(jpeg_bytes()), "x.jpg")})
+    html = client.get("/items/1").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_qr_tokens_are_long_and_rotatable(app, world):
+    with app.app_context():
+        from patrol.models import Compound
+        c = db.session.get(Compound, world.a1)
+        old = c.qr_token
+        assert len(old) >= 22  # >= 128 bits of URL-safe base64
+        c.rotate_token()
+        assert c.qr_token != old
