@@ -13,7 +13,7 @@ APT_RUN := fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 p
 APT_TEST := chromium poppler-utils postgresql
 export PATROL_BASE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: run test install system-deps test-system-deps translations serve-prep bench
+.PHONY: run test install system-deps test-system-deps translations translations-update serve-prep bench
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -36,7 +36,15 @@ $(VENV)/.installed: pyproject.toml
 install: system-deps $(VENV)/.installed translations
 
 translations: $(VENV)/.installed
-	@$(VENV)/bin/pybabel compile -q -d patrol/translations
+	@$(VENV)/bin/pybabel -q compile -d patrol/translations
+
+# Re-extract messages from the code and templates and merge them into every catalogue;
+# then translate the new entries in patrol/translations/*/LC_MESSAGES/messages.po.
+translations-update: $(VENV)/.installed
+	$(VENV)/bin/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext --add-location=file --sort-output \
+	  --project=patrol -o patrol/translations/messages.pot .
+	$(VENV)/bin/pybabel -q update -i patrol/translations/messages.pot -d patrol/translations \
+	  --no-fuzzy-matching --ignore-obsolete
 
 serve-prep: install
 	$(VENV)/bin/patrol db upgrade

@@ -1,0 +1,245 @@
+"""Photo intake: upright, no EXIF, only real images, no bombs, no 5xx."""
+import io
+import random
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageFile
+
+from patrol.extensions import db
+from patrol.models import Item, Photo
+from patrol.services import photos as pipeline
+from tests.conftest import make_app, sign_in
+from tests.factories import build_world, jpeg_bytes
+
+QUADRANTS = {"tl": (255, 0, 0), "tr": (0, 255, 0), "bl": (0, 0, 255), "br": (255, 255, 255)}
+# The transform that undoes each EXIF orientation's display transform.
+TO_RAW = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+          4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+          6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+          8: Image.Transpose.ROTATE_270}
+
+
+def upright(w, h):
+    im = Image.new("RGB", (w, h))
+    for (x0, y0), key in (((0, 0), "tl"), ((w // 2, 0), "tr"), ((0, h // 2), "bl"),
+                          ((w // 2, h // 2), "br")):
+        im.paste(QUADRANTS[key], (x0, y0, x0 + w // 2, y0 + h // 2))
+    return im
+
+
+def with_orientation(w, h, orientation, **extra_exif) -> bytes:
+    raw = upright(w, h)
+    if TO_RAW[orientation] is not None:
+        raw = raw.transpose(TO_RAW[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "PhoneMaker"      # Make
+    exif[0xA431] = "SERIAL-12345"    # BodySerialNumber
+    for tag, value in extra_exif.items():
+        exif[int(tag)] = value
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (27.0, 51.0, 25.0), "E", (112.0, 57.0, 3.0)
+    exif.get_ifd(0x8769)[0x9003] = "2026:11:20 09:30:00"
+    out = io.BytesIO()
+    raw.save(out, "JPEG", quality=92, exif=exif)
+    return out.getvalue()
+
+
+def assert_upright(im):
+    w, h = im.size
+    assert w > h, "landscape stays landscape"
+    probes = {"tl": (w // 4, h // 4), "tr": (3 * w // 4, h // 4), "bl": (w // 4, 3 * h // 4),
+              "br": (3 * w // 4, 3 * h // 4)}
+    for key, xy in probes.items():
+        got = im.convert("RGB").getpixel(xy)
+        assert all(abs(a - b) < 40 for a, b in zip(got, QUADRANTS[key])), (key, got)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("size", [(400, 300), (3200, 2400)], ids=["small", "draft"])
+def test_every_exif_orientation_comes_out_upright(orientation, size):
+    data = with_orientation(*size, orientation)
+    done = pipeline.process(data, max_bytes=50 * 2**20)
+    full = Image.open(io.BytesIO(done.full))
+    assert_upright(full)
+    assert max(full.size) == min(max(size), pipeline.LONG_EDGE)
+    thumb = Image.open(io.BytesIO(done.thumb))
+    assert max(thumb.size) == pipeline.THUMB_EDGE
+    assert_upright(thumb)
+
+
+def test_no_exif_survives_and_time_is_kept_as_data():
+    done = pipeline.process(with_orientation(400, 300, 6), max_bytes=2**24)
+    for blob in (done.full, done.thumb):
+        im = Image.open(io.BytesIO(blob))
+        assert len(im.getexif()) == 0
+        assert b"Exif" not in blob and b"SERIAL-12345" not in blob and b"PhoneMaker" not in blob
+    # 09:30 in Asia/Shanghai is 01:30 UTC
+    assert done.taken_at.isoformat() == "2026-11-20T01:30:00"
+
+
+@pytest.fixture
+def env(tmp_path):
+    app = make_app(tmp_path, MAX_PHOTO_BYTES=3 * 2**20, MAX_CONTENT_LENGTH=8 * 2**20)
+    with app.app_context():
+        w = build_world()
+    return app, w, sign_in(app.test_client(), w.vol_a), tmp_path / "photos"
+
+
+def _report(client, w, data: bytes, name="photo.jpg"):
+    return client.post(f"/compounds/{w.a1}/report", content_type="multipart/form-data",
+                       data={"category": "flyers", "photos": (io.BytesIO(data), name)})
+
+
+def _files(photo_dir: Path):
+    return [p for p in photo_dir.rglob("*") if p.is_file()] if photo_dir.exists() else []
+
+
+def test_stored_files_have_no_exif_end_to_end(env):
+    app, w, client, photo_dir = env
+    assert _report(client, w, with_orientation(800, 600, 8)).status_code == 302
+    files = _files(photo_dir)
+    assert len(files) == 2  # full and thumbnail
+    for path in files:
+        blob = path.read_bytes()
+        assert blob[:3] == b"\xff\xd8\xff"
+        assert len(Image.open(path).getexif()) == 0 and b"Exif" not in blob
+        assert_upright(Image.open(path))
+    with app.app_context():
+        photo = db.session.execute(db.select(Photo)).scalar_one()
+        assert photo.taken_at is not None and photo.key.endswith(".jpg")
+
+
+def test_heic_is_accepted(env):
+    app, w, client, photo_dir = env
+    out = io.BytesIO()
+    upright(640, 480).save(out, "HEIF")
+    assert _report(client, w, out.getvalue(), "IMG_0001.HEIC").status_code == 302
+    with app.app_context():
+        photo = db.session.execute(db.select(Photo)).scalar_one()
+        assert (photo.width, photo.height) == (640, 480)
+    assert_upright(Image.open(photo_dir / photo.key))
+
+
+def _png_bomb(w=30000, h=30000) -> bytes:
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1000)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _gif():
+    out = io.BytesIO()
+    Image.new("P", (20, 20)).save(out, "GIF")
+    return out.getvalue()
+
+
+def _noisy_jpeg(side):
+    return Image.effect_noise((side, side), 120).convert("RGB")
+
+
+def _big_jpeg():
+    out = io.BytesIO()
+    _noisy_jpeg(1700).save(out, "JPEG", quality=100)
+    assert 3 * 2**20 < len(out.getvalue()) < 7 * 2**20
+    return out.getvalue()
+
+
+BAD = {
+    "truncated_jpeg": lambda: jpeg_bytes((800, 600))[:2000],
+    "zero_bytes": lambda: b"",
+    "text_named_jpg": lambda: b"just some text, not a photo\n" * 10,
+    "svg": lambda: b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+    "html": lambda: b"<!doctype html><html><body><script>alert(1)</script></body></html>",
+    "pdf": lambda: b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF",
+    "png_bomb": _png_bomb,
+    "over_size_limit": _big_jpeg,
+    "gif": _gif,
+}
+
+
+@pytest.mark.parametrize("truncated_flag", [False, True], ids=["default", "weasyprint-flag"])
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_bad_input_is_refused_cleanly(env, kind, truncated_flag, monkeypatch):
+    # WeasyPrint sets LOAD_TRUNCATED_IMAGES process-wide; refusal must not depend on it.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", truncated_flag)
+    app, w, client, photo_dir = env
+    resp = _report(client, w, BAD[kind](), f"{kind}.jpg")
+    assert 400 <= resp.status_code < 500
+    html = resp.get_data(as_text=True)
+    assert f"{kind}.jpg" in html or kind == "zero_bytes"
+    assert 'class="error"' in html
+    assert _files(photo_dir) == []
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Photo)) == 0
+        assert db.session.scalar(db.select(db.func.count()).select_from(Item)) == 0
+
+
+def test_request_over_the_size_limit_is_413(env):
+    app, w, client, photo_dir = env
+    resp = _report(client, w, b"\xff\xd8" + b"\x00" * (9 * 2**20))
+    assert resp.status_code == 413
+    assert _files(photo_dir) == []
+
+
+@pytest.mark.parametrize("code", ["too_large", "too_many_pixels", "not_image", "corrupt", "empty"])
+def test_every_refusal_has_a_message(code):
+    from patrol.labels import PHOTO_ERROR
+    assert code in PHOTO_ERROR
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the broken EXIF
+def test_fuzzed_jpegs_never_cause_a_server_error(env):
+    app, w, client, _ = env
+    rnd = random.Random(20261127)
+    base = bytearray(with_orientation(320, 240, 6))
+    statuses = []
+    for _ in range(220):
+        data = bytearray(base)
+        mode = rnd.choice(["flip", "truncate", "insert", "splice", "zero"])
+        if mode == "flip":
+            for _ in range(rnd.randint(1, 30)):
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+        elif mode == "truncate":
+            data = data[:rnd.randrange(len(data))]
+        elif mode == "insert":
+            pos = rnd.randrange(len(data))
+            data[pos:pos] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 200)))
+        elif mode == "splice":
+            a, b = sorted(rnd.randrange(len(data)) for _ in range(2))
+            data = data[:a] + data[b:]
+        else:
+            pos = rnd.randrange(len(data) - 64)
+            data[pos:pos + 64] = b"\x00" * 64
+        resp = _report(client, w, bytes(data))
+        statuses.append(resp.status_code)
+    assert all(s < 500 for s in statuses)
+    assert {302, 422} >= set(statuses)
+
+
+def test_orphans_are_found_and_fixed(env):
+    """A crash between file write and commit leaves a file without a row: found, then fixed."""
+    app, w, client, photo_dir = env
+    assert _report(client, w, jpeg_bytes()).status_code == 302
+    with app.app_context():
+        from patrol.models import User
+        from patrol.services.photo_store import save_upload
+        save_upload(jpeg_bytes(color=(1, 2, 3)), uploader=db.session.get(User, w.vol_a),
+                    kind="before")
+        db.session.rollback()  # the "crash": files written, row never committed
+        kept = db.session.execute(db.select(Photo)).scalar_one()
+    runner = app.test_cli_runner()
+    report = runner.invoke(args=["photos-orphans"])
+    assert report.exit_code == 1 and report.output.count("file without row") == 2
+    fixed = runner.invoke(args=["photos-orphans", "--fix"])
+    assert fixed.exit_code == 0
+    assert sorted(p.relative_to(photo_dir).as_posix() for p in _files(photo_dir)) == \
+        sorted([kept.key, kept.thumb_key])
+    assert runner.invoke(args=["photos-orphans"]).exit_code == 0
+    (photo_dir / kept.thumb_key).unlink()  # a row whose file is gone
+    report = runner.invoke(args=["photos-orphans"])
+    assert report.exit_code == 1 and f"row {kept.id} without file" in report.output
