@@ -243,3 +243,24 @@ def test_orphans_are_found_and_fixed(env):
     (photo_dir / kept.thumb_key).unlink()  # a row whose file is gone
     report = runner.invoke(args=["photos-orphans"])
     assert report.exit_code == 1 and f"row {kept.id} without file" in report.output
+
+
+def test_upload_endpoint_stores_one_pending_photo(env):
+    app, w, client, photo_dir = env
+    resp = client.post("/photos", content_type="multipart/form-data",
+                       data={"photo": (io.BytesIO(with_orientation(800, 600, 3)), "p.jpg"),
+                             "kind": "before", "lat": "27.85", "lon": "112.95"})
+    assert resp.status_code == 201
+    body = resp.get_json()
+    assert (body["width"], body["height"]) == (800, 600)
+    assert client.get(body["thumb"]).status_code == 200
+    with app.app_context():
+        photo = db.session.get(Photo, body["id"])
+        assert photo.item_id is None and (photo.lat, photo.lon) == (27.85, 112.95)
+    bad = client.post("/photos", content_type="multipart/form-data",
+                      data={"photo": (io.BytesIO(b"<svg/>"), "x.jpg")})
+    assert bad.status_code == 422 and bad.get_json()["error"]
+    assert client.post("/photos", data={}).status_code == 400
+    committee = sign_in(app.test_client(), w.com_a1)
+    assert committee.post("/photos", content_type="multipart/form-data",
+                          data={"photo": (io.BytesIO(jpeg_bytes()), "p.jpg")}).status_code == 403

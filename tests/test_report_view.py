@@ -104,3 +104,24 @@ def test_compound_page_puts_items_awaiting_check_first(app, world):
     html = sign_in(app.test_client(), world.vol_a).get(f"/compounds/{world.a1}").get_data(as_text=True)
     order = [html.index(f'href="/items/{i}"') for i in (ids[0], ids[2], ids[1])]
     assert order == sorted(order)
+
+
+def test_sending_the_same_form_twice_creates_one_item(app, world):
+    import uuid
+    client = sign_in(app.test_client(), world.vol_a)
+    key = str(uuid.uuid4())
+    form = lambda **kw: dict({"category": "flyers", "note": "门口小广告", "client_uuid": key,  # noqa: E731
+                              "photos": (io.BytesIO(jpeg_bytes()), "p.jpg")}, **kw)
+    assert client.post(f"/compounds/{world.a1}/report", content_type="multipart/form-data",
+                       data=form()).status_code == 302
+    again = client.post(f"/compounds/{world.a1}/report", content_type="multipart/form-data",
+                        data=form())
+    assert again.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Item)) == 1
+    changed = client.post(f"/compounds/{world.a1}/report", content_type="multipart/form-data",
+                          data=form(category="lighting"))
+    assert changed.status_code == 409
+    with app.app_context():
+        item = db.session.execute(db.select(Item)).scalar_one()
+        assert item.category == "flyers" and item.client_uuid == key

@@ -67,6 +67,26 @@ def _event(item, actor, now, action, source, target, *, note=None, reason=None, 
     return ev
 
 
+def find_resent(client_uuid, *, reporter, compound, clean) -> Item | None:
+    """The item an earlier send of this same report created, if any.
+
+    The client UUID is an idempotency key (unique in the database). The same
+    key with different content is a conflict, never a silent overwrite.
+    """
+    if not client_uuid:
+        return None
+    item = db.session.execute(
+        db.select(Item).where(Item.client_uuid == client_uuid)).scalar_one_or_none()
+    if item is None:
+        return None
+    same = (item.reporter_id == reporter.id and item.compound_id == compound.id
+            and item.category == clean.get("category")
+            and (item.note or None) == (clean.get("note") or None))
+    if not same:
+        raise ConflictError()
+    return item
+
+
 def report(*, form, compound, reporter, clean: dict, photos: list, now: datetime,
            client_uuid=None, device_at=None) -> Item:
     """Create an item from an already-validated submission (see formdefs.submission)."""

@@ -70,8 +70,9 @@ def show(compound_id):
     if not permissions.can_see_compound(current_user, compound):
         abort(403)
     now = utcnow()
-    page = db.paginate(open_items_query(compound.id), page=page_arg(),
-                       per_page=current_app.config["PAGE_SIZE"], error_out=False)
+    page = db.paginate(open_items_query(compound.id).options(*Item.row_options()),
+                       page=page_arg(), per_page=current_app.config["PAGE_SIZE"],
+                       error_out=False)
     presence = item_service.latest_presence(current_user, compound.id, now,
                                             current_app.config["VERIFY_WINDOW"])
     return render_template("compounds/show.html", compound=compound, page=page, now=now,

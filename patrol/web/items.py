@@ -1,12 +1,14 @@
 """Reporting hazards and acting on items. Views parse, check access, call services, commit."""
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy.exc import IntegrityError
 
 from .. import labels, lifecycle, permissions
 from ..extensions import db
@@ -69,6 +71,16 @@ def report(compound_id):
     values, errors, photo_errors, kept, kept_after = {}, {}, [], [], []
     if request.method == "POST":
         values = request.form.to_dict()
+        client_uuid = _uuid(values.get("client_uuid"))
+        try:  # a resend of a form that already arrived answers with its item
+            earlier = item_service.find_resent(
+                client_uuid, reporter=current_user, compound=compound,
+                clean={"category": values.get("category"), "note": (values.get("note") or "").strip()})
+        except item_service.ConflictError:
+            return _conflict()
+        if earlier:
+            flash(_("Reported. Thank you! Item No. %(id)s.", id=earlier.id), "ok")
+            return redirect(url_for("compounds.show", compound_id=compound.id))
         photos, photo_errors = collect_photos("photos", "before")
         on_spot = request.form.get("fixed_on_spot") == "1"
         after, after_errors = collect_photos("after_photos", "after") if on_spot else ([], [])
@@ -84,21 +96,54 @@ def report(compound_id):
                                                 cfg["VERIFY_WINDOW"]):
                 errors["fixed_on_spot"] = "presence"
         if not errors and not photo_errors:
-            item = item_service.report(form=form, compound=compound, reporter=current_user,
-                                       clean=clean, photos=photos, now=now)
-            if on_spot:
-                item_service.act(item, Action.FIX_ON_SPOT, current_user, now,
-                                 item_service.ActionInput(photos=after), form=form,
-                                 window=cfg["VERIFY_WINDOW"])
-            db.session.commit()
+            try:
+                item = _report_once(form, compound, clean, photos, after, on_spot, now,
+                                    client_uuid)
+            except item_service.ConflictError:
+                db.session.rollback()
+                return _conflict()
             flash(_("Reported. Thank you! Item No. %(id)s.", id=item.id), "ok")
             return redirect(url_for("compounds.show", compound_id=compound.id))
         db.session.commit()  # keep the photos already received for the retry
         kept, kept_after = photos, after
     return render_template("items/report.html", compound=compound, form=form, values=values,
+                           client_uuid=_uuid(values.get("client_uuid")) or str(uuid.uuid4()),
                            errors=errors, photo_errors=photo_errors, kept=kept,
                            kept_after=kept_after, max_photos=cfg["MAX_PHOTOS"],
                            field_error=labels.FIELD_ERROR), (422 if errors or photo_errors else 200)
+
+
+def _uuid(value):
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _conflict():
+    return render_template("error.html", code=409, title=_("Conflict"), message=_(
+        "A different report was already sent with this form. Please open the report page "
+        "again.")), 409
+
+
+def _report_once(form, compound, clean, photos, after, on_spot, now, client_uuid):
+    """Create the item; if the same form arrives twice at once, the unique key decides."""
+    cfg = current_app.config
+    try:
+        item = item_service.report(form=form, compound=compound, reporter=current_user,
+                                   clean=clean, photos=photos, now=now, client_uuid=client_uuid)
+        if on_spot:
+            item_service.act(item, Action.FIX_ON_SPOT, current_user, now,
+                             item_service.ActionInput(photos=after), form=form,
+                             window=cfg["VERIFY_WINDOW"])
+        db.session.commit()
+    except IntegrityError:  # the same form arrived twice at the same moment
+        db.session.rollback()
+        item = item_service.find_resent(client_uuid, reporter=current_user, compound=compound,
+                                        clean=clean)
+        if item is None:
+            raise
+    return item
 
 
 def _item_for(user, item_id):

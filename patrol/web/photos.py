@@ -1,10 +1,13 @@
 """Serving photos: only to users allowed to see the item they belong to."""
-from flask import Blueprint, Response, abort
+from flask import Blueprint, Response, abort, jsonify, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from .. import permissions
+from .. import labels, permissions
+from ..extensions import db, limiter
 from ..models import Photo
-from ..services.photo_store import storage
+from ..services.photo_store import save_upload, storage
+from ..services.photos import PhotoRejected
 from .helpers import get_or_404
 
 bp = Blueprint("photos", __name__)
@@ -30,3 +33,37 @@ def serve(photo_id, size):
     resp.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     resp.headers["ETag"] = key.rsplit("/", 1)[-1].split(".")[0]
     return resp
+
+
+@bp.post("/photos")
+@login_required
+@limiter.limit("120 per minute")
+def upload():
+    """One photo at a time, sent by the page (downscaled in the browser) before the form.
+
+    The row stays pending (no item) until a report or action claims it by id.
+    """
+    if current_user.role == "committee":
+        abort(403)
+    upload_file = request.files.get("photo")
+    if upload_file is None:
+        return jsonify(error=_("No photo was received.")), 400
+    kind = request.form.get("kind")
+    try:
+        photo = save_upload(upload_file.read(), uploader=current_user,
+                            kind=kind if kind in ("before", "after", "check") else "before",
+                            lat=_coord(request.form.get("lat"), 90),
+                            lon=_coord(request.form.get("lon"), 180))
+    except PhotoRejected as exc:
+        return jsonify(error=str(labels.PHOTO_ERROR[exc.code]), code=exc.code), 422
+    db.session.commit()
+    return jsonify(id=photo.id, width=photo.width, height=photo.height, size=photo.size,
+                   thumb=url_for("photos.serve", photo_id=photo.id, size="thumb")), 201
+
+
+def _coord(value, limit):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if -limit <= number <= limit else None

@@ -1,28 +1,10 @@
-/* Small progressive enhancements; every page works without them. */
+/* Small progressive enhancements; every page works without them. Photos: photos.js. */
 (function () {
   "use strict";
   var csrf = function () {
     var el = document.querySelector("input[name=csrf_token]");
     return el ? el.value : "";
   };
-
-  // Photo previews, with a limit on how many photos one report takes.
-  document.querySelectorAll("input.photo-input").forEach(function (input) {
-    input.addEventListener("change", function () {
-      var box = input.closest("label").nextElementSibling;
-      if (!box || !box.classList.contains("previews")) return;
-      box.textContent = "";
-      var max = parseInt(input.dataset.max || "0", 10);
-      Array.prototype.forEach.call(input.files, function (file, i) {
-        var img = document.createElement("img");
-        img.alt = "";
-        img.src = URL.createObjectURL(file);
-        img.onload = function () { URL.revokeObjectURL(img.src); };
-        if (max && i >= max) img.style.opacity = "0.3";
-        box.appendChild(img);
-      });
-    });
-  });
 
   // Show the after-photo box when "fixed on the spot" is ticked.
   document.querySelectorAll("input.toggle").forEach(function (box) {

@@ -217,7 +217,7 @@ def manager_acknowledges(live, phone, item_id):
     form = page.locator("details#act-acknowledge form")
     expect(form).to_be_visible()
     expect(form.locator("input[name=deadline]")).not_to_have_value("")  # the default deadline
-    form.locator("button").tap()
+    form.locator("button.btn").tap()
     expect(page).to_have_url(url_re(live, f"/items/{item_id}"))
     expect(page.locator("#status")).to_have_class(re.compile(r"\bst-acknowledged\b"))
     state = load_item(live, item_id)
@@ -236,7 +236,7 @@ def manager_fixes(live, phone, item_id, w, from_status, shots=None):
     expect(form.locator(".previews img")).to_have_count(1)
     if shots:
         shoot(page, shots, "item-fix-form")
-    form.locator("button").tap()
+    form.locator("button.btn").tap()
     expect(page).to_have_url(url_re(live, f"/items/{item_id}"))
     expect(page.locator("#status")).to_have_class(re.compile(r"\bst-fixed\b"))
     expect(page.locator("#status")).to_have_text(tr(live, lambda: labels.STATUS["fixed"]))
@@ -301,7 +301,7 @@ def test_field_loop_report_fix_verify(live_server, world, phone, shots):
     page.locator("details#act-verify summary").tap()
     form = page.locator("details#act-verify form")
     form.locator("input[name=photos]").set_input_files(jpeg("check.jpg", (90, 90, 200), "x"))
-    form.locator("button").tap()
+    form.locator("button.btn").tap()
     error = page.locator("#action-error")
     expect(error).to_be_visible()
     expect(error).to_have_text(tr(live, lambda: gettext(
@@ -329,7 +329,7 @@ def test_field_loop_report_fix_verify(live_server, world, phone, shots):
     expect(form.locator(".previews img")).to_have_count(1)
     form.locator("label.choice:has(input[name=rating][value='5'])").tap()
     expect(form.locator("input[name=rating][value='5']")).to_be_checked()
-    form.locator("button").tap()
+    form.locator("button.btn").tap()
 
     # Back on the compound page: saved, and nothing open any more.
     expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}"))
@@ -403,7 +403,7 @@ def test_check_fails_reopen_then_fixed_again(live_server, world, phone):
     form = page2.locator("details#act-reopen form")
     form.locator("label.choice:has(input[name=reason][value=not_fixed])").tap()
     form.locator("input[name=photos]").set_input_files(jpeg("nope.jpg", (10, 10, 10), "x"))
-    form.locator("button").tap()
+    form.locator("button.btn").tap()
     expect(page2.locator("#action-error")).to_have_text(tr(live, lambda: gettext(
         "Still needed: %(what)s.", what=str(labels.EVIDENCE["presence"]))))
     # The form comes back open with the choice kept and the photo kept for a retry.
@@ -424,7 +424,7 @@ def test_check_fails_reopen_then_fixed_again(live_server, world, phone):
     form.locator("textarea[name=note]").fill(REOPEN_NOTE)
     form.locator("input[name=photos]").set_input_files(jpeg("still.jpg", (200, 200, 40), "no"))
     expect(form.locator(".previews img")).to_have_count(1)
-    form.locator("button").tap()
+    form.locator("button.btn").tap()
 
     expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}"))
     expect(page.locator(".flash.ok")).to_be_visible()

@@ -1,0 +1,221 @@
+/* Photos: shrink in the browser, upload one by one with progress, never lose a form.
+ *
+ * Each chosen photo is downscaled (long edge 1600 px, JPEG 0.8, EXIF orientation
+ * applied) and uploaded at once to /photos, which returns an id. The form then
+ * carries only ids (kept_<field>), so a failed submit or a retry sends no photo
+ * twice. Without this script the form still posts the original files.
+ */
+(function () {
+  "use strict";
+  var LONG_EDGE = 1600, QUALITY = 0.8;
+  var T = {};
+  try { T = JSON.parse(document.body.dataset.t || "{}"); } catch (e) { /* English fallbacks */ }
+  var t = function (key, fallback) { return T[key] || fallback; };
+
+  function csrf(form) {
+    var el = form.querySelector("input[name=csrf_token]");
+    return el ? el.value : "";
+  }
+
+  function decode(file) {
+    // "from-image" applies EXIF orientation; old Safari rejects the options object.
+    return createImageBitmap(file, { imageOrientation: "from-image" })
+      .catch(function () { return createImageBitmap(file); });
+  }
+
+  function shrink(file) {
+    if (!window.createImageBitmap || !HTMLCanvasElement.prototype.toBlob) {
+      return Promise.resolve(file);
+    }
+    return decode(file).then(function (bmp) {
+      var s = Math.min(1, LONG_EDGE / Math.max(bmp.width, bmp.height));
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(bmp.width * s);
+      canvas.height = Math.round(bmp.height * s);
+      canvas.getContext("2d").drawImage(bmp, 0, 0, canvas.width, canvas.height);
+      if (bmp.close) bmp.close();
+      return new Promise(function (resolve) {
+        canvas.toBlob(function (blob) {
+          canvas.width = canvas.height = 0; // iOS caps canvas memory: release at once
+          resolve(blob && blob.size < file.size ? blob : file);
+        }, "image/jpeg", QUALITY);
+      });
+    }).catch(function () { return file; }); // e.g. HEIC in Chrome: the server converts it
+  }
+
+  function PhotoField(input) {
+    this.input = input;
+    this.form = input.form;
+    this.name = "kept_" + input.name;
+    this.kind = input.dataset.kind || "before";
+    this.max = parseInt(input.dataset.max || "4", 10);
+    this.box = input.closest("label").nextElementSibling;
+    this.entries = [];
+    var self = this;
+    // Photos the server already holds (after an error page) become entries too.
+    Array.prototype.forEach.call(this.form.querySelectorAll("input[name='" + this.name + "']"),
+      function (hidden) {
+        var span = hidden.parentNode;
+        var img = span.querySelector("img");
+        self.box.appendChild(span);
+        self.entries.push({ id: hidden.value, state: "done", el: span });
+        self.decorate(self.entries[self.entries.length - 1], img && img.src);
+      });
+    input.addEventListener("change", function () {
+      Array.prototype.forEach.call(input.files, function (file) { self.add(file); });
+      input.value = ""; // the originals are never posted with the form
+    });
+  }
+
+  PhotoField.prototype.live = function () {
+    return this.entries.filter(function (e) { return e.state !== "removed" && e.state !== "rejected"; });
+  };
+
+  PhotoField.prototype.decorate = function (entry, src) {
+    var self = this, el = entry.el;
+    el.classList.add("photo");
+    if (!el.querySelector("img")) {
+      var img = document.createElement("img");
+      img.alt = "";
+      img.src = src;
+      el.appendChild(img);
+    }
+    var bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = entry.state === "done" ? 1 : 0;
+    el.appendChild(bar);
+    var msg = document.createElement("span");
+    msg.className = "msg";
+    el.appendChild(msg);
+    var remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = "×";
+    remove.setAttribute("aria-label", t("remove", "Remove"));
+    remove.addEventListener("click", function () {
+      entry.state = "removed";
+      if (entry.xhr) entry.xhr.abort();
+      el.remove();
+    });
+    el.appendChild(remove);
+    entry.bar = bar;
+    entry.msg = msg;
+  };
+
+  PhotoField.prototype.add = function (file) {
+    if (this.live().length >= this.max) {
+      window.alert(t("tooMany", "Too many photos."));
+      return;
+    }
+    var entry = { file: file, state: "shrinking", el: document.createElement("span") };
+    this.entries.push(entry);
+    this.box.appendChild(entry.el);
+    var preview = URL.createObjectURL(file);
+    this.decorate(entry, preview);
+    entry.el.querySelector("img").onload = function () { URL.revokeObjectURL(preview); };
+    var self = this;
+    entry.ready = shrink(file).then(function (blob) {
+      entry.blob = blob;
+      return self.send(entry);
+    });
+  };
+
+  PhotoField.prototype.send = function (entry) {
+    var self = this;
+    if (entry.state === "removed" || entry.state === "done") return Promise.resolve();
+    entry.state = "uploading";
+    entry.el.classList.remove("failed");
+    entry.msg.textContent = "";
+    return new Promise(function (resolve) {
+      var body = new FormData();
+      body.append("photo", entry.blob, "photo.jpg");
+      body.append("kind", self.kind);
+      body.append("csrf_token", csrf(self.form));
+      ["lat", "lon"].forEach(function (k) {
+        if (self.form.elements[k] && self.form.elements[k].value) body.append(k, self.form.elements[k].value);
+      });
+      var xhr = new XMLHttpRequest();
+      entry.xhr = xhr;
+      xhr.open("POST", "/photos");
+      xhr.upload.onprogress = function (e) { if (e.lengthComputable) entry.bar.value = e.loaded / e.total; };
+      xhr.onload = function () {
+        var data = {};
+        try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+        if (xhr.status === 201 && data.id) {
+          entry.state = "done";
+          entry.id = data.id;
+          entry.bar.value = 1;
+          var hidden = document.createElement("input");
+          hidden.type = "hidden";
+          hidden.name = self.name;
+          hidden.value = data.id;
+          entry.el.appendChild(hidden);
+        } else if (xhr.status === 422 || xhr.status === 413) {
+          entry.state = "rejected"; // a bad file: say why, don't retry
+          entry.el.classList.add("failed");
+          entry.msg.textContent = data.error || t("rejected", "This photo cannot be used.");
+        } else {
+          self.failed(entry);
+        }
+        resolve();
+      };
+      xhr.onerror = xhr.ontimeout = function () { self.failed(entry); resolve(); };
+      xhr.onabort = function () { resolve(); };
+      xhr.send(body);
+    });
+  };
+
+  PhotoField.prototype.failed = function (entry) {
+    entry.state = "failed";
+    entry.el.classList.add("failed");
+    entry.msg.textContent = t("retry", "Not sent yet");
+  };
+
+  // Wait for uploads in progress and retry failed ones; true when all are stored.
+  PhotoField.prototype.flush = function () {
+    var self = this;
+    return Promise.all(this.entries.map(function (e) {
+      return (e.ready || Promise.resolve()).then(function () {
+        return e.state === "failed" ? self.send(e) : null;
+      });
+    })).then(function () {
+      return self.entries.every(function (e) { return e.state !== "failed" && e.state !== "uploading"; });
+    });
+  };
+
+  function guard(form, fields) {
+    var note = document.createElement("p");
+    note.className = "error";
+    note.hidden = true;
+    note.setAttribute("role", "alert");
+    var button = form.querySelector("button[type=submit], button:not([type])");
+    button.parentNode.insertBefore(note, button);
+    form.addEventListener("submit", function (e) {
+      if (form.dataset.ready) return;
+      e.preventDefault();
+      note.hidden = true;
+      var label = button.textContent;
+      button.disabled = true;
+      button.textContent = t("sending", "Sending photos…");
+      Promise.all(fields.map(function (f) { return f.flush(); })).then(function (oks) {
+        button.disabled = false;
+        button.textContent = label;
+        if (oks.indexOf(false) !== -1) {
+          note.textContent = t("offline", "Some photos could not be sent. Nothing is lost: check the signal and tap again.");
+          note.hidden = false;
+          return;
+        }
+        form.dataset.ready = "1";
+        form.submit();
+      });
+    });
+  }
+
+  if (!window.FormData || !window.Promise || !Element.prototype.closest) return;
+  document.querySelectorAll("form").forEach(function (form) {
+    var inputs = form.querySelectorAll("input.photo-input");
+    if (!inputs.length) return;
+    var fields = Array.prototype.map.call(inputs, function (input) { return new PhotoField(input); });
+    guard(form, fields);
+  });
+})();

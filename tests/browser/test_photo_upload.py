@@ -1,0 +1,121 @@
+"""A 12 MP phone photo through the real report form: shrunk in the browser, stored upright."""
+import io
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from patrol.extensions import db
+from patrol.models import Item
+from tests.browser.test_field_loop import scan_gate, url_re, volunteer_signs_in
+from tests.test_photos import assert_upright, upright
+
+pytestmark = pytest.mark.browser
+
+
+def phone_photo(tmp_path):
+    """4000×3000 as displayed, stored sideways with EXIF orientation 6, as phones do;
+    textured like a real photo so JPEG sizes are realistic."""
+    shown = upright(4000, 3000)
+    texture = Image.effect_noise((4000, 3000), 24).convert("RGB")
+    shown = Image.blend(shown, texture, 0.25)
+    raw = shown.transpose(Image.Transpose.ROTATE_90)   # what the sensor wrote
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "IMG_4032.jpg"
+    raw.save(path, "JPEG", quality=92, exif=exif)
+    return path
+
+
+def count_posted_bytes(app):
+    """Measure on the server what actually arrived: every POST body's length."""
+    sizes, inner = [], app.wsgi_app
+
+    def counting(environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST":
+            sizes.append(int(environ.get("CONTENT_LENGTH") or 0))
+        return inner(environ, start_response)
+    app.wsgi_app = counting
+    return sizes
+
+
+def test_big_photo_is_shrunk_in_the_browser_and_stored_upright(live_server, world, phone,
+                                                              tmp_path):
+    live, w = live_server, world
+    photo = phone_photo(tmp_path)
+    original = photo.stat().st_size
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    page = vol.page
+    scan_gate(live, vol, w.a1)
+    page.locator("#report-btn").tap()
+    sent = count_posted_bytes(live.app)
+    page.locator("label.choice:has(input[value=flying_wire])").tap()
+    page.locator("#f-photos input[name=photos]").set_input_files(str(photo))
+    # Preview at once, then the upload finishes (progress full, hidden id added).
+    expect(page.locator("#f-photos .previews img")).to_have_count(1)
+    expect(page.locator("#f-photos input[name=kept_photos]")).to_have_count(1, timeout=20_000)
+    assert page.locator("#f-photos progress").evaluate("el => el.value") == 1
+    page.locator("#report-form button[type=submit]").tap()
+    expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}"))
+
+    assert len(sent) == 2  # the photo, then the form with its id
+    on_the_wire = sum(sent)
+    print(f"\noriginal {original} bytes, sent {on_the_wire} bytes, "
+          f"ratio 1/{original / on_the_wire:.1f}")
+    assert on_the_wire * 6 <= original
+    with live.db():
+        item = db.session.execute(db.select(Item)).scalar_one()
+        stored = item.photos[0]
+        assert (stored.width, stored.height) == (1600, 1200)
+        path = live.app.config["PHOTO_DIR"] + "/" + stored.key
+    with Image.open(path) as im:
+        assert_upright(im)
+        assert len(im.getexif()) == 0
+
+
+def test_removing_a_photo_before_sending(live_server, world, phone, tmp_path):
+    live, w = live_server, world
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    page = vol.page
+    page.goto(f"/compounds/{w.a1}/report")
+    files = []
+    for i, color in enumerate([(200, 0, 0), (0, 200, 0)]):
+        path = tmp_path / f"p{i}.jpg"
+        Image.new("RGB", (800, 600), color).save(path, "JPEG")
+        files.append(str(path))
+    page.locator("#f-photos input[name=photos]").set_input_files(files)
+    expect(page.locator("#f-photos input[name=kept_photos]")).to_have_count(2)
+    page.locator("#f-photos .photo .remove").first.tap()
+    expect(page.locator("#f-photos input[name=kept_photos]")).to_have_count(1)
+    page.locator("label.choice:has(input[value=flyers])").tap()
+    page.locator("#report-form button[type=submit]").tap()
+    expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}"))
+    with live.db():
+        item = db.session.execute(db.select(Item)).scalar_one()
+        assert len(item.photos) == 1
+        with Image.open(io.BytesIO(open(live.app.config["PHOTO_DIR"] + "/" + item.photos[0].key, "rb").read())) as im:
+            assert im.getpixel((10, 10))[1] > 150  # the green one was kept
+
+
+def test_failed_upload_keeps_everything_for_a_retry(live_server, world, phone, tmp_path):
+    live, w = live_server, world
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    page = vol.page
+    page.goto(f"/compounds/{w.a1}/report")
+    path = tmp_path / "p.jpg"
+    Image.new("RGB", (800, 600), (10, 10, 200)).save(path, "JPEG")
+    page.route("**/photos", lambda route: route.abort("internetdisconnected"))
+    page.locator("label.choice:has(input[value=fire_exit])").tap()
+    page.locator("textarea[name=note]").fill("五楼楼道堆满纸箱")
+    page.locator("#f-photos input[name=photos]").set_input_files(str(path))
+    expect(page.locator("#f-photos .photo.failed")).to_have_count(1)
+    page.locator("#report-form button[type=submit]").tap()
+    expect(page.locator("#report-form p.error[role=alert]")).to_be_visible()
+    assert page.url.endswith("/report")
+    expect(page.locator("textarea[name=note]")).to_have_value("五楼楼道堆满纸箱")
+    page.unroute("**/photos")  # signal is back
+    page.locator("#report-form button[type=submit]").tap()
+    expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}"))
+    with live.db():
+        item = db.session.execute(db.select(Item)).scalar_one()
+        assert item.category == "fire_exit" and len(item.photos) == 1
