@@ -35,7 +35,21 @@ class SafeFetcher(URLFetcher):
         raise FetchRefused(url[:100])
 
 
+def document_from_html(html: str, resources=None, fetcher: SafeFetcher | None = None):
+    """Lay out `html` with a SafeFetcher; returns a WeasyPrint Document."""
+    fetcher = fetcher or SafeFetcher(resources)
+    return HTML(string=html, base_url=f"{SCHEME}/", url_fetcher=fetcher).render()
+
+
+def write_documents(documents) -> bytes:
+    """One PDF from one or more laid-out documents (page numbers stay per document)."""
+    documents = list(documents)
+    if len(documents) == 1:
+        return documents[0].write_pdf()
+    pages = [page for doc in documents for page in doc.pages]
+    return documents[0].copy(pages).write_pdf()
+
+
 def render_pdf(template: str, resources=None, **context) -> bytes:
     html = render_template(template, **context)
-    fetcher = SafeFetcher(resources)
-    return HTML(string=html, base_url=f"{SCHEME}/", url_fetcher=fetcher).write_pdf()
+    return write_documents([document_from_html(html, resources)])

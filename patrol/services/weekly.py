@@ -1,0 +1,449 @@
+"""The weekly problem list (每周问题清单): what happened in one ISO week, for one scope.
+
+Pure parts (no Flask, no database), tested directly:
+  * `Week`: parse "2026-W48", the week containing a moment, and its bounds —
+    Monday 00:00 to the next Monday 00:00 in the configured time zone, returned
+    as naive UTC because the database stores naive UTC (models/base.py).
+  * `replay()`: an item's state at a moment, rebuilt from its append-only history,
+    so last week's list printed today shows last week's state.
+  * `classify()`: which section an item belongs to.
+
+Sections are disjoint (every item is printed once), judged at `as_of`, the end
+of the week (or now, for the week in progress):
+  * verified   — closed as verified (check passed, or fixed on the spot) during the week;
+  * fixed      — fixed by the company and waiting for the on-the-spot check (回头看);
+  * reopened   — still owed work and reopened (check failed) during the week;
+  * new        — still owed work and reported during the week;
+  * open       — still owed work, reported before the week (with age and overdue mark).
+Items rejected or merged, closed before the week, or reported after it are left out.
+Items reported this week that land in another section carry a "new" mark.
+
+`build()` reads the database; `render()` turns a report into a WeasyPrint
+document through services/pdf.py (photos as stored thumbnails, QR codes as SVG,
+nothing else fetched).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ..lifecycle import OWED, Status, is_overdue
+
+log = logging.getLogger(__name__)
+
+UTC = ZoneInfo("UTC")
+SECTIONS = ("new", "open", "fixed", "verified", "reopened")
+NOTE_CHARS = 140          # a printed list shows the start of long notes
+_WEEK_RE = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.I)
+_OWED = frozenset(s.value for s in OWED)
+_CLOSE_ACTIONS = ("verify", "fix_on_spot")
+_DEADLINE_ACTIONS = ("acknowledge", "reopen")
+
+
+# --- the week ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, order=True)
+class Week:
+    year: int
+    week: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Week":
+        """'2026-W48' (also '2026W48', '2026-w48'); ValueError if no such ISO week."""
+        m = _WEEK_RE.match((text or "").strip())
+        if not m:
+            raise ValueError(f"not an ISO week: {text!r}")
+        year, week = int(m.group(1)), int(m.group(2))
+        date.fromisocalendar(year, week, 1)  # raises for week 0, 54, or 53 in a 52-week year
+        return cls(year, week)
+
+    @classmethod
+    def containing(cls, moment_utc: datetime, tz: str) -> "Week":
+        """The week (in zone `tz`) containing a naive-UTC moment."""
+        local = moment_utc.replace(tzinfo=UTC).astimezone(ZoneInfo(tz))
+        iso = local.isocalendar()
+        return cls(iso.year, iso.week)
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}-W{self.week:02d}"
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def monday(self) -> date:
+        return date.fromisocalendar(self.year, self.week, 1)
+
+    @property
+    def sunday(self) -> date:
+        return self.monday + timedelta(days=6)
+
+    def bounds(self, tz: str) -> tuple[datetime, datetime]:
+        """[start, end) as naive UTC: local Monday 00:00 to the next local Monday 00:00."""
+        zone = ZoneInfo(tz)
+        start = datetime.combine(self.monday, datetime.min.time(), zone)
+        end = datetime.combine(self.monday + timedelta(days=7), datetime.min.time(), zone)
+        return (start.astimezone(UTC).replace(tzinfo=None),
+                end.astimezone(UTC).replace(tzinfo=None))
+
+    def previous(self) -> "Week":
+        d = self.monday - timedelta(days=7)
+        iso = d.isocalendar()
+        return Week(iso.year, iso.week)
+
+
+# --- replaying one item's history --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ev:
+    """The parts of an ItemEvent the weekly list needs (plain data, for tests)."""
+    at: datetime
+    action: str
+    to_status: str
+    data: dict = field(default_factory=dict)
+    id: int | None = None
+
+
+@dataclass
+class State:
+    status: str | None            # None: not reported yet at that moment
+    deadline: datetime | None
+    acknowledged_at: datetime | None = None
+    fixed_at: datetime | None = None
+    verified_at: datetime | None = None
+    closed_at: datetime | None = None
+    reopened_at: datetime | None = None
+    reopened_in_week: bool = False
+
+
+def replay(events: list[Ev], as_of: datetime, *, week_start: datetime, created_at: datetime,
+           deadline_hours: int | None, current_deadline: datetime | None) -> State:
+    """The item's state at `as_of` from its events (those at or before `as_of`).
+
+    The deadline is the stored one unless a later acknowledge/reopen changed it;
+    then it is rebuilt (report: created + category hours; acknowledge: the deadline
+    in the event's data; reopen: event time + category hours).
+    """
+    state = State(status=None, deadline=None)
+    rebuild = any(e.at > as_of and e.action in _DEADLINE_ACTIONS for e in events)
+    for ev in sorted(events, key=lambda e: (e.at, e.id or 0)):
+        if ev.at > as_of:
+            break
+        state.status = ev.to_status
+        if ev.action == "report":
+            if deadline_hours is not None:
+                state.deadline = created_at + timedelta(hours=deadline_hours)
+        elif ev.action == "acknowledge":
+            state.acknowledged_at = ev.at
+            if ev.data.get("deadline"):
+                try:
+                    state.deadline = datetime.fromisoformat(ev.data["deadline"])
+                except (TypeError, ValueError):
+                    pass
+        elif ev.action in ("fix", "fix_on_spot"):
+            state.fixed_at = ev.at
+        elif ev.action == "reopen":
+            state.reopened_at = ev.at
+            if ev.at >= week_start:
+                state.reopened_in_week = True
+            if deadline_hours is not None:
+                state.deadline = ev.at + timedelta(hours=deadline_hours)
+        if ev.action in _CLOSE_ACTIONS:
+            state.verified_at = ev.at
+        if ev.to_status in ("verified", "rejected", "merged"):
+            state.closed_at = ev.at
+    if state.status is None and not events and created_at <= as_of:
+        state.status = Status.REPORTED.value  # no history at all: trust the row
+    if not rebuild:
+        state.deadline = current_deadline
+    return state
+
+
+def classify(state: State, *, created_at: datetime, start: datetime, as_of: datetime) -> str | None:
+    """The section for an item in that state, or None if it is not on the list."""
+    if state.status is None or created_at > as_of:
+        return None
+    if state.status == Status.VERIFIED.value:
+        return "verified" if state.verified_at and state.verified_at >= start else None
+    if state.status == Status.FIXED.value:
+        return "fixed"
+    if state.status in _OWED:
+        if state.reopened_in_week:
+            return "reopened"
+        return "new" if created_at >= start else "open"
+    return None  # rejected, merged
+
+
+# --- the report ---------------------------------------------------------------------------
+
+@dataclass
+class Entry:
+    item: object
+    section: str
+    state: State
+    overdue: bool
+    is_new: bool
+    age_days: int
+    note: str
+    before: object | None = None   # Photo
+    after: object | None = None    # Photo
+
+
+@dataclass
+class Report:
+    scope: str                     # compound | company | community
+    target: object                 # the Compound, Company or Community
+    week: Week
+    start: datetime
+    end: datetime
+    as_of: datetime
+    printed_at: datetime
+    sections: dict[str, list[Entry]]
+    counts: dict[str, int]
+    by_category: list[tuple[str, dict[str, int]]]
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.sections.values())
+
+    @property
+    def entries(self):
+        for key in SECTIONS:
+            yield from self.sections[key]
+
+
+def _short(text: str | None, limit: int = NOTE_CHARS) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _scope_condition(scope: str, target, Item):
+    if scope == "compound":
+        return Item.compound_id == target.id
+    if scope == "company":
+        return Item.company_id == target.id
+    if scope == "community":
+        return Item.community_id == target.id
+    raise ValueError(f"unknown scope {scope!r}")
+
+
+def build(scope: str, target, week: Week, *, now: datetime, tz: str, form,
+          visible=None) -> Report:
+    """Gather the week's items for a compound, company or community.
+
+    `visible` is an extra SQL condition (permissions.item_filter for web users),
+    so a download never shows more than the user's own lists do.
+    """
+    from sqlalchemy.orm import joinedload, selectinload
+
+    from ..extensions import db
+    from ..models import Item
+
+    start, end = week.bounds(tz)
+    as_of = min(end, now)
+    # Closed before the week: not on the list (closing is final). The rest is replayed.
+    conds = [_scope_condition(scope, target, Item), Item.created_at < as_of,
+             db.or_(Item.closed_at.is_(None), Item.closed_at >= start)]
+    if visible is not None:
+        conds.append(visible)
+    items = db.session.execute(
+        db.select(Item).where(*conds).order_by(Item.created_at, Item.id)
+        .options(selectinload(Item.events), selectinload(Item.photos),
+                 joinedload(Item.building), joinedload(Item.compound))).scalars().all()
+
+    sections: dict[str, list[Entry]] = {key: [] for key in SECTIONS}
+    for item in items:
+        events = [Ev(e.at, e.action, e.to_status, e.data or {}, e.id) for e in item.events]
+        category = form.category(item.category) if form else None
+        state = replay(events, as_of, week_start=start, created_at=item.created_at,
+                       deadline_hours=category["deadline_hours"] if category else None,
+                       current_deadline=item.deadline)
+        section = classify(state, created_at=item.created_at, start=start, as_of=as_of)
+        if section is None:
+            continue
+        at_by_event = {e.id: e.at for e in item.events}
+        before = next((p for p in item.photos if p.kind == "before"), None)
+        after = [p for p in item.photos if p.kind == "after"
+                 and at_by_event.get(p.event_id, as_of) <= as_of]
+        sections[section].append(Entry(
+            item=item, section=section, state=state,
+            overdue=is_overdue(state.status, state.deadline, as_of),
+            is_new=item.created_at >= start,
+            age_days=max(0, (as_of - item.created_at).days),
+            note=_short(item.note), before=before, after=after[-1] if after else None))
+
+    sections["open"].sort(key=lambda e: (not e.overdue, e.state.deadline or e.item.created_at,
+                                         e.item.id))
+    sections["fixed"].sort(key=lambda e: (e.state.fixed_at or e.item.created_at, e.item.id))
+    sections["verified"].sort(key=lambda e: (e.state.verified_at, e.item.id))
+    sections["reopened"].sort(key=lambda e: (e.state.reopened_at, e.item.id))
+
+    entries = [e for key in SECTIONS for e in sections[key]]
+    owed = [e for e in entries if e.state.status in _OWED]
+    counts = {
+        "reported": sum(e.is_new for e in entries),
+        "open": len(owed),
+        "overdue": sum(e.overdue for e in owed),
+        "fixed": len(sections["fixed"]),
+        "verified": len(sections["verified"]),
+        "reopened": sum(e.state.reopened_in_week for e in entries),
+        "listed": len(entries),
+    }
+    by_category: dict[str, dict[str, int]] = {}
+    for e in entries:
+        row = by_category.setdefault(e.item.category, dict.fromkeys(
+            ("reported", "open", "overdue", "fixed", "verified"), 0))
+        row["reported"] += e.is_new
+        row["open"] += e.state.status in _OWED
+        row["overdue"] += e.overdue
+        row["fixed"] += e.section == "fixed"
+        row["verified"] += e.section == "verified"
+    order = {c["code"]: i for i, c in enumerate(form.categories)} if form else {}
+    return Report(scope=scope, target=target, week=week, start=start, end=end, as_of=as_of,
+                  printed_at=now, sections=sections, counts=counts,
+                  by_category=sorted(by_category.items(),
+                                     key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+def item_url(base_url: str, item_id: int) -> str:
+    return f"{base_url.rstrip('/')}/items/{item_id}"
+
+
+def css_string(text: str) -> str:
+    """A CSS string literal (for translated page-number text in @page rules)."""
+    out = []
+    for ch in str(text):
+        if ch in '"\\' or ch in "<>&" or ord(ch) < 0x20 or ord(ch) == 0x7f:
+            out.append(f"\\{ord(ch):x} ")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def page_counter_css(template: str) -> str:
+    """'第 %(page)s 页 / 共 %(pages)s 页' -> a CSS `content` value with the counters."""
+    parts = re.split(r"(%\((?:page|pages)\)s)", template)
+    out = []
+    for part in parts:
+        if part == "%(page)s":
+            out.append("counter(page)")
+        elif part == "%(pages)s":
+            out.append("counter(pages)")
+        elif part:
+            out.append(css_string(part))
+    return " ".join(out) or '""'
+
+
+def resources_for(report: Report, base_url: str, *, full_size: bool = False):
+    """(resources for SafeFetcher, {item id: {qr, before, after}} names for the template).
+
+    Photos go in as the stored ~320 px thumbnails (`full_size` embeds the
+    1600 px originals instead; the benchmark uses it for comparison). One SVG
+    QR code per item. A photo whose file is missing is left out, not an error.
+    """
+    from . import qr
+    from .photo_store import storage
+
+    store = storage()
+    resources: dict[str, tuple[bytes, str]] = {}
+    names: dict[int, dict[str, str | None]] = {}
+
+    def photo(p):
+        if p is None:
+            return None
+        key = p.key if full_size else p.thumb_key
+        name = f"photo-{p.id}-{'full' if full_size else 'thumb'}"
+        if name not in resources:
+            try:
+                resources[name] = (store.get(key), "image/jpeg")
+            except (OSError, ValueError):
+                log.warning("weekly list: photo %s missing (%s)", p.id, key)
+                return None
+        return f"patrol-res:{name}"
+
+    for e in report.entries:
+        item_id = e.item.id
+        resources[f"qr-{item_id}"] = (qr.svg_compact(item_url(base_url, item_id)),
+                                     "image/svg+xml")
+        names[item_id] = {"qr": f"patrol-res:qr-{item_id}",
+                          "before": photo(e.before), "after": photo(e.after)}
+    return resources, names
+
+
+def _context(report: Report, base_url: str, tz: str, names):
+    from flask_babel import gettext as _
+
+    from .. import labels
+    from ..web.helpers import category_label
+
+    from ..i18n import current_lang
+    from ..web.helpers import hazard_form
+
+    zone = ZoneInfo(tz)
+    form, lang = hazard_form(), current_lang()
+
+    def field_label(name, fallback):
+        spec = form.field(name)
+        return form.label(spec, lang) if spec else fallback
+
+    unit_label, floor_label = field_label("unit", "Unit"), field_label("floor", "Floor")
+
+    def local(dt, fmt="%Y-%m-%d %H:%M"):
+        return dt.replace(tzinfo=UTC).astimezone(zone).strftime(fmt) if dt else ""
+
+    def location(item, with_compound: bool) -> str:
+        parts = [item.compound.name] if with_compound else []
+        if item.building:
+            parts.append(item.building.name)
+        if item.unit:
+            parts.append(f"{unit_label} {item.unit}")
+        if item.floor:
+            parts.append(f"{floor_label} {item.floor}")
+        return " · ".join(parts)
+
+    return dict(r=report, names=names, base_url=base_url, local=local, location=location,
+                category_label=category_label,
+                status_label=lambda s: labels.STATUS.get(s, s),
+                page_counter=page_counter_css(_("Page %(page)s of %(pages)s")),
+                item_url=lambda i: item_url(base_url, i))
+
+
+def render_document(report: Report, *, base_url: str, tz: str, full_size: bool = False):
+    """The report as a WeasyPrint Document (laid out, not yet written)."""
+    from flask import render_template
+
+    from .pdf import document_from_html
+
+    resources, names = resources_for(report, base_url, full_size=full_size)
+    html = render_template("pdf/weekly.html", **_context(report, base_url, tz, names))
+    return document_from_html(html, resources)
+
+
+def render_pdf(report: Report, *, base_url: str, tz: str, full_size: bool = False) -> bytes:
+    from .pdf import write_documents
+    return write_documents([render_document(report, base_url=base_url, tz=tz,
+                                            full_size=full_size)])
+
+
+@contextmanager
+def rendering_locale(lang: str | None):
+    """Render in `lang` outside a web request (the CLI): labels, categories and gettext
+    all follow it. Inside a request with lang None, the user's own language is kept."""
+    from flask import current_app, has_request_context, session
+    from flask_babel import force_locale
+
+    if lang is None and has_request_context():
+        yield
+        return
+    lang = lang or current_app.config["BABEL_DEFAULT_LOCALE"]
+    with current_app.test_request_context("/"):
+        session["lang"] = lang      # read by patrol.i18n (category labels)
+        with force_locale(lang):    # read by gettext
+            yield

@@ -1,0 +1,97 @@
+"""Printable weekly problem lists: a page to pick one, and the PDF download."""
+from __future__ import annotations
+
+from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request,
+                   url_for)
+from flask_login import current_user
+
+from .. import permissions
+from ..extensions import db
+from ..models import Community, Company, Compound, Item, utcnow
+from ..services import weekly
+from .helpers import hazard_form, roles_required
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+SCOPES = {"compound": Compound, "company": Company, "community": Community}
+PRINTERS = ("staff", "manager", "admin")
+
+
+@bp.app_context_processor
+def _helpers():
+    def can_print_weekly(scope, target):
+        return (current_user.is_authenticated
+                and permissions.can_print_weekly(current_user, scope, target))
+    return {"can_print_weekly": can_print_weekly}
+
+
+def _week_arg(value) -> weekly.Week:
+    if not value:
+        return weekly.Week.containing(utcnow(), current_app.config["TIMEZONE"])
+    try:
+        return weekly.Week.parse(value)
+    except ValueError:
+        abort(400)
+
+
+def _target(scope, ident):
+    model = SCOPES.get(scope)
+    if model is None:
+        abort(400)
+    target = db.session.get(model, ident) if ident else None
+    # Not found and not yours look the same: a list of another community is not
+    # even confirmed to exist.
+    if target is None or not permissions.can_print_weekly(current_user, scope, target):
+        abort(404)
+    return target
+
+
+def printable_targets(user):
+    """[(scope, target)] the user may print, widest first."""
+    role = user.role
+    out = []
+    if role == "admin":
+        out += [("community", c) for c in db.session.execute(
+            db.select(Community).order_by(Community.name)).scalars()]
+        out += [("company", c) for c in db.session.execute(
+            db.select(Company).order_by(Company.name)).scalars()]
+    elif role == "staff" and user.community_id:
+        out.append(("community", db.session.get(Community, user.community_id)))
+    elif role == "manager" and user.company_id:
+        out.append(("company", db.session.get(Company, user.company_id)))
+    compounds = db.session.execute(
+        db.select(Compound).where(permissions.compound_filter(user, Compound))
+        .order_by(Compound.name)).scalars()
+    out += [("compound", c) for c in compounds]
+    return [(s, t) for s, t in out if t is not None and permissions.can_print_weekly(user, s, t)]
+
+
+@bp.get("/weekly")
+@roles_required(*PRINTERS)
+def weekly_index():
+    """Pick a list; `?target=compound:12&week=2026-W48` sends to the PDF."""
+    if request.args.get("target"):
+        scope, _, ident = request.args["target"].partition(":")
+        week = _week_arg(request.args.get("week"))
+        return redirect(url_for("reports.weekly_pdf", scope=scope,
+                                id=ident if ident.isdigit() else 0, week=week.label))
+    this_week = weekly.Week.containing(utcnow(), current_app.config["TIMEZONE"])
+    return render_template("reports/weekly.html", targets=printable_targets(current_user),
+                           this_week=this_week, last_week=this_week.previous())
+
+
+@bp.get("/weekly.pdf")
+@roles_required(*PRINTERS)
+def weekly_pdf():
+    scope = request.args.get("scope", "")
+    target = _target(scope, request.args.get("id", type=int))
+    week = _week_arg(request.args.get("week"))
+    cfg = current_app.config
+    report = weekly.build(scope, target, week, now=utcnow(), tz=cfg["TIMEZONE"],
+                          form=hazard_form(),
+                          visible=permissions.item_filter(current_user, Item))
+    # Rendered in the request's own language (Chinese unless the user chose English).
+    pdf = weekly.render_pdf(report, base_url=cfg["BASE_URL"], tz=cfg["TIMEZONE"])
+    filename = f"weekly-{week.label}-{scope}-{target.id}.pdf"
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "private, no-store"})
