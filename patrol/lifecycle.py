@@ -3,6 +3,8 @@
 reported → acknowledged → fixed → verified (closed, 销号)
 fixed → reopened (failed on-the-spot check) → acknowledged | fixed
 staff may reject or merge open items; a volunteer may record a fix on the spot (立行立改).
+staff may extend the deadline of an item the company still owes work on, with a
+reason (a self-transition: the status stays, the history records the new deadline).
 
 Views and services never assign a status themselves: they call `transition()`,
 which checks the move, the actor's role and the evidence, and returns the new
@@ -51,33 +53,38 @@ class Action(str, enum.Enum):
     REJECT = "reject"
     MERGE = "merge"
     FIX_ON_SPOT = "fix_on_spot"
+    EXTEND_DEADLINE = "extend_deadline"
 
 
 class Evidence(str, enum.Enum):
     """What an action must carry. Checked here so every entry point agrees."""
     NOTE = "note"            # free text explaining the fix
     PHOTO = "photo"          # at least one photo
-    REASON = "reason"        # a coded reason (reopen / reject)
-    DEADLINE = "deadline"    # a deadline (acknowledge)
+    REASON = "reason"        # a coded reason (reopen / reject / extend)
+    DEADLINE = "deadline"    # a deadline (acknowledge / extend)
     PRESENCE = "presence"    # scanned this compound's QR within the window
     TARGET = "target"        # another item (merge)
 
 
 REOPEN_REASONS = ("not_fixed", "badly_fixed", "other")
 REJECT_REASONS = ("not_a_hazard", "not_our_compound", "other")
+EXTEND_REASONS = ("needs_materials", "needs_owners", "major_work", "weather", "other")
 
 
 @dataclass(frozen=True)
 class Rule:
     action: Action
     sources: frozenset
-    target: Status
+    target: Status | None          # None: a self-transition (the status stays)
     roles: frozenset
     evidence: frozenset = field(default_factory=frozenset)
 
 
 def _rule(action, sources, target, roles, evidence=()):
     return Rule(action, frozenset(sources), target, frozenset(roles), frozenset(evidence))
+
+
+SAME = None  # target of a self-transition
 
 
 S, R, A, E = Status, Role, Action, Evidence
@@ -99,6 +106,8 @@ RULES: dict[Action, Rule] = {r.action: r for r in (
           {R.STAFF, R.ADMIN}, {E.TARGET}),
     _rule(A.FIX_ON_SPOT, {S.REPORTED}, S.VERIFIED,
           {R.VOLUNTEER, R.STAFF}, {E.PHOTO, E.PRESENCE}),
+    _rule(A.EXTEND_DEADLINE, OWED, SAME,
+          {R.STAFF, R.ADMIN}, {E.DEADLINE, E.REASON}),
 )}
 
 
@@ -141,7 +150,7 @@ def transition(status, action, role, evidence: set | frozenset = frozenset()) ->
     missing = rule.evidence - {Evidence(e) for e in evidence}
     if missing:
         raise TransitionError("missing_evidence", ",".join(sorted(m.value for m in missing)))
-    return Outcome(action, status, rule.target)
+    return Outcome(action, status, status if rule.target is SAME else rule.target)
 
 
 def presence_valid(scanned_at: datetime | None, now: datetime, window: timedelta) -> bool:
@@ -157,6 +166,28 @@ def is_overdue(status, deadline: datetime | None, now: datetime) -> bool:
 def is_due_soon(status, deadline: datetime | None, now: datetime, horizon: timedelta) -> bool:
     return (deadline is not None and Status(status) in OWED
             and now <= deadline <= now + horizon)
+
+
+def is_ack_late(status, created_at: datetime | None, now: datetime, limit: timedelta) -> bool:
+    """Derived: reported and still not acknowledged `limit` after the report."""
+    return (created_at is not None and Status(status) == Status.REPORTED
+            and now > created_at + limit)
+
+
+def is_escalated(status, created_at, deadline, now: datetime, ack_limit: timedelta) -> bool:
+    """On the community staff's escalation list: overdue, or not acknowledged in time."""
+    return is_overdue(status, deadline, now) or is_ack_late(status, created_at, now, ack_limit)
+
+
+def check_extension(requested: datetime | None, current: datetime | None, now: datetime) -> datetime:
+    """An extension must move the deadline later than both now and the current deadline."""
+    if requested is None:
+        raise TransitionError("missing_evidence", Evidence.DEADLINE.value)
+    if requested <= now:
+        raise TransitionError("deadline_past", "deadline must be in the future")
+    if current is not None and requested <= current:
+        raise TransitionError("deadline_not_later", "an extension must move the deadline later")
+    return requested
 
 
 def clamp_deadline(requested: datetime | None, default: datetime, role: Role) -> datetime:

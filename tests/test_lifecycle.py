@@ -5,12 +5,13 @@ from itertools import product
 import pytest
 
 from patrol.lifecycle import (Action, Evidence, Role, Status, TransitionError, allowed_actions,
-                              clamp_deadline, is_due_soon, is_overdue, presence_valid, transition)
+                              check_extension, clamp_deadline, is_ack_late, is_due_soon,
+                              is_escalated, is_overdue, presence_valid, transition)
 
 S, A, R, E = Status, Action, Role, Evidence
 
 # Written out by hand from the issue, independently of lifecycle.RULES:
-# action: (from-states, roles, to-state, evidence needed)
+# action: (from-states, roles, to-state, evidence needed); to-state None = stays the same
 EXPECTED = {
     A.ACKNOWLEDGE: ({S.REPORTED, S.REOPENED}, {R.MANAGER}, S.ACKNOWLEDGED, {E.DEADLINE}),
     A.FIX: ({S.ACKNOWLEDGED, S.REOPENED}, {R.MANAGER}, S.FIXED, {E.NOTE, E.PHOTO}),
@@ -21,6 +22,8 @@ EXPECTED = {
     A.MERGE: ({S.REPORTED, S.ACKNOWLEDGED, S.REOPENED}, {R.STAFF, R.ADMIN}, S.MERGED,
               {E.TARGET}),
     A.FIX_ON_SPOT: ({S.REPORTED}, {R.VOLUNTEER, R.STAFF}, S.VERIFIED, {E.PHOTO, E.PRESENCE}),
+    A.EXTEND_DEADLINE: ({S.REPORTED, S.ACKNOWLEDGED, S.REOPENED}, {R.STAFF, R.ADMIN}, None,
+                        {E.DEADLINE, E.REASON}),
 }
 ALL_EVIDENCE = frozenset(Evidence)
 
@@ -31,7 +34,7 @@ def test_every_combination(status, action, role):
     sources, roles, target, _ = EXPECTED[action]
     if status in sources and role in roles:
         outcome = transition(status, action, role, ALL_EVIDENCE)
-        assert (outcome.source, outcome.target) == (status, target)
+        assert (outcome.source, outcome.target) == (status, target or status)
         assert action in allowed_actions(status, role)
     else:
         with pytest.raises(TransitionError) as err:
@@ -102,3 +105,33 @@ def test_manager_may_shorten_but_not_extend_deadline():
         clamp_deadline(default + timedelta(minutes=1), default, R.MANAGER)
     assert err.value.code == "deadline_extension"
     assert clamp_deadline(default + timedelta(days=3), default, R.STAFF) == default + timedelta(days=3)
+
+
+def test_staff_extension_must_move_the_deadline_later():
+    current = NOW + timedelta(hours=2)
+    later = NOW + timedelta(days=2)
+    assert check_extension(later, current, NOW) == later
+    assert check_extension(later, None, NOW) == later
+    for bad, code in [(None, "missing_evidence"), (NOW - timedelta(minutes=1), "deadline_past"),
+                      (current, "deadline_not_later"),
+                      (current - timedelta(minutes=30), "deadline_not_later")]:
+        with pytest.raises(TransitionError) as err:
+            check_extension(bad, current, NOW)
+        assert err.value.code == code
+    # An overdue item may get a new deadline in the future.
+    assert check_extension(later, NOW - timedelta(hours=5), NOW) == later
+
+
+def test_escalation_is_derived():
+    limit = timedelta(hours=12)
+    old, fresh = NOW - timedelta(hours=12, seconds=1), NOW - timedelta(hours=11)
+    future, past = NOW + timedelta(hours=1), NOW - timedelta(hours=1)
+    assert is_ack_late(S.REPORTED, old, NOW, limit)
+    assert not is_ack_late(S.REPORTED, NOW - limit, NOW, limit)   # exactly at the limit
+    assert not is_ack_late(S.REPORTED, fresh, NOW, limit)
+    assert not is_ack_late(S.ACKNOWLEDGED, old, NOW, limit)      # acknowledged in the end
+    assert not is_ack_late(S.VERIFIED, old, NOW, limit)
+    assert is_escalated(S.REPORTED, old, future, NOW, limit)     # not acknowledged in time
+    assert is_escalated(S.ACKNOWLEDGED, fresh, past, NOW, limit)  # overdue
+    assert not is_escalated(S.ACKNOWLEDGED, old, future, NOW, limit)
+    assert not is_escalated(S.FIXED, old, past, NOW, limit)

@@ -1,0 +1,387 @@
+"""Notifications: queue in the caller's transaction, send outside any request.
+
+How a notification travels (docs/notifications.md):
+
+1. A service that causes an event (a new item, a reopened item; the overdue scan of
+   `patrol deliver` / `patrol daily`) calls `notify_item()`, which adds one Delivery
+   row per matching endpoint to the *same* transaction. If the report rolls back, no
+   notification exists; if it commits, the notification cannot be lost.
+2. After the commit, a short-lived daemon thread tries those deliveries once
+   (NOTIFY_IMMEDIATE, on by default), with a short timeout. The user's request
+   never waits for it and never sees its errors.
+3. `patrol deliver` (cron, every few minutes) sends whatever is due: new rows the
+   thread did not get to, and failed ones whose backoff has elapsed. A row is
+   claimed by moving `next_attempt_at` forward in one UPDATE, so the thread and cron
+   never send the same row at once, and a sender that dies mid-way leaves a row
+   that is simply tried again when the lease ends.
+"""
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import ssl
+import threading
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from urllib.parse import urlsplit
+
+from flask import current_app
+from flask_babel import force_locale, gettext as _
+from sqlalchemy import event as sa_event, or_, update
+from sqlalchemy.orm import Session
+
+from .. import lifecycle, notify
+from ..extensions import db
+from ..models import Delivery, Item, NotifyEndpoint, utcnow
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=5)
+KICK_KEY = "patrol.notify.kick"
+
+
+# --- queueing --------------------------------------------------------------------
+
+def endpoints_for(event: str, *, community_id=None, company_id=None) -> list[NotifyEndpoint]:
+    """Active endpoints of this community or this company that subscribe to `event`."""
+    owners = []
+    if community_id is not None:
+        owners.append(NotifyEndpoint.community_id == community_id)
+    if company_id is not None:
+        owners.append(NotifyEndpoint.company_id == company_id)
+    if not owners:
+        return []
+    endpoints = db.session.execute(
+        db.select(NotifyEndpoint).where(NotifyEndpoint.active.is_(True), or_(*owners))
+        .order_by(NotifyEndpoint.id)).scalars().all()
+    return [e for e in endpoints if event in (e.events or ())]
+
+
+def enqueue(endpoint, event, payload, *, now, dedupe_key, item_id=None, kick=True):
+    """Queue one delivery, unless this endpoint already has this event (same key)."""
+    exists = db.session.execute(
+        db.select(Delivery.id).where(Delivery.endpoint_id == endpoint.id,
+                                     Delivery.dedupe_key == dedupe_key)).first()
+    if exists:
+        return None
+    delivery = Delivery(endpoint_id=endpoint.id, event=event, item_id=item_id,
+                        dedupe_key=dedupe_key[:120], payload=payload, status="pending",
+                        attempts=0, next_attempt_at=now, created_at=now)
+    db.session.add(delivery)
+    db.session.flush()
+    if kick:
+        _remember_for_commit(delivery.id)
+    return delivery
+
+
+def notify_item(event: str, item: Item, now: datetime, *, key_suffix="", extra_lines=(),
+                kick=True) -> list[Delivery]:
+    """Queue `event` about `item` for its community's and its company's endpoints."""
+    endpoints = endpoints_for(event, community_id=item.community_id, company_id=item.company_id)
+    if not endpoints:
+        return []
+    payload = item_payload(event, item, now, extra_lines=extra_lines)
+    key = f"{event}:{item.id}" + (f":{key_suffix}" if key_suffix else "")
+    queued = [enqueue(e, event, payload, now=now, dedupe_key=key, item_id=item.id, kick=kick)
+              for e in endpoints]
+    return [d for d in queued if d is not None]
+
+
+def notify_reopened(item: Item, ev, now: datetime) -> list[Delivery]:
+    from .. import labels
+    with _zh():
+        why = _("Reason: %(reason)s", reason=str(labels.REASON.get(ev.reason, ev.reason or "")))
+    return notify_item("reopened", item, now, key_suffix=str(ev.id), extra_lines=[why])
+
+
+def _zh():
+    return force_locale(current_app.config["BABEL_DEFAULT_LOCALE"])
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat(timespec="seconds") + "Z" if dt else None
+
+
+def _local(dt):
+    from ..web.helpers import local
+    return local(dt)
+
+
+def item_url(item_id: int) -> str:
+    return f"{current_app.config['BASE_URL'].rstrip('/')}/items/{item_id}"
+
+
+def _category_label(item) -> str:
+    forms = current_app.extensions["patrol.forms"]
+    form = forms.get(item.form_id) or forms.get("hazard")
+    category = form.category(item.category) if form else None
+    return form.label(category, current_app.config["BABEL_DEFAULT_LOCALE"]) if category \
+        else item.category
+
+
+def item_payload(event: str, item: Item, now: datetime, *, extra_lines=()) -> dict:
+    """The generic payload (also the JSON webhook body), in the default language (zh)."""
+    from .. import labels
+    with _zh():
+        titles = {"new_item": _("[Patrol] New hazard reported"),
+                  "overdue": _("[Patrol] Hazard overdue"),
+                  "reopened": _("[Patrol] Check failed: item reopened")}
+        category = _category_label(item)
+        where = " ".join(x for x in (item.compound.name, item.building.name if item.building
+                                     else "", item.unit or "", item.floor or "") if x)
+        lines = [_("No.%(id)s %(category)s", id=item.id, category=category),
+                 _("Where: %(where)s", where=where)]
+        if item.company:
+            lines.append(_("Property company: %(name)s", name=item.company.name))
+        if item.deadline and lifecycle.Status(item.status) in lifecycle.OWED:
+            lines.append(_("Deadline: %(when)s", when=_local(item.deadline)))
+        lines.extend(str(x) for x in extra_lines)
+        if item.note:
+            note = item.note if len(item.note) <= 200 else item.note[:199] + "…"
+            lines.append(_("Note: %(note)s", note=note))
+        payload = {
+            "event": event,
+            "title": titles[event],
+            "lines": lines,
+            "url": item_url(item.id),
+            "link_text": _("Open the item"),
+            "at": _iso(now),
+            "item": {
+                "id": item.id, "category": item.category, "category_label": category,
+                "status": item.status, "status_label": str(labels.STATUS.get(item.status, "")),
+                "compound": item.compound.name, "community_id": item.community_id,
+                "company": item.company.name if item.company else None,
+                "building": item.building.name if item.building else None,
+                "unit": item.unit, "floor": item.floor, "note": item.note,
+                "deadline": _iso(item.deadline), "created_at": _iso(item.created_at),
+            },
+        }
+    return payload
+
+
+def digest_payload(scope_name: str, day: str, groups: dict[str, list[Item]], now) -> dict:
+    """The daily reminder for one endpoint: overdue, not acknowledged in time, due soon."""
+    with _zh():
+        names = {"overdue": _("Overdue"), "ack_late": _("Not acknowledged in time"),
+                 "due_soon": _("Due soon")}
+        lines = [_("%(what)s: %(n)s", what=names[k], n=len(v)) for k, v in groups.items()]
+        for key, items in groups.items():
+            for item in items[:10]:
+                lines.append(f"{names[key]} · " + _("No.%(id)s %(category)s", id=item.id,
+                                                     category=_category_label(item))
+                             + f" · {item.compound.name}")
+        return {
+            "event": "daily",
+            "title": _("[Patrol] Daily reminder for %(name)s, %(day)s", name=scope_name, day=day),
+            "lines": lines,
+            "url": f"{current_app.config['BASE_URL'].rstrip('/')}/escalations",
+            "link_text": _("Open the escalation list"),
+            "at": _iso(now),
+            "date": day,
+            "counts": {k: len(v) for k, v in groups.items()},
+            "items": [{"id": i.id, "reason": k, "url": item_url(i.id),
+                       "category": i.category, "compound": i.compound.name,
+                       "deadline": _iso(i.deadline)}
+                      for k, v in groups.items() for i in v[:50]],
+        }
+
+
+# --- after-commit kick -----------------------------------------------------------
+
+def _remember_for_commit(delivery_id: int):
+    if not current_app.config.get("NOTIFY_IMMEDIATE", True):
+        return
+    session = db.session()
+    app, ids = session.info.get(KICK_KEY, (current_app._get_current_object(), []))
+    ids.append(delivery_id)
+    session.info[KICK_KEY] = (app, ids)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _after_commit(session):
+    pending = session.info.pop(KICK_KEY, None)
+    if pending:
+        app, ids = pending
+        start_background(app, ids)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _after_rollback(session):
+    session.info.pop(KICK_KEY, None)
+
+
+def start_background(app, ids):
+    """Try these deliveries once in a daemon thread; whatever fails waits for the cron."""
+    def run():
+        with app.app_context():
+            try:
+                for delivery_id in ids:
+                    attempt(delivery_id, utcnow())
+            except Exception:  # never let a receiver's trouble escape
+                log.exception("background delivery failed")
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=run, name="patrol-notify", daemon=True)
+    threads = app.extensions.setdefault("patrol.notify_threads", [])
+    threads[:] = [t for t in threads if t.is_alive()] + [thread]
+    thread.start()
+
+
+def wait_for_background(app, timeout=10.0):
+    """For tests and the CLI: wait for the after-commit threads of this app."""
+    for thread in list(app.extensions.get("patrol.notify_threads", [])):
+        thread.join(timeout)
+
+
+# --- sending ---------------------------------------------------------------------
+
+class SendError(Exception):
+    pass
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # a 3xx is reported as an HTTP error, never followed
+
+
+def _check_address(url: str):
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise SendError(f"cannot resolve host: {exc}") from None
+    for info in infos:
+        if not notify.is_public_address(info[4][0]):
+            raise SendError("refused: the host resolves to a private or local address")
+
+
+def post_webhook(endpoint: NotifyEndpoint, delivery: Delivery, cfg) -> tuple[int | None, str | None]:
+    url = notify.validate_url(endpoint.target)
+    if not cfg.get("WEBHOOK_ALLOW_PRIVATE"):
+        _check_address(url)
+    req = notify.render(endpoint.kind, delivery.payload)
+    headers = {"Content-Type": req.content_type, "User-Agent": "patrol-notify/1",
+               "X-Patrol-Event": delivery.event, "X-Patrol-Delivery": str(delivery.id)}
+    if endpoint.kind == "json":
+        headers["X-Patrol-Signature"] = notify.signature(endpoint.secret, req.body)
+    request = urllib.request.Request(url, data=req.body, method="POST", headers=headers)
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=cfg["WEBHOOK_TIMEOUT"]) as resp:
+            status, body = resp.status, resp.read(65536)
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read(65536) if exc.fp else b""
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SendError(f"{type(exc).__name__}: {reason}") from None
+    return status, notify.response_error(endpoint.kind, status, body)
+
+
+def send_email(endpoint: NotifyEndpoint, delivery: Delivery, cfg):
+    if not cfg.get("SMTP_HOST"):
+        raise SendError("e-mail is not configured (PATROL_SMTP_HOST)")
+    msg = EmailMessage()
+    msg["Subject"] = delivery.payload.get("title", "Patrol")
+    msg["From"] = cfg["SMTP_FROM"]
+    msg["To"] = endpoint.target
+    msg.set_content(notify.plain_text(delivery.payload))
+    smtp_class = smtplib.SMTP_SSL if cfg["SMTP_PORT"] == 465 else smtplib.SMTP
+    try:
+        with smtp_class(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=cfg["WEBHOOK_TIMEOUT"]) as smtp:
+            if smtp_class is smtplib.SMTP and cfg.get("SMTP_STARTTLS"):
+                smtp.starttls(context=ssl.create_default_context())
+            if cfg.get("SMTP_USER"):
+                smtp.login(cfg["SMTP_USER"], cfg.get("SMTP_PASSWORD") or "")
+            smtp.send_message(msg)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}") from None
+
+
+def send(endpoint, delivery, cfg) -> tuple[int | None, str | None]:
+    """(response status, error or None). Never raises for receiver trouble."""
+    try:
+        if endpoint.kind == "email":
+            send_email(endpoint, delivery, cfg)
+            return None, None
+        return post_webhook(endpoint, delivery, cfg)
+    except notify.InvalidTarget as exc:
+        return None, f"invalid target: {exc.code}"
+    except SendError as exc:
+        return None, str(exc)[:300]
+
+
+def attempt(delivery_id: int, now: datetime) -> str | None:
+    """Claim one due delivery and try it. Returns 'sent', 'retry', 'failed' or None
+    (not due, or another sender has it)."""
+    cfg = current_app.config
+    claimed = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == "pending",
+               Delivery.next_attempt_at <= now)
+        .values(attempts=Delivery.attempts + 1, last_attempt_at=now,
+                next_attempt_at=now + LEASE)
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    if not claimed:
+        return None
+    delivery = db.session.get(Delivery, delivery_id)
+    endpoint = delivery.endpoint
+    if endpoint is None or not endpoint.active:
+        status, error = None, "endpoint removed or disabled"
+    else:
+        status, error = send(endpoint, delivery, cfg)
+    delivery.response_status = status
+    if error is None:
+        delivery.status, delivery.sent_at, delivery.last_error = "sent", utcnow(), None
+        outcome = "sent"
+    else:
+        delivery.last_error = error[:300]
+        if delivery.attempts >= cfg["DELIVERY_MAX_ATTEMPTS"]:
+            delivery.status = "failed"
+            outcome = "failed"
+        else:
+            delivery.next_attempt_at = now + notify.backoff(
+                delivery.attempts, cfg["DELIVERY_BACKOFF"], cfg["DELIVERY_BACKOFF_MAX"])
+            outcome = "retry"
+        log.warning("delivery %s to endpoint %s failed (attempt %s): %s", delivery.id,
+                    delivery.endpoint_id, delivery.attempts, error)
+    db.session.commit()
+    return outcome
+
+
+def deliver_due(now: datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Send every pending delivery whose time has come (cron: `patrol deliver`)."""
+    now = now or utcnow()
+    ids = db.session.execute(
+        db.select(Delivery.id).where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
+        .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)).scalars().all()
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    for delivery_id in ids:
+        outcome = attempt(delivery_id, now)
+        if outcome:
+            counts[outcome] += 1
+    return counts
+
+
+def enqueue_overdue(now: datetime) -> int:
+    """Queue 'overdue' once per item and deadline (an extended deadline can fire again)."""
+    endpoints = db.session.execute(
+        db.select(NotifyEndpoint).where(NotifyEndpoint.active.is_(True))).scalars().all()
+    endpoints = [e for e in endpoints if "overdue" in (e.events or ())]
+    if not endpoints:
+        return 0
+    owed = [s.value for s in lifecycle.OWED]
+    items = db.session.execute(
+        db.select(Item).where(Item.status.in_(owed), Item.deadline < now)
+        .order_by(Item.deadline)).scalars().all()
+    queued = 0
+    for item in items:
+        with _zh():
+            late = _("Overdue since %(when)s", when=_local(item.deadline))
+        queued += len(notify_item("overdue", item, now, kick=False, extra_lines=[late],
+                                  key_suffix=item.deadline.isoformat(timespec="seconds")))
+    return queued

@@ -1,0 +1,133 @@
+"""Ratings from the database: load item histories, hand them to the pure scoring module."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+
+from .. import scoring
+from ..extensions import db
+from ..models import Company, Compound, Item, ItemEvent
+from ..models.base import utcnow
+
+
+def _category_hours(form_id: str, code: str) -> int:
+    forms = current_app.extensions["patrol.forms"]
+    form = forms.get(form_id) or forms.get("hazard")
+    category = form.category(code) if form else None
+    return category["deadline_hours"] if category else 72
+
+
+def _parse(value) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def load_histories(conditions, start: datetime, end: datetime) -> list[scoring.ItemHistory]:
+    """Histories of the items reported in [start, end) that match `conditions`."""
+    where = [Item.created_at >= start, Item.created_at < end, Item.company_id.is_not(None),
+             *conditions]
+    items = db.session.execute(
+        db.select(Item.id, Item.company_id, Item.created_at, Item.form_id, Item.category)
+        .where(*where)).all()
+    if not items:
+        return []
+    events: dict[int, list] = {row.id: [] for row in items}
+    for item_id, at, action, data in db.session.execute(
+            db.select(ItemEvent.item_id, ItemEvent.at, ItemEvent.action, ItemEvent.data)
+            .join(Item, Item.id == ItemEvent.item_id).where(*where)
+            .order_by(ItemEvent.item_id, ItemEvent.id)):
+        events[item_id].append((at, action, data or {}))
+    out = []
+    for row in items:
+        hours = None
+        history = []
+        for at, action, data in events[row.id]:
+            deadline = _parse(data.get("deadline"))
+            if deadline is None and action in ("report", "reopen"):
+                # Histories recorded before deadlines were written into report and
+                # reopen events: rebuild them from the category's default.
+                hours = hours or _category_hours(row.form_id, row.category)
+                deadline = at + timedelta(hours=hours)
+            rating = data.get("rating") if action == "verify" else None
+            history.append(scoring.Event(at, action, deadline,
+                                         int(rating) if isinstance(rating, int) else None))
+        out.append(scoring.ItemHistory(row.id, row.company_id, row.created_at, tuple(history)))
+    return out
+
+
+def companies_in(community_id: int | None) -> dict[int, str]:
+    """Companies rated in a community's list: those managing one of its compounds, and
+    those with items there (a compound may have changed hands). None: every company."""
+    query = db.select(Company.id, Company.name)
+    if community_id is not None:
+        managing = db.select(Compound.company_id).where(Compound.community_id == community_id)
+        with_items = db.select(Item.company_id).where(Item.community_id == community_id)
+        query = query.where(Company.id.in_(managing.union(with_items)))
+    return dict(db.session.execute(query).all())
+
+
+def community_ids_of(company_id: int) -> set[int]:
+    """Communities where the company manages a compound or has items (it may have left)."""
+    managing = db.select(Compound.community_id).where(Compound.company_id == company_id)
+    with_items = db.select(Item.community_id).where(Item.company_id == company_id)
+    return set(db.session.execute(managing.union(with_items)).scalars())
+
+
+@dataclass
+class Ratings:
+    period: scoring.Period
+    start: datetime
+    end: datetime
+    now: datetime
+    names: dict
+    figures: list          # scoring.Figures, ranked first, then insufficient
+    min_items: int
+
+    def of(self, company_id) -> scoring.Figures | None:
+        return next((f for f in self.figures if f.company_id == company_id), None)
+
+    @property
+    def red(self):
+        return [f for f in self.figures if f.listing == "red"]
+
+    @property
+    def black(self):
+        return [f for f in self.figures if f.listing == "black"]
+
+
+def rate_period(period: scoring.Period, *, community_id=None, names=None, now=None) -> Ratings:
+    cfg = current_app.config
+    now = now or utcnow()
+    start, end = period.bounds_utc(cfg["TIMEZONE"])
+    names = companies_in(community_id) if names is None else names
+    conditions = [Item.company_id.in_(list(names))]
+    if community_id is not None:
+        conditions.append(Item.community_id == community_id)
+    histories = load_histories(conditions, start, end)
+    figures = scoring.rate(histories, start, end, now, names, min_items=cfg["RATING_MIN_ITEMS"])
+    return Ratings(period, start, end, now, names, figures, cfg["RATING_MIN_ITEMS"])
+
+
+def monthly(company_id: int, last: scoring.Period, *, community_id=None, months=12, now=None):
+    """Items per month for the chart: the `months` months ending with `last`'s last month."""
+    cfg = current_app.config
+    now = now or utcnow()
+    final = scoring.Period(last.year, "month", last.first_month + last.months - 1)
+    periods = [final.shift(-k) for k in range(months - 1, -1, -1)]
+    bounds = [p.bounds_utc(cfg["TIMEZONE"]) for p in periods]
+    conditions = [Item.company_id == company_id]
+    if community_id is not None:
+        conditions.append(Item.community_id == community_id)
+    histories = load_histories(conditions, bounds[0][0], bounds[-1][1])
+    return scoring.monthly_counts(histories, periods, bounds, now)
+
+
+def default_period(now: datetime, kind: str = "quarter") -> scoring.Period:
+    """The last complete quarter (or month): ratings are published after a period ends."""
+    from zoneinfo import ZoneInfo
+    local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
+    return scoring.Period.containing(local.date(), kind).shift(-1)

@@ -1,0 +1,131 @@
+"""Notification receivers (webhooks, WeCom group robots, e-mail) and their deliveries.
+
+Staff manage their community's receivers, managers their company's, admins all.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from .. import labels, notify, permissions
+from ..extensions import db
+from ..models import Community, Company, Delivery, NotifyEndpoint, utcnow
+from ..services import notify as notify_service
+from .helpers import get_or_404, roles_required
+
+bp = Blueprint("notifications", __name__, url_prefix="/notifications")
+bp.add_app_template_global(lambda k: labels.NOTIFY_KIND.get(k, k), "kind_label")
+bp.add_app_template_global(lambda e: labels.NOTIFY_EVENT.get(e, e), "event_label")
+bp.add_app_template_global(lambda s: labels.DELIVERY_STATUS.get(s, s), "delivery_status_label")
+
+
+def _owners():
+    """The communities and companies the user may attach a receiver to."""
+    if current_user.role == "staff":
+        return [db.session.get(Community, current_user.community_id)], []
+    if current_user.role == "manager":
+        return [], [db.session.get(Company, current_user.company_id)]
+    return (db.session.execute(db.select(Community).order_by(Community.name)).scalars().all(),
+            db.session.execute(db.select(Company).order_by(Company.name)).scalars().all())
+
+
+def _parse_owner(value: str, communities, companies):
+    kind, _sep, ident = (value or "").partition(":")
+    pool = communities if kind == "community" else companies if kind == "company" else []
+    return kind, next((o for o in pool if o and str(o.id) == ident), None)
+
+
+@bp.route("", methods=["GET", "POST"])
+@roles_required("staff", "manager", "admin")
+def index():
+    if current_user.role == "staff" and not current_user.community_id:
+        abort(403)
+    if current_user.role == "manager" and not current_user.company_id:
+        abort(403)
+    communities, companies = _owners()
+    cfg = current_app.config
+    errors, values = {}, {}
+    if request.method == "POST":
+        values = request.form.to_dict()
+        name = values.get("name", "").strip()
+        kind = values.get("kind", "")
+        events = [e for e in request.form.getlist("events") if e in notify.EVENTS]
+        if current_user.role == "staff":      # their own community, whatever was sent
+            owner_kind, owner = "community", communities[0]
+        elif current_user.role == "manager":  # their own company
+            owner_kind, owner = "company", companies[0]
+        else:
+            owner_kind, owner = _parse_owner(values.get("owner"), communities, companies)
+        if not name or len(name) > 60:
+            errors["name"] = _("Please enter a name (at most 60 characters).")
+        if kind not in notify.KINDS:
+            errors["kind"] = str(labels.TARGET_ERROR["bad_kind"])
+        elif kind == "email" and not cfg.get("SMTP_HOST"):
+            errors["kind"] = str(labels.TARGET_ERROR["no_smtp"])
+        else:
+            try:
+                target = notify.validate_target(kind, values.get("target", ""))
+            except notify.InvalidTarget as exc:
+                errors["target"] = str(labels.TARGET_ERROR[exc.code])
+        if not events:
+            errors["events"] = _("Choose at least one kind of message.")
+        if owner is None:
+            errors["owner"] = str(labels.TARGET_ERROR["bad_kind"])
+        if not errors:
+            endpoint = NotifyEndpoint(
+                name=name, kind=kind, target=target, events=events, created_by_id=current_user.id,
+                community_id=owner.id if owner_kind == "community" else None,
+                company_id=owner.id if owner_kind == "company" else None)
+            db.session.add(endpoint)
+            db.session.commit()
+            flash(_("Receiver “%(name)s” added.", name=name), "ok")
+            return redirect(url_for("notifications.index"))
+    scope = permissions.endpoint_filter(current_user, NotifyEndpoint)
+    endpoints = db.session.execute(
+        db.select(NotifyEndpoint).where(scope).order_by(NotifyEndpoint.id)).scalars().all()
+    deliveries = db.session.execute(
+        db.select(Delivery).join(NotifyEndpoint).where(scope)
+        .order_by(Delivery.id.desc()).limit(50)).scalars().all()
+    return render_template(
+        "notifications/index.html", endpoints=endpoints, deliveries=deliveries, errors=errors,
+        values=values, communities=[c for c in communities if c],
+        companies=[c for c in companies if c], events=notify.EVENTS,
+        kinds=[k for k in notify.KINDS if k != "email" or cfg.get("SMTP_HOST")],
+        mask=notify.mask_url, now=utcnow()), (422 if errors else 200)
+
+
+def _managed(endpoint_id) -> NotifyEndpoint:
+    endpoint = get_or_404(NotifyEndpoint, endpoint_id)
+    if not permissions.can_manage_endpoint(current_user, endpoint):
+        abort(404)
+    return endpoint
+
+
+@bp.post("/<int:endpoint_id>/delete")
+@roles_required("staff", "manager", "admin")
+def delete(endpoint_id):
+    endpoint = _managed(endpoint_id)
+    name = endpoint.name
+    db.session.delete(endpoint)
+    db.session.commit()
+    flash(_("Receiver “%(name)s” removed.", name=name), "ok")
+    return redirect(url_for("notifications.index"))
+
+
+@bp.post("/<int:endpoint_id>/test")
+@roles_required("staff", "manager", "admin")
+def test(endpoint_id):
+    """Queue a test message; it is sent after this request, like every notification."""
+    endpoint = _managed(endpoint_id)
+    now = utcnow()
+    with notify_service._zh():
+        payload = {"event": "test", "title": _("[Patrol] Test message"),
+                   "lines": [_("If you can read this, the receiver “%(name)s” works.",
+                               name=endpoint.name)],
+                   "url": current_app.config["BASE_URL"], "at": now.isoformat() + "Z"}
+    notify_service.enqueue(endpoint, "test", payload, now=now,
+                           dedupe_key=f"test:{now.isoformat()}:{current_user.id}")
+    db.session.commit()
+    flash(_("Test message queued. Its result appears below in a moment."), "ok")
+    return redirect(url_for("notifications.index"))
