@@ -71,6 +71,8 @@ def register_extensions(app: Flask):
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
     login_manager.user_loader(load_login)
+    from .web.auth import unauthorized
+    login_manager.unauthorized_handler(unauthorized)
 
 
 @event.listens_for(Engine, "connect")
@@ -86,8 +88,8 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 
 def register_blueprints(app: Flask):
-    from .web import admin, auth, compounds, items, lists, photos
-    for module in (auth, compounds, items, lists, photos, admin):
+    from .web import admin, auth, compounds, items, lists, offline, photos, reports, notifications, ratings
+    for module in (auth, compounds, items, lists, photos, admin, offline, reports, ratings, notifications):
         app.register_blueprint(module.bp)
 
 

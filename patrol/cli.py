@@ -163,7 +163,147 @@ def photos_orphans_cmd(fix):
         sys.exit(1)
 
 
+def _safe_filename(name: str) -> str:
+    """A compound name as part of a file name: no path separators or control characters."""
+    cleaned = "".join("_" if ch in '/\\:*?"<>|' or ord(ch) < 32 or ch.isspace() else ch
+                      for ch in name).strip("._")
+    return cleaned[:60] or "x"
+
+
+@click.command("weekly")
+@click.option("--community", "community_name", help="Every compound of this community.")
+@click.option("--company", "company_name", help="Every compound of this property company.")
+@click.option("--compound", "compound_names", multiple=True, help="One compound (repeatable).")
+@click.option("--week", default="last", show_default=True,
+              help="ISO week such as 2026-W48, or 'this' / 'last' (the last complete week).")
+@click.option("--combined", is_flag=True, help="One PDF for all compounds instead of one each.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@click.option("-o", "--output", type=click.Path(), required=True,
+              help="Directory (one file per compound), or a .pdf file with --combined.")
+@with_appcontext
+def weekly_cmd(community_name, company_name, compound_names, week, combined, lang, output):
+    """Print weekly problem lists: one PDF per compound, or one combined PDF."""
+    from .models import Community, Company, Compound, utcnow
+    from .services import weekly
+    from .services.pdf import write_documents
+    from .web.helpers import hazard_form
+
+    cfg = current_app.config
+    now = utcnow()
+    this_week = weekly.Week.containing(now, cfg["TIMEZONE"])
+    try:
+        the_week = {"this": this_week, "last": this_week.previous()}.get(week) \
+            or weekly.Week.parse(week)
+    except ValueError:
+        raise click.BadParameter(f"{week!r} is not an ISO week like 2026-W48", param_hint="--week")
+    if not (community_name or company_name or compound_names):
+        raise click.UsageError("give --community, --company or --compound")
+    query = db.select(Compound).order_by(Compound.name, Compound.id)
+    if community_name:
+        query = query.join(Community, Compound.community_id == Community.id).where(
+            Community.name == community_name)
+    if company_name:
+        query = query.join(Company, Compound.company_id == Company.id).where(
+            Company.name == company_name)
+    if compound_names:
+        query = query.where(Compound.name.in_(compound_names))
+    compounds = db.session.execute(query).scalars().all()
+    if not compounds:
+        raise click.UsageError("no compounds match")
+
+    out = Path(output)
+    single_file = out.suffix.lower() == ".pdf"
+    if single_file and not combined and len(compounds) > 1:
+        raise click.UsageError("one file per compound needs a directory for -o (or use --combined)")
+    if single_file:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+
+    form = hazard_form()
+    documents = []
+    with weekly.rendering_locale(lang):
+        for compound in compounds:
+            report = weekly.build("compound", compound, the_week, now=now, tz=cfg["TIMEZONE"],
+                                  form=form)
+            doc = weekly.render_document(report, base_url=cfg["BASE_URL"], tz=cfg["TIMEZONE"])
+            pages = len(doc.pages)
+            if combined:
+                documents.append(doc)
+                click.echo(f"{compound.name}: {report.counts['listed']} item(s), {pages} page(s)")
+                continue
+            path = out if single_file else out / (
+                f"weekly-{the_week.label}-{compound.id}-{_safe_filename(compound.name)}.pdf")
+            path.write_bytes(write_documents([doc]))
+            click.echo(f"{path}: {report.counts['listed']} item(s), {pages} page(s)")
+            del doc   # one compound's layout at a time in memory
+    if combined:
+        label = _safe_filename(community_name or company_name or "compounds")
+        path = out if single_file else out / f"weekly-{the_week.label}-{label}.pdf"
+        path.write_bytes(write_documents(documents))
+        click.echo(f"{path}: {len(compounds)} compound(s) combined")
+    click.echo(f"{len(compounds)} weekly list(s) for {the_week.label} written")
+
+
+def _parse_now(value):
+    from datetime import datetime
+    from .models import utcnow
+    if not value:
+        return utcnow()
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use ISO format, UTC: 2026-11-27T08:00") from None
+
+
+@click.command("daily")
+@click.option("--now", "now_text", help="Pretend it is this moment (UTC, ISO format).")
+@click.option("--no-deliver", is_flag=True, help="Only queue; leave sending to `patrol deliver`.")
+@with_appcontext
+def daily_cmd(now_text, no_deliver):
+    """The day's reminders and escalations (cron: once a day, e.g. 08:00).
+
+    Prints, per community, the items escalated to staff (overdue, not acknowledged in
+    time) and, per property company, the reminders (overdue, due soon); queues the
+    'overdue' notifications and one daily digest per subscribed receiver; then sends
+    what is due. Safe to run again: nothing is queued twice.
+    """
+    from .services.escalation import run_daily
+    run = run_daily(_parse_now(now_text), deliver=not no_deliver)
+    click.echo(f"Patrol daily run {run.day}")
+    for community, groups in run.communities:
+        click.echo(f"community {community.name}: {len(groups['ack_late'])} not acknowledged in "
+                   f"time, {len(groups['overdue'])} overdue, {len(groups['due_soon'])} due soon")
+        for key in ("ack_late", "overdue"):
+            for item in groups[key]:
+                deadline = f"{item.deadline:%Y-%m-%d %H:%M} UTC" if item.deadline else "-"
+                click.echo(f"  [{key}] No.{item.id} {item.category} {item.compound.name}"
+                           f" deadline {deadline}")
+    for company, groups in run.companies:
+        click.echo(f"company {company.name}: {len(groups['overdue'])} overdue, "
+                   f"{len(groups['due_soon'])} due soon, {len(groups['ack_late'])} not "
+                   f"acknowledged in time")
+    click.echo("queued: " + ", ".join(f"{k} {v}" for k, v in run.queued.items()))
+    if run.delivered:
+        click.echo("delivered: " + ", ".join(f"{k} {v}" for k, v in run.delivered.items()))
+
+
+@click.command("deliver")
+@click.option("--now", "now_text", help="Pretend it is this moment (UTC, ISO format).")
+@with_appcontext
+def deliver_cmd(now_text):
+    """Send queued notifications and retry failed ones whose backoff has passed
+    (cron: every few minutes). Also queues 'overdue' for items that just became overdue."""
+    from .services import notify
+    now = _parse_now(now_text)
+    queued = notify.enqueue_overdue(now)
+    db.session.commit()
+    counts = notify.deliver_due(now)
+    click.echo(f"overdue queued {queued}; sent {counts['sent']}, will retry {counts['retry']}, "
+               f"gave up {counts['failed']}")
+
+
 def install(app):
     for command in (check_forms_cmd, seed_demo_cmd, create_user_cmd, invite_cmd, posters_cmd,
-                    photos_orphans_cmd):
+                    photos_orphans_cmd, weekly_cmd, daily_cmd, deliver_cmd):
         app.cli.add_command(command)

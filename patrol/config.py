@@ -25,8 +25,32 @@ class Config:
 
     # Verification (回头看) must follow a scan of the compound's QR within this window.
     VERIFY_WINDOW = timedelta(minutes=int(_env("VERIFY_WINDOW_MINUTES", "120")))
+    # Queued offline work older than this is refused (the phone's clock is suspect).
+    OFFLINE_MAX_AGE = timedelta(days=int(_env("OFFLINE_MAX_DAYS", "7")))
     INVITE_LIFETIME = timedelta(hours=int(_env("INVITE_HOURS", "72")))
     DUE_SOON = timedelta(hours=int(_env("DUE_SOON_HOURS", "24")))
+    # Reported but not acknowledged this long → on the staff's escalation list.
+    ACK_ESCALATE = timedelta(hours=float(_env("ACK_ESCALATE_HOURS", "12")))
+
+    # Ratings (docs/scoring.md): fewer items than this in a period → "insufficient data".
+    RATING_MIN_ITEMS = int(_env("RATING_MIN_ITEMS", "5"))
+
+    # Notifications (docs/notifications.md). Queued in the request's transaction; sent by
+    # a short-lived background thread after commit (NOTIFY_IMMEDIATE) and by
+    # `patrol deliver` / `patrol daily`, which also retry failures with backoff.
+    NOTIFY_IMMEDIATE = _flag("NOTIFY_IMMEDIATE", True)
+    WEBHOOK_TIMEOUT = float(_env("WEBHOOK_TIMEOUT", "5"))
+    # Refuse webhook URLs that resolve to loopback/private/link-local addresses.
+    WEBHOOK_ALLOW_PRIVATE = _flag("WEBHOOK_ALLOW_PRIVATE", False)
+    DELIVERY_MAX_ATTEMPTS = int(_env("DELIVERY_MAX_ATTEMPTS", "8"))
+    DELIVERY_BACKOFF = timedelta(seconds=int(_env("DELIVERY_BACKOFF_SECONDS", "60")))
+    DELIVERY_BACKOFF_MAX = timedelta(hours=int(_env("DELIVERY_BACKOFF_MAX_HOURS", "6")))
+    SMTP_HOST = _env("SMTP_HOST", None)    # no host: e-mail receivers cannot be added
+    SMTP_PORT = int(_env("SMTP_PORT", "587"))
+    SMTP_USER = _env("SMTP_USER", None)
+    SMTP_PASSWORD = _env("SMTP_PASSWORD", None)
+    SMTP_STARTTLS = _flag("SMTP_STARTTLS", True)
+    SMTP_FROM = _env("SMTP_FROM", "patrol@localhost")
     PAGE_SIZE = 20
 
     MAX_PHOTOS = int(_env("MAX_PHOTOS", "4"))

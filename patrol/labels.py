@@ -20,6 +20,7 @@ ACTION = {
     "reject": _l("Reject"),
     "merge": _l("Merge as duplicate"),
     "fix_on_spot": _l("Fixed on the spot"),
+    "extend_deadline": _l("Extend the deadline"),
 }
 
 ROLE = {
@@ -36,6 +37,10 @@ REASON = {
     "other": _l("Other"),
     "not_a_hazard": _l("Not a hazard"),
     "not_our_compound": _l("Not in this compound"),
+    "needs_materials": _l("Parts or materials must be bought"),
+    "needs_owners": _l("Owners or the committee must agree first"),
+    "major_work": _l("Large job that takes longer"),
+    "weather": _l("Weather"),
 }
 
 FIELD_ERROR = {
@@ -45,6 +50,8 @@ FIELD_ERROR = {
     "too_long": _l("This is too long."),
     "bad_choice": _l("Please choose one of the options."),
     "not_integer": _l("Please enter a whole number."),
+    "presence": _l("First scan the QR code at this compound's gate."),
+    "device_time": _l("The phone's clock looks wrong."),
 }
 
 PHOTO_ERROR = {
@@ -62,7 +69,9 @@ TRANSITION_ERROR = {
     "missing_evidence": _l("Something required is missing."),
     "deadline_extension": _l("Only community staff may extend a deadline."),
     "deadline_past": _l("The deadline must be in the future."),
+    "deadline_not_later": _l("The new deadline must be later than the current one."),
     "unknown": _l("Unknown action."),
+    "device_time": _l("The phone's clock looks wrong, or this was recorded too long ago."),
 }
 
 EVIDENCE = {
@@ -72,4 +81,46 @@ EVIDENCE = {
     "deadline": _l("a deadline"),
     "presence": _l("a recent scan of this compound's QR code (you must be on the spot)"),
     "target": _l("the item it duplicates (an open item of the same compound)"),
+}
+
+ESCALATION = {
+    "overdue": _l("Overdue"),
+    "ack_late": _l("Not acknowledged in time"),
+    "due_soon": _l("Due soon"),
+}
+
+LISTING = {
+    "red": _l("Red list"),
+    "black": _l("Black list"),
+}
+
+NOTIFY_EVENT = {
+    "new_item": _l("New item"),
+    "overdue": _l("Overdue"),
+    "reopened": _l("Reopened after a failed check"),
+    "daily": _l("Daily reminder"),
+    "test": _l("Test message"),
+}
+
+NOTIFY_KIND = {
+    "json": _l("Generic JSON webhook"),
+    "wecom_markdown": _l("WeCom group robot (markdown)"),
+    "wecom_text": _l("WeCom group robot (text)"),
+    "email": _l("E-mail"),
+}
+
+DELIVERY_STATUS = {
+    "pending": _l("Waiting"),
+    "sent": _l("Sent"),
+    "failed": _l("Gave up"),
+}
+
+TARGET_ERROR = {
+    "required": _l("Please fill this in."),
+    "too_long": _l("This is too long."),
+    "bad_url": _l("Please enter a full web address starting with https:// or http://."),
+    "credentials": _l("The address must not contain a user name or password."),
+    "bad_email": _l("Please enter a valid e-mail address."),
+    "bad_kind": _l("Please choose one of the options."),
+    "no_smtp": _l("E-mail is not set up on this server."),
 }

@@ -77,3 +77,65 @@ def item_filter(user, Item):
     if role == Role.COMMITTEE and user.compound_id:
         return Item.compound_id == user.compound_id
     return false()
+
+
+def can_print_weekly(user, scope: str, target) -> bool:
+    """Weekly problem lists: staff for their community and its compounds, managers for
+    their company and its compounds, admins for everything."""
+    role = _role(user)
+    if role == Role.ADMIN:
+        return True
+    if role == Role.STAFF and user.community_id is not None:
+        if scope == "community":
+            return target.id == user.community_id
+        if scope == "compound":
+            return target.community_id == user.community_id
+    if role == Role.MANAGER and user.company_id is not None:
+        if scope == "company":
+            return target.id == user.company_id
+        if scope == "compound":
+            return target.company_id == user.company_id
+    return False
+
+
+# --- ratings and notifications -----------------------------------------------------
+
+def can_see_ratings_list(user) -> bool:
+    """The red/black list: community staff (their community) and admins."""
+    return _role(user) in (Role.STAFF, Role.ADMIN)
+
+
+def can_see_scorecard(user, company_id, company_community_ids) -> bool:
+    """Managers see their own company's scorecard; staff those of the companies working
+    in their community (computed on that community's items); admins every one."""
+    role = _role(user)
+    if role == Role.ADMIN:
+        return True
+    if role == Role.MANAGER:
+        return user.company_id is not None and user.company_id == company_id
+    if role == Role.STAFF:
+        return user.community_id is not None and user.community_id in company_community_ids
+    return False
+
+
+def can_manage_endpoint(user, endpoint) -> bool:
+    """Staff manage their community's receivers, managers their company's, admins all."""
+    role = _role(user)
+    if role == Role.ADMIN:
+        return True
+    if role == Role.STAFF:
+        return endpoint.community_id is not None and endpoint.community_id == user.community_id
+    if role == Role.MANAGER:
+        return endpoint.company_id is not None and endpoint.company_id == user.company_id
+    return False
+
+
+def endpoint_filter(user, NotifyEndpoint):
+    role = _role(user)
+    if role == Role.ADMIN:
+        return true()
+    if role == Role.STAFF and user.community_id:
+        return NotifyEndpoint.community_id == user.community_id
+    if role == Role.MANAGER and user.company_id:
+        return NotifyEndpoint.company_id == user.company_id
+    return false()

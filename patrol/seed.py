@@ -1,5 +1,9 @@
 """The demo district: one community, three compounds, two property companies, a team,
-one user of each role and items in every state, made through the real services."""
+one user of each role and items in every state, made through the real services.
+
+Six months of history come first (_demo_history), so the ratings pages have something
+to show: 宏远物业 answers quickly and well (red list), 安居物业 is slow, often late and
+poorly rated (black list)."""
 from __future__ import annotations
 
 import io
@@ -11,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from .extensions import db
 from .lifecycle import Action
-from .models import Building, Community, Company, Compound, Team, User, utcnow
+from .models import Building, Community, Company, Compound, Photo, Team, User, utcnow
 from .services import items as svc
 from .services.photo_store import save_upload
 from .web.helpers import hazard_form
@@ -84,6 +88,7 @@ def seed_demo(now=None):
         db.session.add(user)
         users[username] = user
     db.session.flush()
+    _demo_history(compounds, users, now)
     _demo_items(compounds, users, now)
     db.session.commit()
     return users
@@ -144,3 +149,107 @@ def _demo_items(compounds, users, now):
     # Fixed on the spot during the patrol (立行立改).
     item, at = new(c, "flyers", 8, "电梯间小广告，已当场清除", building=2)
     step(item, Action.FIX_ON_SPOT, vol, at + timedelta(minutes=10), photos=photos(kind="after"))
+
+
+# Per month and company: (scenario, hours to acknowledge, rating at the check).
+# good: fixed in half the time; late: fixed at 1.3× the deadline; reopen: the first
+# check fails, fixed again; extend: staff extend the deadline in time; open: acknowledged,
+# never fixed (still overdue); reject: not the company's work (not counted).
+_PROFILES = {
+    0: [("good", 1, 5), ("good", 2, 5), ("reopen", 3, 4), ("good", 1.5, 4), ("extend", 4, 5),
+        ("good", 2.5, 5), ("good", 1, 4)],
+    1: [("late", 9, 2), ("good", 20, 4), ("reopen", 14, 2), ("late", 30, 3), ("good", 6, 3),
+        ("late", 16, 2), ("reject", 0, None)],
+}
+_HISTORY_CATEGORIES = ("flyers", "sanitation", "fire_exit", "lighting", "flying_wire",
+                       "water_tank", "greenery", "other")
+_HISTORY_NOTES = {
+    "flyers": "楼道墙面小广告", "sanitation": "垃圾桶满溢未清运", "fire_exit": "消防通道停放电动车",
+    "lighting": "楼道声控灯不亮", "flying_wire": "楼上拉线给电动车充电", "water_tank": "水箱盖未锁",
+    "greenery": "绿化带杂草丛生", "other": "单元门门禁损坏",
+}
+
+
+def _demo_history(compounds, users, now, months=6):
+    """Items of the last `months` full months for both companies, through the services.
+
+    Photos: a handful of real uploads; later events reuse their stored files (new rows,
+    same content-addressed keys), so seeding stays fast."""
+    from .scoring import Period
+    from .services.ratings import default_period
+    form = hazard_form()
+    window = current_app.config["VERIFY_WINDOW"]
+    tz = current_app.config["TIMEZONE"]
+    rnd = random.Random(20261127)
+    vols = [users["volunteer"], users["volunteer2"]]
+    staff = users["staff"]
+    managers = {compounds[0].company_id: users["manager1"], compounds[2].company_id: users["manager2"]}
+    by_company = {0: compounds[:2], 1: compounds[2:]}
+    pool: list[Photo] = []
+
+    def photo(who, kind):
+        if len(pool) < 4:
+            pool.append(save_upload(demo_photo(500 + len(pool)), uploader=who, kind=kind))
+            return [pool[-1]]
+        base = rnd.choice(pool)
+        clone = Photo(uploader_id=who.id, kind=kind, key=base.key, thumb_key=base.thumb_key,
+                      width=base.width, height=base.height, size=base.size)
+        db.session.add(clone)
+        return [clone]
+
+    def step(item, action, who, at, **given):
+        if at > now:
+            return False
+        if action in (Action.VERIFY, Action.REOPEN):
+            svc.record_presence(who, item.compound, at - timedelta(minutes=5))
+        svc.act(item, action, who, at, svc.ActionInput(**given), form=form, window=window)
+        return True
+
+    current_month = Period.containing(default_period(now, "month").shift(1).start_date, "month")
+    for back in range(months, 0, -1):
+        start, _end = current_month.shift(-back).bounds_utc(tz)
+        for company, profile in _PROFILES.items():
+            for i, (scenario, ack_h, rating) in enumerate(profile):
+                compound = by_company[company][i % len(by_company[company])]
+                category = _HISTORY_CATEGORIES[(i + back + company) % len(_HISTORY_CATEGORIES)]
+                hours = form.category(category)["deadline_hours"]
+                at = start + timedelta(days=1 + i * 3 + company, hours=1 + (i * 5 + back) % 9)
+                vol = vols[(i + back) % 2]
+                building = compound.buildings[(i + back) % len(compound.buildings)]
+                clean = {"category": category, "building": building.id, "floor": None,
+                         "note": _HISTORY_NOTES[category], "extra": {}}
+                item = svc.report(form=form, compound=compound, reporter=vol, clean=clean,
+                                  photos=photo(vol, "before"), now=at)
+                if scenario == "reject":
+                    step(item, Action.REJECT, staff, at + timedelta(hours=3), reason="not_a_hazard")
+                    continue
+                mgr = managers[compound.company_id]
+                ack_h = ack_h * (1 + rnd.random() * 0.2)
+                step(item, Action.ACKNOWLEDGE, mgr, at + timedelta(hours=ack_h))
+                fix_at = at + timedelta(hours=max(ack_h + 1, hours * (1.3 if scenario == "late" else 0.5)))
+                if scenario == "extend":
+                    step(item, Action.EXTEND_DEADLINE, staff, at + timedelta(hours=hours * 0.5),
+                         deadline=at + timedelta(hours=hours * 3), reason="needs_materials",
+                         note="需要采购配件")
+                    fix_at = at + timedelta(hours=hours * 2)
+                if not step(item, Action.FIX, mgr, fix_at, note="已整改", photos=photo(mgr, "after")):
+                    continue
+                check_at = fix_at + timedelta(hours=3)
+                if scenario == "reopen":
+                    step(item, Action.REOPEN, vol, check_at, reason="badly_fixed",
+                         note="整改不到位", photos=photo(vol, "check"))
+                    fix_at = check_at + timedelta(hours=hours * 0.3)
+                    if not step(item, Action.FIX, mgr, fix_at, note="已重新整改",
+                                photos=photo(mgr, "after")):
+                        continue
+                    check_at = fix_at + timedelta(hours=3)
+                step(item, Action.VERIFY, vol, check_at, photos=photo(vol, "after"), rating=rating)
+    # One company item left unfixed and overdue since last month.
+    start, _end = current_month.shift(-1).bounds_utc(tz)
+    compound = compounds[2]
+    at = start + timedelta(days=20, hours=2)
+    clean = {"category": "fire_exit", "building": compound.buildings[5].id, "floor": "3",
+             "note": "三楼楼道堆放旧沙发，长期未清理", "extra": {}}
+    item = svc.report(form=form, compound=compound, reporter=vols[0], clean=clean,
+                      photos=photo(vols[0], "before"), now=at)
+    step(item, Action.ACKNOWLEDGE, managers[compound.company_id], at + timedelta(hours=20))

@@ -11,10 +11,15 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
-from ..lifecycle import (Action, Evidence, Role, Status, TransitionError, REJECT_REASONS,
-                         REOPEN_REASONS, clamp_deadline, presence_valid, transition)
+from ..lifecycle import (Action, Evidence, Role, Status, TransitionError, EXTEND_REASONS,
+                         REJECT_REASONS, REOPEN_REASONS, check_extension, clamp_deadline,
+                         presence_valid, transition)
 from ..models import Item, ItemEvent, Presence
 from .. import permissions
+from . import notify
+
+
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class ConflictError(Exception):
@@ -30,19 +35,33 @@ class ActionInput:
     photos: list = field(default_factory=list)   # Photo rows already saved
     version: int | None = None                  # the version the actor saw
     rating: int | None = None
+    device_at: datetime | None = None           # when it was done, if queued offline
 
 
 def latest_presence(user, compound_id, now, window) -> Presence | None:
-    """The user's most recent scan of this compound, if within the window."""
+    """The user's most recent scan of this compound, if within the window before `now`.
+
+    A scan made offline counts from its device time; it was uploaded later.
+    """
+    scanned = db.func.coalesce(Presence.device_at, Presence.at)
     presence = db.session.execute(
         db.select(Presence)
         .where(Presence.user_id == user.id, Presence.compound_id == compound_id,
-               Presence.at <= now)
-        .order_by(Presence.at.desc()).limit(1)
+               scanned <= now, scanned >= now - window)
+        .order_by(scanned.desc(), Presence.id.desc()).limit(1)
     ).scalar_one_or_none()
-    if presence and presence_valid(presence.at, now, window):
+    if presence and presence_valid(presence.device_at or presence.at, now, window):
         return presence
     return None
+
+
+def device_time(value: datetime | None, now: datetime, max_age: timedelta) -> datetime | None:
+    """A phone's clock reading for something done offline, if plausible; else TransitionError."""
+    if value is None:
+        return None
+    if value > now + CLOCK_SKEW or value < now - max_age:
+        raise TransitionError("device_time", "device time out of range")
+    return min(value, now)
 
 
 def record_presence(user, compound, now, *, lat=None, lon=None, accuracy=None,
@@ -106,7 +125,9 @@ def report(*, form, compound, reporter, clean: dict, photos: list, now: datetime
     for photo in photos:
         photo.kind = "before"
     _event(item, reporter, now, "report", None, Status.REPORTED.value, note=item.note,
-           photos=photos)
+           data={"deadline": item.deadline.isoformat(timespec="seconds")}, photos=photos)
+    # Queued in this transaction; sent after commit, outside the request (services/notify.py).
+    notify.notify_item("new_item", item, now)
     return item
 
 
@@ -132,8 +153,12 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
         evidence.add(Evidence.REASON)
     if action == Action.REJECT and given.reason in REJECT_REASONS:
         evidence.add(Evidence.REASON)
+    if action == Action.EXTEND_DEADLINE and given.reason in EXTEND_REASONS:
+        evidence.add(Evidence.REASON)
     if action in (Action.VERIFY, Action.REOPEN, Action.FIX_ON_SPOT):
-        presence = latest_presence(actor, item.compound_id, now, window)
+        # Queued offline: on the spot means a scan within the window before the
+        # moment the phone recorded the action, not before it reached us.
+        presence = latest_presence(actor, item.compound_id, given.device_at or now, window)
         if presence:
             evidence.add(Evidence.PRESENCE)
     if action == Action.ACKNOWLEDGE:
@@ -143,6 +168,8 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
             raise TransitionError("deadline_past", "deadline must be in the future")
         evidence.add(Evidence.DEADLINE)
         data["deadline"] = deadline.isoformat(timespec="seconds")
+    if action == Action.EXTEND_DEADLINE and given.deadline is not None:
+        evidence.add(Evidence.DEADLINE)
     target = None
     if action == Action.MERGE and given.target_id and given.target_id != item.id:
         target = db.session.get(Item, given.target_id)
@@ -150,22 +177,32 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
                 and Status(target.status).is_open and target.merged_into_id is None):
             evidence.add(Evidence.TARGET)
             data["merged_into"] = target.id
+    if given.device_at:
+        data["device_at"] = given.device_at.isoformat(timespec="seconds")
     if given.rating and action in (Action.VERIFY, Action.FIX_ON_SPOT):
         data["rating"] = max(1, min(5, int(given.rating)))
 
     outcome = transition(item.status, action, actor.role, evidence)
+    if action == Action.EXTEND_DEADLINE:  # only staff get here (the table says so)
+        deadline = check_extension(given.deadline, item.deadline, now)
+        data["deadline"] = deadline.isoformat(timespec="seconds")
+        if item.deadline:
+            data["previous_deadline"] = item.deadline.isoformat(timespec="seconds")
 
     item.status = outcome.target.value
     item.updated_at = now
     if action == Action.ACKNOWLEDGE:
         item.deadline = deadline
         item.acknowledged_at = now
+    elif action == Action.EXTEND_DEADLINE:
+        item.deadline = deadline
     elif action == Action.FIX:
         item.fixed_at = now
     elif action == Action.REOPEN:
         category = form.category(item.category) if form else None
         hours = category["deadline_hours"] if category else 72
         item.deadline = now + timedelta(hours=hours)
+        data["deadline"] = item.deadline.isoformat(timespec="seconds")
     elif action == Action.MERGE:
         item.merged_into_id = target.id
     if action == Action.FIX_ON_SPOT:
@@ -176,11 +213,14 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
     for photo in given.photos:
         photo.kind = "check" if action == Action.REOPEN else "after"
     try:
-        return _event(item, actor, now, action.value, outcome.source.value, outcome.target.value,
-                      note=(given.note or "").strip() or None, reason=given.reason,
-                      data=data, presence=presence, photos=given.photos)
+        ev = _event(item, actor, now, action.value, outcome.source.value, outcome.target.value,
+                    note=(given.note or "").strip() or None, reason=given.reason,
+                    data=data, presence=presence, photos=given.photos)
     except StaleDataError:
         raise ConflictError() from None
+    if action == Action.REOPEN:
+        notify.notify_reopened(item, ev, now)
+    return ev
 
 
 def _default_deadline(item, form, now):

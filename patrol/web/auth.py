@@ -1,6 +1,6 @@
 """Sign-in: passwords for staff and managers, one-time invite links for volunteers."""
-from flask import (Blueprint, current_app, flash, redirect, render_template, request, session,
-                   url_for)
+from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
+                   session, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -89,6 +89,13 @@ def set_lang():
     if lang in current_app.config["LANGUAGES"]:
         session["lang"] = lang
     return redirect(_safe_next(request.form.get("next")))
+
+
+def unauthorized():
+    """Pages send people to sign in; the background queue gets a 401 it can show."""
+    if request.headers.get("X-Patrol-Sync") == "1" or request.path.startswith("/sync/"):
+        return jsonify(error=_("Please sign in again."), login=True), 401
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
 @bp.app_context_processor

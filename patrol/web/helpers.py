@@ -57,6 +57,12 @@ def overdue(item, now=None) -> bool:
     return lifecycle.is_overdue(item.status, item.deadline, now or utcnow())
 
 
+def ack_late(item, now=None) -> bool:
+    """Reported and not acknowledged within ACK_ESCALATE: escalated to community staff."""
+    return lifecycle.is_ack_late(item.status, item.created_at, now or utcnow(),
+                                 current_app.config["ACK_ESCALATE"])
+
+
 def due_soon(item, now=None) -> bool:
     return lifecycle.is_due_soon(item.status, item.deadline, now or utcnow(),
                                  current_app.config["DUE_SOON"])
@@ -97,7 +103,7 @@ def install(app):
         action_label=lambda a: labels.ACTION.get(a, a),
         role_label=lambda r: labels.ROLE.get(r, r),
         reason_label=lambda r: labels.REASON.get(r, r),
-        overdue=overdue, due_soon=due_soon, current_lang=current_lang,
+        overdue=overdue, due_soon=due_soon, ack_late=ack_late, current_lang=current_lang,
         hazard_form=hazard_form,
     )
     app.jinja_env.filters["todatetime"] = datetime.fromisoformat

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
+                   request, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
@@ -60,6 +61,77 @@ def collect_photos(field: str, kind: str):
     return photos, errors
 
 
+@dataclass
+class ReportOutcome:
+    item: Item | None = None
+    duplicate: bool = False
+    conflict: bool = False
+    errors: dict = field(default_factory=dict)
+    photo_errors: list = field(default_factory=list)
+    kept: list = field(default_factory=list)
+    kept_after: list = field(default_factory=list)
+
+
+def sync_mode() -> bool:
+    """The page's offline queue sends forms in the background and wants JSON back."""
+    return request.headers.get("X-Patrol-Sync") == "1"
+
+
+def parse_device_at(value: str | None):
+    """ISO time from the phone (when the user acted), as naive UTC; None if absent or bad."""
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if dt.tzinfo:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        return item_service.device_time(dt, utcnow(), current_app.config["OFFLINE_MAX_AGE"])
+    except TransitionError:
+        return None
+
+
+def submit_report(compound, form, values) -> ReportOutcome:
+    cfg = current_app.config
+    client_uuid = _uuid(values.get("client_uuid"))
+    try:  # a resend of a form that already arrived answers with its item
+        earlier = item_service.find_resent(
+            client_uuid, reporter=current_user, compound=compound,
+            clean={"category": values.get("category"), "note": (values.get("note") or "").strip()})
+    except item_service.ConflictError:
+        return ReportOutcome(conflict=True)
+    if earlier:
+        return ReportOutcome(item=earlier, duplicate=True)
+    out = ReportOutcome()
+    photos, out.photo_errors = collect_photos("photos", "before")
+    on_spot = values.get("fixed_on_spot") == "1"
+    after, after_errors = collect_photos("after_photos", "after") if on_spot else ([], [])
+    out.photo_errors += after_errors
+    clean, out.errors = validate_submission(
+        form, values, building_ids={b.id for b in compound.buildings},
+        photo_count=len(photos), max_photos=cfg["MAX_PHOTOS"])
+    now, device_at = utcnow(), parse_device_at(values.get("device_at"))
+    if on_spot:
+        if not after:
+            out.errors["after_photos"] = "required_photo"
+        if not item_service.latest_presence(current_user, compound.id, device_at or now,
+                                            cfg["VERIFY_WINDOW"]):
+            out.errors["fixed_on_spot"] = "presence"
+    if out.errors or out.photo_errors:
+        db.session.commit()  # keep the photos already received for the retry
+        out.kept, out.kept_after = photos, after
+        return out
+    try:
+        out.item, out.duplicate = _report_once(form, compound, clean, photos, after, on_spot,
+                                               now, client_uuid, device_at)
+    except item_service.ConflictError:
+        db.session.rollback()
+        return ReportOutcome(conflict=True)
+    return out
+
+
 @bp.route("/compounds/<int:compound_id>/report", methods=["GET", "POST"])
 @login_required
 def report(compound_id):
@@ -67,50 +139,40 @@ def report(compound_id):
     if not permissions.can_report(current_user, compound):
         abort(403)
     form = hazard_form()
-    cfg = current_app.config
-    values, errors, photo_errors, kept, kept_after = {}, {}, [], [], []
+    values, out = {}, ReportOutcome()
     if request.method == "POST":
         values = request.form.to_dict()
-        client_uuid = _uuid(values.get("client_uuid"))
-        try:  # a resend of a form that already arrived answers with its item
-            earlier = item_service.find_resent(
-                client_uuid, reporter=current_user, compound=compound,
-                clean={"category": values.get("category"), "note": (values.get("note") or "").strip()})
-        except item_service.ConflictError:
+        out = submit_report(compound, form, values)
+        if sync_mode():
+            return report_json(out)
+        if out.conflict:
             return _conflict()
-        if earlier:
-            flash(_("Reported. Thank you! Item No. %(id)s.", id=earlier.id), "ok")
+        if out.item:
+            flash(_("Reported. Thank you! Item No. %(id)s.", id=out.item.id), "ok")
             return redirect(url_for("compounds.show", compound_id=compound.id))
-        photos, photo_errors = collect_photos("photos", "before")
-        on_spot = request.form.get("fixed_on_spot") == "1"
-        after, after_errors = collect_photos("after_photos", "after") if on_spot else ([], [])
-        photo_errors += after_errors
-        clean, errors = validate_submission(
-            form, values, building_ids={b.id for b in compound.buildings},
-            photo_count=len(photos), max_photos=cfg["MAX_PHOTOS"])
-        now = utcnow()
-        if on_spot:
-            if not after:
-                errors["after_photos"] = "required_photo"
-            if not item_service.latest_presence(current_user, compound.id, now,
-                                                cfg["VERIFY_WINDOW"]):
-                errors["fixed_on_spot"] = "presence"
-        if not errors and not photo_errors:
-            try:
-                item = _report_once(form, compound, clean, photos, after, on_spot, now,
-                                    client_uuid)
-            except item_service.ConflictError:
-                db.session.rollback()
-                return _conflict()
-            flash(_("Reported. Thank you! Item No. %(id)s.", id=item.id), "ok")
-            return redirect(url_for("compounds.show", compound_id=compound.id))
-        db.session.commit()  # keep the photos already received for the retry
-        kept, kept_after = photos, after
     return render_template("items/report.html", compound=compound, form=form, values=values,
                            client_uuid=_uuid(values.get("client_uuid")) or str(uuid.uuid4()),
-                           errors=errors, photo_errors=photo_errors, kept=kept,
-                           kept_after=kept_after, max_photos=cfg["MAX_PHOTOS"],
-                           field_error=labels.FIELD_ERROR), (422 if errors or photo_errors else 200)
+                           errors=out.errors, photo_errors=out.photo_errors, kept=out.kept,
+                           kept_after=out.kept_after, max_photos=current_app.config["MAX_PHOTOS"],
+                           field_error=labels.FIELD_ERROR), \
+        (422 if out.errors or out.photo_errors else 200)
+
+
+def report_json(out: ReportOutcome):
+    if out.conflict:
+        return jsonify(error=_("A different report was already sent with this form.")), 409
+    if out.item:
+        flash(_("Reported. Thank you! Item No. %(id)s.", id=out.item.id), "ok")
+        return jsonify(id=out.item.id, duplicate=out.duplicate,
+                       url=url_for("compounds.show", compound_id=out.item.compound_id)), \
+            (200 if out.duplicate else 201)
+    messages = {name: str(labels.FIELD_ERROR.get(code, labels.FIELD_ERROR["required"]))
+                for name, code in out.errors.items()}
+    if out.errors.get("fixed_on_spot") == "presence":
+        messages["fixed_on_spot"] = _("To record a fix on the spot, first scan the QR code at "
+                                      "this compound's gate.")
+    return jsonify(errors=messages, photo_errors=out.photo_errors,
+                   error=" ".join([*messages.values(), *out.photo_errors])), 422
 
 
 def _uuid(value):
@@ -126,16 +188,19 @@ def _conflict():
         "again.")), 409
 
 
-def _report_once(form, compound, clean, photos, after, on_spot, now, client_uuid):
-    """Create the item; if the same form arrives twice at once, the unique key decides."""
+def _report_once(form, compound, clean, photos, after, on_spot, now, client_uuid, device_at):
+    """Create the item; if the same form arrives twice at once, the unique key decides.
+
+    Returns (item, duplicate)."""
     cfg = current_app.config
     try:
         item = item_service.report(form=form, compound=compound, reporter=current_user,
-                                   clean=clean, photos=photos, now=now, client_uuid=client_uuid)
+                                   clean=clean, photos=photos, now=now, client_uuid=client_uuid,
+                                   device_at=device_at)
         if on_spot:
             item_service.act(item, Action.FIX_ON_SPOT, current_user, now,
-                             item_service.ActionInput(photos=after), form=form,
-                             window=cfg["VERIFY_WINDOW"])
+                             item_service.ActionInput(photos=after, device_at=device_at),
+                             form=form, window=cfg["VERIFY_WINDOW"])
         db.session.commit()
     except IntegrityError:  # the same form arrived twice at the same moment
         db.session.rollback()
@@ -143,7 +208,8 @@ def _report_once(form, compound, clean, photos, after, on_spot, now, client_uuid
                                         clean=clean)
         if item is None:
             raise
-    return item
+        return item, True
+    return item, False
 
 
 def _item_for(user, item_id):
@@ -178,6 +244,7 @@ def _page(item, *, status=200, error=None, kept=(), values=None):
         error=error, kept=kept, values=values or {}, merge_targets=merge_targets,
         default_deadline=default_deadline, category=category,
         reopen_reasons=lifecycle.REOPEN_REASONS, reject_reasons=lifecycle.REJECT_REASONS,
+        extend_reasons=lifecycle.EXTEND_REASONS,
         window_minutes=int(cfg["VERIFY_WINDOW"] / timedelta(minutes=1)),
     ), status
 
@@ -194,7 +261,6 @@ def act(item_id):
     item = _item_for(current_user, item_id)
     if not permissions.can_act_on_item(current_user, item):
         abort(403)
-    cfg = current_app.config
     try:
         action = Action(request.form.get("action", ""))
     except ValueError:
@@ -203,31 +269,41 @@ def act(item_id):
     db.session.commit()  # photos survive whatever happens next
     values = request.form.to_dict()
     if photo_errors:
-        return _page(item, status=422, error=" ".join(photo_errors), kept=photos, values=values)
+        return _refused(item, 422, " ".join(photo_errors), photos, values)
     given = item_service.ActionInput(
-        note=request.form.get("note"), reason=request.form.get("reason"),
-        deadline=parse_local(request.form.get("deadline")),
+        note=values.get("note"), reason=values.get("reason"),
+        deadline=parse_local(values.get("deadline")),
         target_id=request.form.get("target_id", type=int), photos=photos,
-        version=request.form.get("version", type=int), rating=request.form.get("rating", type=int))
+        version=request.form.get("version", type=int), rating=request.form.get("rating", type=int),
+        device_at=parse_device_at(values.get("device_at")))
     try:
         item_service.act(item, action, current_user, utcnow(), given, form=form_for(item),
-                         window=cfg["VERIFY_WINDOW"])
+                         window=current_app.config["VERIFY_WINDOW"])
         db.session.commit()
     except item_service.ConflictError:
         db.session.rollback()
-        item = db.session.get(Item, item_id)
-        return _page(item, status=409, kept=photos, error=_(
+        return _refused(db.session.get(Item, item_id), 409, _(
             "Someone else has just updated this item. Its current state is shown below; "
-            "please check it before trying again."))
+            "please check it before trying again."), photos, {})
     except TransitionError as exc:
         db.session.rollback()
         message = str(labels.TRANSITION_ERROR.get(exc.code, exc.code))
         if exc.code == "missing_evidence":
             needed = [str(labels.EVIDENCE[e]) for e in exc.detail.split(",")]
-            message = _("Still needed: %(what)s.", what=", ".join(needed))
-        return _page(db.session.get(Item, item_id), status=409 if exc.code == "bad_state" else 422,
-                     error=message, kept=photos, values=values)
+            message = _("Still needed: %(what)s.", what=_(", ").join(needed))
+        return _refused(db.session.get(Item, item_id), 409 if exc.code == "bad_state" else 422,
+                        message, photos, values)
     flash(_("Saved: %(action)s.", action=labels.ACTION[action.value]), "ok")
     if action in (Action.VERIFY, Action.REOPEN) and current_user.role == "volunteer":
-        return redirect(url_for("compounds.show", compound_id=item.compound_id))
-    return redirect(url_for("items.show", item_id=item.id))
+        target = url_for("compounds.show", compound_id=item.compound_id)
+    else:
+        target = url_for("items.show", item_id=item.id)
+    if sync_mode():
+        return jsonify(id=item.id, status=item.status, url=target)
+    return redirect(target)
+
+
+def _refused(item, status, message, photos, values):
+    if sync_mode():
+        return jsonify(error=message), status
+    return _page(item, status=status, error=message, kept=photos, values=values)

@@ -67,7 +67,7 @@
     });
   }
 
-  PhotoField.prototype.live = function () {
+  PhotoField.prototype.live = function () {  // photos that will go with the form
     return this.entries.filter(function (e) { return e.state !== "removed" && e.state !== "rejected"; });
   };
 
@@ -171,17 +171,27 @@
     entry.msg.textContent = t("retry", "Not sent yet");
   };
 
-  // Wait for uploads in progress and retry failed ones; true when all are stored.
+  // Wait until each photo has been shrunk and had one upload attempt.
+  PhotoField.prototype.settle = function () {
+    return Promise.all(this.entries.map(function (e) { return e.ready || null; }));
+  };
+
+  // Retry failed uploads; true when every photo is stored on the server.
   PhotoField.prototype.flush = function () {
     var self = this;
-    return Promise.all(this.entries.map(function (e) {
-      return (e.ready || Promise.resolve()).then(function () {
-        return e.state === "failed" ? self.send(e) : null;
-      });
-    })).then(function () {
+    return this.settle().then(function () {
+      return Promise.all(self.entries.map(function (e) { return e.state === "failed" ? self.send(e) : null; }));
+    }).then(function () {
       return self.entries.every(function (e) { return e.state !== "failed" && e.state !== "uploading"; });
     });
   };
+
+  function missingPhotos(fields) {
+    return fields.filter(function (f) {
+      var min = parseInt(f.input.dataset.min || "0", 10);
+      return !f.input.closest("[hidden]") && f.live().length < min;
+    });
+  }
 
   function guard(form, fields) {
     var note = document.createElement("p");
@@ -190,23 +200,45 @@
     note.setAttribute("role", "alert");
     var button = form.querySelector("button[type=submit], button:not([type])");
     button.parentNode.insertBefore(note, button);
+    function say(text) { note.textContent = text; note.hidden = false; }
     form.addEventListener("submit", function (e) {
       if (form.dataset.ready) return;
       e.preventDefault();
       note.hidden = true;
+      var missing = missingPhotos(fields);
+      if (missing.length) {
+        say(t("needPhoto", "Please take a photo."));
+        missing[0].input.closest("label").scrollIntoView({ block: "center" });
+        return;
+      }
       var label = button.textContent;
       button.disabled = true;
-      button.textContent = t("sending", "Sending photos…");
-      Promise.all(fields.map(function (f) { return f.flush(); })).then(function (oks) {
-        button.disabled = false;
-        button.textContent = label;
-        if (oks.indexOf(false) !== -1) {
-          note.textContent = t("offline", "Some photos could not be sent. Nothing is lost: check the signal and tap again.");
-          note.hidden = false;
-          return;
+      button.textContent = t("sending", "Sending…");
+      var restore = function () { button.disabled = false; button.textContent = label; };
+      Promise.all(fields.map(function (f) { return f.settle(); })).then(function () {
+        if (!window.PatrolQueue) { // no IndexedDB: send directly, keeping the form on failure
+          return Promise.all(fields.map(function (f) { return f.flush(); })).then(function (oks) {
+            restore();
+            if (oks.indexOf(false) !== -1) return say(t("offline", "Some photos could not be sent."));
+            form.dataset.ready = "1";
+            form.submit();
+          });
         }
-        form.dataset.ready = "1";
-        form.submit();
+        return window.PatrolQueue.submit(form, fields).then(function (res) {
+          if (res.ok) { location.href = res.url || form.dataset.after; return; }
+          restore();
+          if (res.status >= 400 && res.status < 500 && res.status !== 401) {
+            // Refused (e.g. not on the spot): the form is still here, so drop the copy.
+            window.PatrolQueue.discard(res.key);
+            return say(res.error);
+          }
+          // No signal: it is safe on the phone and will go by itself.
+          location.href = form.dataset.after || location.href;
+        });
+      }).catch(function (err) {
+        if (window.console) console.error(err);
+        restore();
+        say(t("offline", "Could not save. Please try again."));
       });
     });
   }

@@ -1,0 +1,111 @@
+"""Offline support: the service worker, the sync endpoints the page's queue uses,
+and the list of pages a phone keeps for use without signal. See docs/offline.md."""
+from __future__ import annotations
+
+from flask import (Blueprint, abort, current_app, jsonify, render_template, request,
+                   send_from_directory)
+from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import case
+
+from .. import permissions
+from ..extensions import db, limiter
+from ..lifecycle import Status
+from ..models import Compound, Item, Presence, TeamCompound, utcnow
+from ..services import items as item_service
+from .items import parse_device_at
+
+bp = Blueprint("offline", __name__)
+PRECACHE_COMPOUNDS = 30
+PRECACHE_ITEMS = 100
+
+
+@bp.get("/sw.js")
+def service_worker():
+    resp = send_from_directory(current_app.static_folder, "js/sw.js",
+                               mimetype="application/javascript", max_age=0)
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["Service-Worker-Allowed"] = "/"
+    return resp
+
+
+@bp.get("/offline")
+def fallback():
+    """Shown by the service worker for a page it has not kept."""
+    return render_template("offline.html")
+
+
+@bp.get("/sync/token")
+@login_required
+def token():
+    """A fresh CSRF token at send time, so work queued for hours is never refused for
+    an expired token. Same-origin only: a cross-site page cannot read this response."""
+    resp = jsonify(csrf=generate_csrf(), user=current_user.id)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.post("/sync/presence")
+@login_required
+@limiter.limit("60 per minute")
+def presence():
+    """A QR scan made without signal: the gate token and the phone's time of the scan."""
+    compound = db.session.execute(
+        db.select(Compound).where(Compound.qr_token == request.form.get("token", ""))
+    ).scalar_one_or_none()
+    if compound is None:
+        return jsonify(error="unknown compound"), 404
+    if not permissions.can_see_compound(current_user, compound):
+        abort(403)
+    device_at = parse_device_at(request.form.get("device_at"))
+    if device_at is None:
+        return jsonify(error="device time missing or implausible"), 422
+    # Sent again after a lost answer: the same scan, not a second one.
+    again = db.session.execute(db.select(Presence).where(
+        Presence.user_id == current_user.id, Presence.compound_id == compound.id,
+        Presence.device_at == device_at)).scalars().first()
+    if again:
+        return jsonify(id=again.id, compound=compound.id), 200
+    p = item_service.record_presence(current_user, compound, utcnow(), device_at=device_at,
+                                     lat=_coord("lat", 90), lon=_coord("lon", 180))
+    db.session.commit()
+    return jsonify(id=p.id, compound=compound.id), 201
+
+
+def _coord(name, limit):
+    try:
+        value = float(request.form.get(name, ""))
+    except ValueError:
+        return None
+    return value if -limit <= value <= limit else None
+
+
+@bp.get("/sync/pages")
+@login_required
+def pages():
+    """What this phone should keep for offline use: its compounds (team's first, then the
+    most recently scanned), their report forms, and items waiting for an on-the-spot check."""
+    if current_user.role not in ("volunteer", "staff"):
+        return jsonify(urls=[], aliases={})
+    team_first = case((Compound.id.in_(
+        db.select(TeamCompound.compound_id).where(TeamCompound.team_id == current_user.team_id)
+    ), 0), else_=1)
+    last_scan = (db.select(db.func.max(Presence.at)).where(
+        Presence.compound_id == Compound.id, Presence.user_id == current_user.id)
+        .correlate(Compound).scalar_subquery())
+    compounds = db.session.execute(
+        db.select(Compound).where(permissions.compound_filter(current_user, Compound))
+        .order_by(team_first, last_scan.desc().nulls_last(), Compound.name)
+        .limit(PRECACHE_COMPOUNDS)).scalars().all()
+    items = db.session.execute(
+        db.select(Item.id).where(Item.compound_id.in_([c.id for c in compounds]),
+                                 Item.status == Status.FIXED.value)
+        .order_by(Item.updated_at.desc()).limit(PRECACHE_ITEMS)).scalars().all()
+    urls = ["/compounds"]
+    for c in compounds:
+        urls += [f"/compounds/{c.id}", f"/compounds/{c.id}/report"]
+    urls += [f"/items/{i}" for i in items]
+    resp = jsonify(urls=urls, aliases={f"/c/{c.qr_token}": f"/compounds/{c.id}"
+                                       for c in compounds})
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -1,0 +1,129 @@
+/* Service worker: keeps the app shell and the volunteer's compound pages on the phone.
+ *
+ * - Static files: cache first (the shell is precached at install).
+ * - Pages: network first; a copy of each compound, report and item page is kept, and
+ *   served when there is no signal.
+ * - /c/<token> without signal: redirect to the kept compound page with ?offline_scan=,
+ *   where the page queues the scan with the phone's time (offline.js).
+ * Forms are never replayed here: the page's queue (IndexedDB) sends them.
+ */
+"use strict";
+var VERSION = "patrol-v1";
+var SHELL = "shell-" + VERSION, PAGES = "pages-" + VERSION, META = "meta-" + VERSION;
+var SHELL_URLS = ["/offline", "/static/css/app.css", "/static/js/app.js",
+  "/static/js/photos.js", "/static/js/offline.js", "/static/manifest.webmanifest",
+  "/static/icons/icon-192.png"];
+var KEEP = /^\/(compounds(\/\d+(\/report)?)?|items\/\d+)$/;
+var NETWORK_TIMEOUT = 6000;
+
+self.addEventListener("install", function (event) {
+  event.waitUntil(caches.open(SHELL).then(function (c) { return c.addAll(SHELL_URLS); })
+    .then(function () { return self.skipWaiting(); }));
+});
+
+self.addEventListener("activate", function (event) {
+  event.waitUntil(caches.keys().then(function (names) {
+    return Promise.all(names.filter(function (n) { return n.indexOf(VERSION) === -1; })
+      .map(function (n) { return caches.delete(n); }));
+  }).then(function () { return self.clients.claim(); }));
+});
+
+function withTimeout(promise, ms) {
+  return new Promise(function (resolve, reject) {
+    var timer = setTimeout(function () { reject(new Error("timeout")); }, ms);
+    promise.then(function (r) { clearTimeout(timer); resolve(r); },
+                 function (e) { clearTimeout(timer); reject(e); });
+  });
+}
+
+function keep(path, response) {
+  if (response.ok && response.type === "basic" && !response.redirected) {
+    var copy = response.clone();
+    caches.open(PAGES).then(function (c) { c.put(path, copy); });
+  }
+  return response;
+}
+
+function aliases() {
+  return caches.open(META).then(function (c) { return c.match("/__aliases"); })
+    .then(function (r) { return r ? r.json() : {}; }).catch(function () { return {}; });
+}
+
+function page(request, url) {
+  return withTimeout(fetch(request), NETWORK_TIMEOUT).then(function (response) {
+    return KEEP.test(url.pathname) ? keep(url.pathname, response) : response;
+  }).catch(function () {
+    if (url.pathname.indexOf("/c/") === 0) {
+      return aliases().then(function (map) {
+        var target = map[url.pathname];
+        if (!target) return caches.match("/offline");
+        var token = url.pathname.slice(3);
+        return Response.redirect(target + "?offline_scan=" + encodeURIComponent(token), 302);
+      });
+    }
+    return caches.match(url.pathname, { cacheName: PAGES }).then(function (hit) {
+      return hit || caches.match("/offline");
+    });
+  });
+}
+
+self.addEventListener("fetch", function (event) {
+  var request = event.request;
+  var url = new URL(request.url);
+  if (request.method !== "GET" || url.origin !== self.location.origin) return;
+  if (url.pathname.indexOf("/static/") === 0) {
+    event.respondWith(caches.match(request, { ignoreSearch: true }).then(function (hit) {
+      return hit || fetch(request);
+    }));
+  } else if (request.mode === "navigate") {
+    event.respondWith(page(request, url));
+  } else if (/^\/photos\/\d+\/thumb\.jpg$/.test(url.pathname)) {
+    event.respondWith(caches.match(request).then(function (hit) {
+      return hit || fetch(request).then(function (r) { return keep(url.pathname, r); });
+    }));
+  }
+});
+
+// The page asks, when online, to refresh what is kept for offline use.
+self.addEventListener("message", function (event) {
+  if (!event.data) return;
+  if (event.data.type === "precache") {
+    event.waitUntil(recentlyPrecached().then(function (recent) {
+      return recent ? null : precache();
+    }));
+  } else if (event.data.type === "forget") {
+    // Signing out: drop kept pages (they show names); the outbox is the page's business.
+    event.waitUntil(caches.delete(PAGES).then(function () { return caches.delete(META); }));
+  }
+});
+
+var PRECACHE_EVERY = 5 * 60000;
+
+function recentlyPrecached() {
+  return caches.open(META).then(function (c) { return c.match("/__precached"); })
+    .then(function (r) { return r ? r.text() : "0"; })
+    .then(function (when) { return Date.now() - Number(when) < PRECACHE_EVERY; });
+}
+
+function precache() {
+  // The time is written last, so an interrupted run is simply done again next time.
+  return fetch("/sync/pages", { credentials: "same-origin" })
+    .then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (list) {
+      if (!list) return null;
+      return caches.open(PAGES).then(function (pages) {
+        return Promise.all(list.urls.map(function (path) {
+          return fetch(path, { credentials: "same-origin" }).then(function (r) {
+            return r.ok && !r.redirected ? pages.put(path, r) : null;
+          });
+        }));
+      }).then(function () {
+        return caches.open(META);
+      }).then(function (meta) {
+        return Promise.all([
+          meta.put("/__aliases", new Response(JSON.stringify(list.aliases),
+            { headers: { "Content-Type": "application/json" } })),
+          meta.put("/__precached", new Response(String(Date.now())))]);
+      });
+    }).catch(function () { return null; });
+}

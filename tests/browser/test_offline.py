@@ -1,0 +1,182 @@
+"""A whole walk without signal: scans and reports are kept on the phone and arrive exactly once."""
+import time
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from patrol.extensions import db
+from patrol.models import Compound, Item, Photo, Presence
+from patrol.services.qr import compound_url
+from tests.browser.test_field_loop import url_re, volunteer_signs_in
+
+pytestmark = pytest.mark.browser
+CATEGORIES = ["flying_wire", "fire_exit", "flyers"]
+
+
+KEPT = """async (paths) => {
+    const reg = navigator.serviceWorker && await navigator.serviceWorker.getRegistration();
+    if (!reg || !reg.active || reg.active.state !== "activated") return false;
+    for (const path of paths) {
+        if (!(await caches.match(path))) return false;
+    }
+    return true;
+}"""
+
+
+def ready_for_offline(live, vol, compound_id):
+    """Open the app online once: the service worker installs and keeps the compound pages."""
+    page = vol.page
+    page.goto("/compounds")
+    paths = ["/compounds", f"/compounds/{compound_id}", f"/compounds/{compound_id}/report"]
+    deadline = time.time() + 20
+    # page.wait_for_function does not await an async predicate, so poll by hand.
+    while not page.evaluate(KEPT, paths):
+        assert time.time() < deadline, page.evaluate("""async () => [
+            !!navigator.serviceWorker.controller, await caches.keys(),
+            (await navigator.serviceWorker.getRegistrations()).map(r => [r.active && r.active.state, !!r.installing, !!r.waiting])]""")
+        page.wait_for_timeout(200)
+
+
+def photo(tmp_path, i):
+    path = tmp_path / f"offline-{i}.jpg"
+    Image.new("RGB", (1200, 900), (40 * i, 120, 200 - 40 * i)).save(path, "JPEG", quality=90)
+    return str(path)
+
+
+def token_of(live, compound_id):
+    with live.db():
+        return db.session.get(Compound, compound_id).qr_token
+
+
+def report_offline(live, page, compound_id, category, note, photo_path):
+    page.locator("#report-btn").tap()
+    expect(page).to_have_url(url_re(live, f"/compounds/{compound_id}/report"))
+    page.locator(f"label.choice:has(input[value={category}])").tap()
+    page.locator("textarea[name=note]").fill(note)
+    page.locator("#f-photos input[name=photos]").set_input_files(photo_path)
+    expect(page.locator("#f-photos .previews img")).to_have_count(1)
+    page.locator("#report-form button[type=submit]").tap()
+    expect(page).to_have_url(url_re(live, f"/compounds/{compound_id}"))
+
+
+def queue_size(page) -> int:
+    return page.evaluate("async () => (await window.PatrolQueue.all()).length")
+
+
+def counts(live):
+    with live.db():
+        items = db.session.execute(db.select(Item).order_by(Item.id)).scalars().all()
+        return [(i.category, i.note, len(i.photos)) for i in items]
+
+
+def walk_offline(live, vol, w, tmp_path):
+    """Scan the gate and make three reports with photos, all without signal."""
+    page = vol.page
+    vol.context.set_offline(True)
+    page.goto(compound_url(live.url, token_of(live, w.a1)))
+    expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}"))
+    expect(page.locator("#offline-scan")).to_be_visible()
+    for i, category in enumerate(CATEGORIES):
+        report_offline(live, page, w.a1, category, f"离线上报{i}", photo(tmp_path, i))
+    expect(page.locator("#queue")).to_be_visible()
+    assert queue_size(page) == 4  # the scan and three reports
+    assert counts(live) == []
+
+
+def test_a_whole_walk_offline_arrives_exactly_once(live_server, world, phone, tmp_path):
+    live, w = live_server, world
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    ready_for_offline(live, vol, w.a1)
+    walk_offline(live, vol, w, tmp_path)
+    vol.context.set_offline(False)  # the `online` event starts the upload by itself
+    expect(vol.page.locator("#queue")).to_be_hidden(timeout=20_000)
+    assert queue_size(vol.page) == 0
+    assert counts(live) == [(c, f"离线上报{i}", 1) for i, c in enumerate(CATEGORIES)]
+    with live.db():
+        scan = db.session.execute(db.select(Presence).where(
+            Presence.device_at.is_not(None))).scalar_one()
+        assert scan.compound_id == w.a1 and scan.device_at <= scan.at
+        assert all(i.device_created_at is not None for i in db.session.execute(
+            db.select(Item)).scalars())
+
+
+def test_connection_drops_in_the_middle_of_a_sync(live_server, world, phone, tmp_path):
+    """The server gets each request but the phone never hears back: resending is safe."""
+    live, w = live_server, world
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    ready_for_offline(live, vol, w.a1)
+    walk_offline(live, vol, w, tmp_path)
+    page = vol.page
+    delivered = []
+
+    def lose_the_answer(route):
+        route.fetch()                    # the server receives and handles it…
+        delivered.append(route.request.url)
+        route.abort("connectionreset")  # …and the answer is lost on the way back
+
+    page.route("**/compounds/*/report", lose_the_answer)
+    page.route("**/sync/presence", lose_the_answer)
+    vol.context.set_offline(False)
+    deadline = time.time() + 30
+    while time.time() < deadline and len([u for u in delivered if "report" in u]) < 3:
+        # A lost answer ends the round (no signal, so don't hammer); tap to go on.
+        page.wait_for_timeout(500)
+        if page.locator("#queue button.sync").is_visible():
+            # dispatch: the bar re-renders while it works, so it is never "stable"
+            page.locator("#queue button.sync").dispatch_event("click")
+    assert len([u for u in delivered if "report" in u]) >= 3
+    assert len(counts(live)) == 3   # all three arrived at the server…
+    assert queue_size(page) == 4    # …but the phone still holds them, unconfirmed
+    page.unroute("**/compounds/*/report")
+    page.unroute("**/sync/presence")
+    page.locator("#queue button.sync").dispatch_event("click")
+    expect(page.locator("#queue")).to_be_hidden(timeout=20_000)
+    assert counts(live) == [(c, f"离线上报{i}", 1) for i, c in enumerate(CATEGORIES)]
+
+
+def test_report_queued_longer_than_csrf_and_session_lifetimes(live_server, world, phone,
+                                                             tmp_path):
+    live, w = live_server, world
+    live.app.config["WTF_CSRF_TIME_LIMIT"] = 2  # seconds: every token on the page expires
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    ready_for_offline(live, vol, w.a1)
+    page = vol.page
+    vol.context.set_offline(True)
+    page.goto(f"/compounds/{w.a1}")
+    report_offline(live, page, w.a1, "flyers", "很久以前", photo(tmp_path, 1))
+    stale = page.locator("input[name=csrf_token]").first.input_value()
+    time.sleep(3)
+    # The browser session ends (WeChat closed the page); only the long-lived device
+    # sign-in (remember cookie) is left.
+    vol.context.clear_cookies(name="session")
+    assert {c["name"] for c in vol.context.cookies()} == {"remember_token"}
+    vol.context.set_offline(False)
+    expect(page.locator("#queue")).to_be_hidden(timeout=20_000)
+    assert counts(live) == [("flyers", "很久以前", 1)]
+    # The token the page was built with would indeed have been refused by now.
+    status = page.evaluate("""async (tok) => (await fetch('/photos', {method: 'POST',
+        headers: {'X-CSRFToken': tok}, body: new FormData()})).status""", stale)
+    assert status == 400
+
+
+def test_reloading_while_offline_keeps_the_queue(live_server, world, phone, tmp_path):
+    live, w = live_server, world
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    ready_for_offline(live, vol, w.a1)
+    page = vol.page
+    vol.context.set_offline(True)
+    page.goto(f"/compounds/{w.a1}")
+    report_offline(live, page, w.a1, "lighting", "灯坏了", photo(tmp_path, 2))
+    page.reload()
+    expect(page.locator("#queue")).to_be_visible()
+    expect(page.locator("#queue li")).to_have_count(1)
+    page.goto(f"/compounds/{w.a1}/report")  # still usable from the kept copy
+    expect(page.locator("#report-form")).to_be_visible()
+    page.go_back()
+    vol.context.set_offline(False)
+    expect(page.locator("#queue")).to_be_hidden(timeout=20_000)
+    assert counts(live) == [("lighting", "灯坏了", 1)]
+    with live.db():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Photo)
+                                 .where(Photo.item_id.is_not(None))) == 1

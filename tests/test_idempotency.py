@@ -1,0 +1,71 @@
+"""The outbox's client UUID is an idempotency key: 20 concurrent sends, one item."""
+import io
+import threading
+import uuid
+
+from patrol.extensions import db
+from patrol.models import Item, Photo
+from tests.conftest import sign_in
+from tests.factories import build_world, jpeg_bytes
+
+
+def test_same_report_sent_20_times_at_once_makes_one_item(db_app):
+    with db_app.app_context():
+        w = build_world()
+    key = str(uuid.uuid4())
+    start = threading.Barrier(20)
+    answers = []
+
+    def send():
+        client = sign_in(db_app.test_client(), w.vol_a)
+        start.wait()
+        resp = client.post(f"/compounds/{w.a1}/report", headers={"X-Patrol-Sync": "1"},
+                           content_type="multipart/form-data",
+                           data={"category": "flying_wire", "note": "同一条", "client_uuid": key,
+                                 "device_at": "2026-11-27T10:00:00Z",
+                                 "photos": (io.BytesIO(jpeg_bytes()), "p.jpg")})
+        answers.append((resp.status_code, resp.get_json()))
+
+    threads = [threading.Thread(target=send) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    statuses = sorted(s for s, _ in answers)
+    assert len(answers) == 20 and set(statuses) <= {200, 201}, statuses
+    assert statuses.count(201) == 1
+    assert len({body["id"] for _, body in answers}) == 1
+    with db_app.app_context():
+        items = db.session.execute(db.select(Item)).scalars().all()
+        assert len(items) == 1 and items[0].client_uuid == key
+        assert len(items[0].photos) == 1
+        attached = db.session.scalar(db.select(db.func.count()).select_from(Photo)
+                                     .where(Photo.item_id.is_not(None)))
+        assert attached == 1
+
+
+def test_same_key_different_content_is_a_conflict(db_app):
+    with db_app.app_context():
+        w = build_world()
+    client = sign_in(db_app.test_client(), w.vol_a)
+    key = str(uuid.uuid4())
+    send = lambda **kw: client.post(  # noqa: E731
+        f"/compounds/{w.a1}/report", headers={"X-Patrol-Sync": "1"},
+        content_type="multipart/form-data",
+        data=dict({"category": "flyers", "client_uuid": key,
+                   "photos": (io.BytesIO(jpeg_bytes()), "p.jpg")}, **kw))
+    first = send()
+    assert first.status_code == 201
+    again = send()
+    assert again.status_code == 200 and again.get_json() == dict(first.get_json(), duplicate=True)
+    other = send(category="lighting")
+    assert other.status_code == 409 and other.get_json()["error"]
+    # Another volunteer cannot claim the key either.
+    stranger = sign_in(db_app.test_client(), w.staff_a)
+    resp = stranger.post(f"/compounds/{w.a1}/report", headers={"X-Patrol-Sync": "1"},
+                         content_type="multipart/form-data",
+                         data={"category": "flyers", "client_uuid": key,
+                               "photos": (io.BytesIO(jpeg_bytes()), "p.jpg")})
+    assert resp.status_code == 409
+    with db_app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Item)) == 1
