@@ -12,31 +12,30 @@ def _role(user):
     return Role(user.role)
 
 
-def can_see_compound(user, compound) -> bool:
+def _in_scope(user, *, community_id, company_id, compound_id) -> bool:
+    """Volunteers and staff see their community, managers their company, committee
+    members their compound, admins everything."""
     role = _role(user)
     if role == Role.ADMIN:
         return True
     if role in (Role.VOLUNTEER, Role.STAFF):
-        return user.community_id is not None and compound.community_id == user.community_id
+        return user.community_id is not None and community_id == user.community_id
     if role == Role.MANAGER:
-        return user.company_id is not None and compound.company_id == user.company_id
+        return user.company_id is not None and company_id == user.company_id
     if role == Role.COMMITTEE:
-        return user.compound_id is not None and compound.id == user.compound_id
+        return user.compound_id is not None and compound_id == user.compound_id
     return False
+
+
+def can_see_compound(user, compound) -> bool:
+    return _in_scope(user, community_id=compound.community_id, company_id=compound.company_id,
+                     compound_id=compound.id)
 
 
 def can_see_item(user, item) -> bool:
     """Items carry their compound's community and company (set when reported)."""
-    role = _role(user)
-    if role == Role.ADMIN:
-        return True
-    if role in (Role.VOLUNTEER, Role.STAFF):
-        return user.community_id is not None and item.community_id == user.community_id
-    if role == Role.MANAGER:
-        return user.company_id is not None and item.company_id == user.company_id
-    if role == Role.COMMITTEE:
-        return user.compound_id is not None and item.compound_id == user.compound_id
-    return False
+    return _in_scope(user, community_id=item.community_id, company_id=item.company_id,
+                     compound_id=item.compound_id)
 
 
 def can_report(user, compound) -> bool:
@@ -53,30 +52,28 @@ def can_manage_community(user, community_id) -> bool:
     return role == Role.ADMIN or (role == Role.STAFF and user.community_id == community_id)
 
 
-def compound_filter(user, Compound):
+def _scope_filter(user, *, community, company, compound):
+    """`_in_scope` as a SQL condition over the given columns."""
     role = _role(user)
     if role == Role.ADMIN:
         return true()
     if role in (Role.VOLUNTEER, Role.STAFF) and user.community_id:
-        return Compound.community_id == user.community_id
+        return community == user.community_id
     if role == Role.MANAGER and user.company_id:
-        return Compound.company_id == user.company_id
+        return company == user.company_id
     if role == Role.COMMITTEE and user.compound_id:
-        return Compound.id == user.compound_id
+        return compound == user.compound_id
     return false()
+
+
+def compound_filter(user, Compound):
+    return _scope_filter(user, community=Compound.community_id, company=Compound.company_id,
+                         compound=Compound.id)
 
 
 def item_filter(user, Item):
-    role = _role(user)
-    if role == Role.ADMIN:
-        return true()
-    if role in (Role.VOLUNTEER, Role.STAFF) and user.community_id:
-        return Item.community_id == user.community_id
-    if role == Role.MANAGER and user.company_id:
-        return Item.company_id == user.company_id
-    if role == Role.COMMITTEE and user.compound_id:
-        return Item.compound_id == user.compound_id
-    return false()
+    return _scope_filter(user, community=Item.community_id, company=Item.company_id,
+                         compound=Item.compound_id)
 
 
 def can_print_weekly(user, scope: str, target) -> bool:
