@@ -141,25 +141,23 @@ def posters_cmd(community_name, compound_names, size, output):
 
 
 @click.command("photos-orphans")
-@click.option("--fix", is_flag=True, help="Delete stray files; drop rows whose files are gone.")
+@click.option("--fix", is_flag=True,
+              help="Delete stray files; drop rows whose files are gone and abandoned uploads.")
 @with_appcontext
 def photos_orphans_cmd(fix):
-    """Report photo files without rows and rows without files."""
-    from .models import Photo
-    from .services.photo_store import find_orphans, storage
-    stray, missing = find_orphans()
-    for key in stray:
+    """Report photo files without rows, rows without files, and abandoned uploads."""
+    from .services.photo_store import find_orphans, remove_orphans
+    orphans = find_orphans()
+    for key in orphans.stray_files:
         click.echo(f"file without row: {key}")
-    for photo_id, key in missing:
+    for photo_id, key in orphans.missing:
         click.echo(f"row {photo_id} without file: {key}")
+    for photo_id in orphans.abandoned:
+        click.echo(f"row {photo_id} uploaded but never attached to an item")
     if fix:
-        for key in stray:
-            storage().delete(key)
-        for photo_id in {pid for pid, _ in missing}:
-            db.session.delete(db.session.get(Photo, photo_id))
-        db.session.commit()
+        remove_orphans(orphans)
         click.echo("fixed")
-    if (stray or missing) and not fix:
+    elif orphans:
         sys.exit(1)
 
 

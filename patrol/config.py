@@ -28,7 +28,9 @@ class Config:
     # Queued offline work older than this is refused (the phone's clock is suspect).
     OFFLINE_MAX_AGE = timedelta(days=int(_env("OFFLINE_MAX_DAYS", "7")))
     INVITE_LIFETIME = timedelta(hours=int(_env("INVITE_HOURS", "72")))
-    DUE_SOON = timedelta(hours=int(_env("DUE_SOON_HOURS", "24")))
+    # "Due soon" in lists: the last hours before a deadline (a 24 h deadline is not
+    # due soon the moment it is set).
+    DUE_SOON = timedelta(hours=int(_env("DUE_SOON_HOURS", "6")))
     # Reported but not acknowledged this long → on the staff's escalation list.
     ACK_ESCALATE = timedelta(hours=float(_env("ACK_ESCALATE_HOURS", "12")))
 

@@ -264,3 +264,29 @@ def test_upload_endpoint_stores_one_pending_photo(env):
     committee = sign_in(app.test_client(), w.com_a1)
     assert committee.post("/photos", content_type="multipart/form-data",
                           data={"photo": (io.BytesIO(jpeg_bytes()), "p.jpg")}).status_code == 403
+
+
+def test_abandoned_uploads_are_cleaned_after_the_grace_period(env):
+    """Photos uploaded for a form that never arrived: kept while an outbox may still
+    send the form, then reported and removed with their files."""
+    from datetime import timedelta
+    from patrol.models import User, utcnow
+    from patrol.services.photo_store import PENDING_GRACE, save_upload
+    app, w, client, photo_dir = env
+    with app.app_context():
+        user = db.session.get(User, w.vol_a)
+        fresh = save_upload(jpeg_bytes(color=(9, 9, 9)), uploader=user, kind="before")
+        old = save_upload(jpeg_bytes(color=(250, 9, 9)), uploader=user, kind="before")
+        old.created_at = utcnow() - PENDING_GRACE - timedelta(hours=1)
+        db.session.commit()
+        fresh_id, old_id, old_key = fresh.id, old.id, old.key
+    runner = app.test_cli_runner()
+    report = runner.invoke(args=["photos-orphans"])
+    assert report.exit_code == 1
+    assert f"row {old_id} uploaded but never attached" in report.output
+    assert f"row {fresh_id} " not in report.output
+    assert runner.invoke(args=["photos-orphans", "--fix"]).exit_code == 0
+    assert not (photo_dir / old_key).exists()
+    with app.app_context():
+        assert db.session.get(Photo, old_id) is None and db.session.get(Photo, fresh_id)
+    assert runner.invoke(args=["photos-orphans"]).exit_code == 0

@@ -5,12 +5,20 @@ A crash between the two leaves at worst a file with no row, which
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+
 from flask import current_app
 
 from ..extensions import db
-from ..models import Photo
+from ..models import Photo, utcnow
 from . import photos as pipeline
 from .storage import LocalStorage
+
+
+# Photos uploaded for a form stay unclaimed while the form is being filled in or
+# waits in a phone's outbox; after this long nobody is coming back for them.
+PENDING_GRACE = timedelta(days=8)
 
 
 def storage():
@@ -35,15 +43,38 @@ def save_upload(data: bytes, *, uploader, kind: str, lat=None, lon=None) -> Phot
     return photo
 
 
-def find_orphans():
-    """Files without rows, and rows whose files are missing."""
+@dataclass
+class Orphans:
+    stray_files: list          # files no row points at (e.g. a crash before commit)
+    missing: list              # (photo id, key) rows whose file is gone
+    abandoned: list            # photo ids uploaded for a form that was never sent
+
+    def __bool__(self):
+        return bool(self.stray_files or self.missing or self.abandoned)
+
+
+def find_orphans(now=None, pending_for=PENDING_GRACE) -> Orphans:
     store = storage()
-    referenced = set()
-    missing = []
+    referenced, missing, abandoned = set(), [], []
+    cutoff = (now or utcnow()) - pending_for
     for photo in db.session.execute(db.select(Photo)).scalars():
+        if photo.item_id is None and photo.created_at < cutoff:
+            abandoned.append(photo.id)
+            continue
         for key in (photo.key, photo.thumb_key):
             referenced.add(key)
             if not store.exists(key):
                 missing.append((photo.id, key))
+    # Temporary files belong to writes in progress; an atomic rename finishes them.
     stray = sorted(k for k in store.keys() if k not in referenced and "/.tmp-" not in f"/{k}")
-    return stray, missing
+    return Orphans(stray, missing, abandoned)
+
+
+def remove_orphans(orphans: Orphans):
+    """Drop abandoned and file-less rows, then every file no remaining row points at."""
+    ids = set(orphans.abandoned) | {pid for pid, _ in orphans.missing}
+    if ids:
+        db.session.execute(db.delete(Photo).where(Photo.id.in_(ids)))
+        db.session.commit()
+    for key in find_orphans(pending_for=timedelta(days=36500)).stray_files:
+        storage().delete(key)
