@@ -125,3 +125,21 @@ def test_sending_the_same_form_twice_creates_one_item(app, world):
     with app.app_context():
         item = db.session.execute(db.select(Item)).scalar_one()
         assert item.category == "flyers" and item.client_uuid == key
+
+
+def test_lists_show_thumbnails_and_the_item_page_full_size(app, world):
+    client = sign_in(app.test_client(), world.vol_a)
+    client.post(f"/compounds/{world.a1}/report", content_type="multipart/form-data",
+                data={"category": "flyers", "photos": (io.BytesIO(jpeg_bytes((1200, 900))), "p.jpg")})
+    with app.app_context():
+        item = db.session.execute(db.select(Item)).scalar_one()
+        photo_id = item.photos[0].id
+    listing = client.get(f"/compounds/{world.a1}").get_data(as_text=True)
+    assert f'src="/photos/{photo_id}/thumb.jpg"' in listing
+    assert f"/photos/{photo_id}/full.jpg" not in listing
+    page = client.get(f"/items/{item.id}").get_data(as_text=True)
+    assert f'id="hero" src="/photos/{photo_id}/full.jpg"' in page
+    full = client.get(f"/photos/{photo_id}/full.jpg")
+    thumb = client.get(f"/photos/{photo_id}/thumb.jpg")
+    assert full.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+    assert len(thumb.data) < len(full.data)

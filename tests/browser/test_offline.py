@@ -180,3 +180,61 @@ def test_reloading_while_offline_keeps_the_queue(live_server, world, phone, tmp_
     with live.db():
         assert db.session.scalar(db.select(db.func.count()).select_from(Photo)
                                  .where(Photo.item_id.is_not(None))) == 1
+
+
+def fixed_item(live, w):
+    """An item the company has fixed, made through the services."""
+    from datetime import timedelta
+    from patrol.lifecycle import Action
+    from patrol.models import User, utcnow
+    from patrol.services import items as svc
+    from patrol.services.photo_store import save_upload
+    from patrol.web.helpers import hazard_form
+    from tests.factories import jpeg_bytes
+    with live.db():
+        vol, mgr = db.session.get(User, w.vol_a), db.session.get(User, w.mgr_x)
+        now, form, window = utcnow(), hazard_form(), timedelta(hours=2)
+        item = svc.report(form=form, compound=db.session.get(Compound, w.a1), reporter=vol,
+                          clean={"category": "water_tank", "extra": {}}, now=now,
+                          photos=[save_upload(jpeg_bytes(), uploader=vol, kind="before")])
+        svc.act(item, Action.ACKNOWLEDGE, mgr, now, svc.ActionInput(), form=form, window=window)
+        svc.act(item, Action.FIX, mgr, now, svc.ActionInput(
+            note="已清洗", photos=[save_upload(jpeg_bytes(), uploader=mgr, kind="after")]),
+            form=form, window=window)
+        db.session.commit()
+        return item.id
+
+
+def test_on_the_spot_check_made_offline_stays_provable(live_server, world, phone, tmp_path):
+    """Scan and check without signal: the scan goes first with its phone time, and the
+    server accepts the check because the scan came within the window before it."""
+    live, w = live_server, world
+    item_id = fixed_item(live, w)
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    ready_for_offline(live, vol, w.a1)
+    page = vol.page
+    while not page.evaluate(KEPT, [f"/items/{item_id}"]):  # items waiting for a check are kept
+        page.wait_for_timeout(200)
+    vol.context.set_offline(True)
+    page.goto(compound_url(live.url, token_of(live, w.a1)))
+    expect(page.locator("#offline-scan")).to_be_visible()
+    page.goto(f"/items/{item_id}")
+    page.locator("details#act-verify summary").tap()
+    form = page.locator("details#act-verify form")
+    form.locator("input[name=photos]").set_input_files(photo(tmp_path, 3))
+    expect(form.locator(".previews img")).to_have_count(1)
+    form.locator("label.choice:has(input[name=rating][value='4'])").tap()
+    form.locator("button.btn").tap()
+    expect(page.locator("#queue li")).to_have_count(2)  # the scan and the check
+    with live.db():
+        assert db.session.get(Item, item_id).status == "fixed"
+    vol.context.set_offline(False)
+    expect(page.locator("#queue")).to_be_hidden(timeout=20_000)
+    with live.db():
+        item = db.session.get(Item, item_id)
+        assert item.status == "verified"
+        check = item.events[-1]
+        assert check.action == "verify" and check.data["rating"] == 4
+        scan = db.session.get(Presence, check.presence_id)
+        assert scan.device_at is not None and scan.device_at <= scan.at
+        assert scan.device_at.isoformat(timespec="seconds") <= check.data["device_at"]
