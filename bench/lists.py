@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
-import platform
 import random
 import shutil
 import statistics
@@ -31,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_machine import describe  # noqa: E402
 
 from sqlalchemy import event, insert, text  # noqa: E402
 
@@ -291,17 +292,8 @@ def explain(app, client, url, qlog):
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import sqlite3
-    return (f"{os.cpu_count()} CPUs, {cpu}; Python {platform.python_version()}; "
-            f"SQLite {sqlite3.sqlite_version}")
+    return describe(f"SQLite {sqlite3.sqlite_version}")
 
 
 def main(argv=None):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -25,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from werkzeug.serving import make_server  # noqa: E402
+
+from bench_machine import describe  # noqa: E402  (bench/bench_machine.py)
 
 from patrol import create_app  # noqa: E402
 from patrol.extensions import db  # noqa: E402
@@ -110,7 +111,7 @@ def main():
 
     raw = sum(len(b) for b in bodies.values())
     gz = sum(len(gzip.compress(b, 6, mtime=0)) for b in bodies.values())
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")
+    print(f"machine: {describe()}")
     print(f"\nFirst load of the app shell ({len(bodies)} page requests; the service worker then "
           "fetches the same shell files once more, plus /sw.js, the manifest and /offline):")
     for url, body in sorted(bodies.items()):

@@ -12,7 +12,6 @@ import base64
 import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_machine import describe  # noqa: E402  (bench/bench_machine.py)
 
 
 def twelve_mp_photo() -> bytes:
@@ -95,8 +96,7 @@ def main():
     with_draft, without = server_ms(data, True), server_ms(data, False)
     mem_draft, mem_full = peak_memory_mb(path, True), peak_memory_mb(path, False)
     rows = {
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-                   f"Python {platform.python_version()}",
+        "machine": describe(),
         "photo": "4000x3000 JPEG q92, EXIF orientation 6",
         "raw_bytes": len(data),
         "browser_shrunk_bytes": shrunk,
@@ -107,6 +107,7 @@ def main():
         "peak_rss_mb_draft": round(mem_draft, 1),
         "peak_rss_mb_no_draft": round(mem_full, 1),
     }
+    print(f"{'machine':<28}{rows['machine']}")
     print(f"{'photo':<28}{rows['photo']}")
     print(f"{'bytes on the wire, raw':<28}{len(data):>12,}")
     if shrunk:

@@ -25,7 +25,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import random
 import resource
 import shutil
@@ -40,6 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_machine import describe  # noqa: E402
 
 WEEK = "2026-W10"          # Monday 2 March to Sunday 8 March 2026 (Asia/Shanghai)
 BASE_URL = "http://bench.test"
@@ -265,17 +267,8 @@ def run_child(instance: Path, compound_id: int, now: datetime, full_size: bool) 
 # --- report -----------------------------------------------------------------------------------
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import weasyprint
-    return (f"{os.cpu_count()} CPUs, {cpu}; Python {platform.python_version()}; "
-            f"WeasyPrint {weasyprint.__version__}")
+    return describe(f"WeasyPrint {weasyprint.__version__}")
 
 
 def median_run(runs: list[dict]) -> dict:

@@ -5,7 +5,7 @@ import io
 import pytest
 
 from patrol.extensions import db
-from patrol.models import Compound, Item, ItemEvent, Photo
+from patrol.models import Compound, Item, ItemEvent
 from patrol.services import items as svc
 from patrol.services.photo_store import save_upload
 from patrol.web.helpers import hazard_form

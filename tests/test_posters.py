@@ -9,7 +9,6 @@ Needs poppler-utils (pdftoppm, pdffonts, pdfinfo, pdftotext) and zxing-cpp;
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,31 +20,17 @@ from patrol.extensions import db
 from patrol.models import Community, Compound
 from patrol.services.posters import poster_pdf
 from tests.conftest import sign_in
+from tests.pdftools import require_poppler, run, write_pdf
 
 
 BASE_URL = "http://patrol.test"   # tests/conftest.make_app sets this
 PAGE_POINTS = {"A4": (595, 842), "A5": (420, 595)}
-POPPLER = ("pdftoppm", "pdffonts", "pdfinfo", "pdftotext")
-
-
 @pytest.fixture(autouse=True)
 def _poppler():
-    missing = [tool for tool in POPPLER if shutil.which(tool) is None]
-    assert not missing, f"poppler-utils missing ({', '.join(missing)}): apt-get install poppler-utils"
+    require_poppler()
 
 
 # --- reading a PDF back ---------------------------------------------------------------
-
-def _run(*args) -> str:
-    return subprocess.run(args, check=True, capture_output=True, text=True, timeout=120).stdout
-
-
-def _write(pdf: bytes, tmp_path: Path, name: str) -> Path:
-    assert pdf.startswith(b"%PDF-"), pdf[:40]
-    path = tmp_path / f"{name}.pdf"
-    path.write_bytes(pdf)
-    return path
-
 
 def page_qr_texts(pdf_path: Path) -> list[list[str]]:
     """Decoded QR texts, one list per page, from 150 dpi PNG renderings."""
@@ -65,13 +50,13 @@ def page_qr_texts(pdf_path: Path) -> list[list[str]]:
 
 def page_texts(pdf_path: Path) -> list[str]:
     """Extracted text per page (pdftotext separates pages with form feeds)."""
-    text = _run("pdftotext", "-enc", "UTF-8", "-layout", str(pdf_path), "-")
+    text = run("pdftotext", "-enc", "UTF-8", "-layout", str(pdf_path), "-")
     pages = text.split("\f")
     return pages[:-1] if pages and not pages[-1].strip() else pages
 
 
 def page_size(pdf_path: Path) -> tuple[int, int]:
-    info = _run("pdfinfo", str(pdf_path))
+    info = run("pdfinfo", str(pdf_path))
     m = re.search(r"Page size:\s+([\d.]+) x ([\d.]+) pts", info)
     assert m, info
     return round(float(m.group(1))), round(float(m.group(2)))
@@ -80,7 +65,7 @@ def page_size(pdf_path: Path) -> tuple[int, int]:
 def embedded_fonts(pdf_path: Path) -> dict[str, str]:
     """{font name: emb column} from pdffonts (columns read from the right: the type
     column contains spaces)."""
-    lines = _run("pdffonts", str(pdf_path)).splitlines()
+    lines = run("pdffonts", str(pdf_path)).splitlines()
     assert lines[1].startswith("---"), lines[:2]
     fonts = {}
     for line in lines[2:]:
@@ -95,7 +80,7 @@ def check_poster(pdf: bytes, compounds: list[tuple[str, str]], size: str, tmp_pa
     """`compounds`: [(name, qr_token)] in page order. One page per compound, each with
     exactly one QR code pointing at that compound, the right paper size, the
     compound's name as real text, and an embedded Noto Sans CJK font."""
-    path = _write(pdf, tmp_path, name)
+    path = write_pdf(pdf, tmp_path, name)
     expected = [f"{BASE_URL}/c/{token}" for _, token in compounds]
     decoded = page_qr_texts(path)
     assert decoded == [[url] for url in expected], (
@@ -220,7 +205,7 @@ def test_rotate_changes_qr_and_kills_old_url(app, world, client, tmp_path):
     [(_, other_before)] = _compounds(app, world.a2)
     sign_in(client, world.staff_a)
     before = client.get(f"/admin/compounds/{world.a1}/poster.pdf")
-    assert page_qr_texts(_write(before.data, tmp_path, "before")) == [[f"{BASE_URL}/c/{old_token}"]]
+    assert page_qr_texts(write_pdf(before.data, tmp_path, "before")) == [[f"{BASE_URL}/c/{old_token}"]]
 
     resp = client.post(f"/admin/compounds/{world.a1}/rotate")
     assert resp.status_code == 302

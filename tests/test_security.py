@@ -2,10 +2,9 @@
 import re
 from datetime import timedelta
 
-import pytest
 
 from patrol.extensions import db
-from patrol.models import Device, Invite, User, utcnow
+from patrol.models import Device, Invite, User
 from patrol.services import accounts
 from tests.conftest import make_app, sign_in
 from tests.factories import PASSWORD, build_world

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -32,6 +31,7 @@ from patrol.services.weekly import Ev, State, Week, classify, replay
 from patrol.web.helpers import hazard_form
 from tests.conftest import sign_in
 from tests.factories import jpeg_bytes
+from tests.pdftools import require_poppler, run, write_pdf
 
 BASE_URL = "http://patrol.test"          # tests/conftest.make_app
 TZ = "Asia/Shanghai"
@@ -39,34 +39,19 @@ WEEK = Week.parse("2026-W10")            # Monday 2 March to Sunday 8 March 2026
 START, END = WEEK.bounds(TZ)
 NOW = END + timedelta(hours=20)          # printed the Monday after
 HOSTILE = '<img src="file:///etc/passwd"> 楼道堆物 <b>粗体</b>'
-POPPLER = ("pdftoppm", "pdffonts", "pdfinfo", "pdftotext", "pdfimages")
-
-
 @pytest.fixture(autouse=True)
 def _poppler():
-    missing = [t for t in POPPLER if shutil.which(t) is None]
-    assert not missing, f"poppler-utils missing ({', '.join(missing)})"
+    require_poppler()
 
 
 # --- reading a PDF back -------------------------------------------------------------------
 
-def _run(*args) -> str:
-    return subprocess.run(args, check=True, capture_output=True, text=True, timeout=180).stdout
-
-
-def write_pdf(pdf: bytes, tmp_path: Path, name: str) -> Path:
-    assert pdf.startswith(b"%PDF-"), pdf[:40]
-    path = tmp_path / f"{name}.pdf"
-    path.write_bytes(pdf)
-    return path
-
-
 def page_count(path: Path) -> int:
-    return int(re.search(r"Pages:\s+(\d+)", _run("pdfinfo", str(path))).group(1))
+    return int(re.search(r"Pages:\s+(\d+)", run("pdfinfo", str(path))).group(1))
 
 
 def page_texts(path: Path) -> list[str]:
-    pages = _run("pdftotext", "-enc", "UTF-8", "-layout", str(path), "-").split("\f")
+    pages = run("pdftotext", "-enc", "UTF-8", "-layout", str(path), "-").split("\f")
     return pages[:-1] if pages and not pages[-1].strip() else pages
 
 
@@ -76,14 +61,14 @@ def flat(text: str) -> str:
 
 def fonts(path: Path) -> dict[str, str]:
     """{font name: emb} from pdffonts (read from the right: the type column has spaces)."""
-    lines = _run("pdffonts", str(path)).splitlines()
+    lines = run("pdffonts", str(path)).splitlines()
     assert lines[1].startswith("---"), lines[:2]
     return {line.split()[0]: line.split()[-5] for line in lines[2:] if len(line.split()) >= 7}
 
 
 def images(path: Path) -> list[tuple[int, int]]:
     """(width, height) of every embedded raster image."""
-    lines = _run("pdfimages", "-list", str(path)).splitlines()[2:]
+    lines = run("pdfimages", "-list", str(path)).splitlines()[2:]
     return [(int(line.split()[3]), int(line.split()[4])) for line in lines if line.split()]
 
 

@@ -30,16 +30,26 @@ def local(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return dt.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).strftime(fmt)
 
 
-def parse_local(value: str | None) -> datetime | None:
-    """A datetime-local input (in the configured zone) → naive UTC, or None."""
+def parse_time(value: str | None, default_zone: str | None = None) -> datetime | None:
+    """An ISO time from a form → naive UTC, or None if absent or malformed.
+
+    A time without an offset is read in `default_zone` (the configured zone for
+    datetime-local inputs); phones send UTC with an offset.
+    """
     if not value:
         return None
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
         return None
-    tz = ZoneInfo(current_app.config["TIMEZONE"])
-    return dt.replace(tzinfo=tz).astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=ZoneInfo(default_zone or current_app.config["TIMEZONE"]))
+    return dt.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+def parse_local(value: str | None) -> datetime | None:
+    """A datetime-local input (in the configured zone) → naive UTC, or None."""
+    return parse_time(value)
 
 
 def category_label(code: str) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
                    request, url_for)
@@ -19,7 +19,7 @@ from ..models import Compound, Item, Photo, utcnow
 from ..services import items as item_service
 from ..services.photo_store import save_upload
 from ..services.photos import PhotoRejected
-from .helpers import form_for, get_or_404, hazard_form, parse_local
+from .helpers import form_for, get_or_404, hazard_form, parse_local, parse_time
 
 bp = Blueprint("items", __name__)
 
@@ -78,15 +78,9 @@ def sync_mode() -> bool:
 
 
 def parse_device_at(value: str | None):
-    """ISO time from the phone (when the user acted), as naive UTC; None if absent or bad."""
-    if not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if dt.tzinfo:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    """ISO time from the phone (when the user acted), as naive UTC; None if absent,
+    malformed or implausible."""
+    dt = parse_time(value, default_zone="UTC")
     try:
         return item_service.device_time(dt, utcnow(), current_app.config["OFFLINE_MAX_AGE"])
     except TransitionError:
