@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ROOT, Config
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -20,6 +21,9 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
     configure_paths(app)
+    if app.config.get("PROXY_HOPS"):
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     load_form_definitions(app)
     register_extensions(app)
     register_blueprints(app)

@@ -26,7 +26,7 @@ class Config:
     # Verification (回头看) must follow a scan of the compound's QR within this window.
     VERIFY_WINDOW = timedelta(minutes=int(_env("VERIFY_WINDOW_MINUTES", "120")))
     # Queued offline work older than this is refused (the phone's clock is suspect).
-    OFFLINE_MAX_AGE = timedelta(days=int(_env("OFFLINE_MAX_DAYS", "7")))
+    OFFLINE_MAX_AGE = timedelta(days=int(_env("OFFLINE_MAX_DAYS", "2")))
     INVITE_LIFETIME = timedelta(hours=int(_env("INVITE_HOURS", "72")))
     # "Due soon" in lists: the last hours before a deadline (a 24 h deadline is not
     # due soon the moment it is set).
@@ -78,6 +78,10 @@ class Config:
     BABEL_TRANSLATION_DIRECTORIES = str(ROOT / "patrol" / "translations")
     LANGUAGES = ("zh", "en")
 
+    # Behind a reverse proxy, how many X-Forwarded-For hops to trust (rate limits
+    # key on the client address). Several gunicorn workers should share a
+    # limiter store, e.g. PATROL_RATELIMIT_STORAGE_URI=redis://localhost:6379.
+    PROXY_HOPS = int(_env("PROXY_HOPS", "0"))
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
     RATELIMIT_HEADERS_ENABLED = False

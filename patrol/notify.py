@@ -76,11 +76,20 @@ def validate_target(kind: str, target: str) -> str:
     return validate_email(target) if kind == "email" else validate_url(target)
 
 
+# IPv6 prefixes that carry an IPv4 address inside: NAT64, 6to4, IPv4-compatible.
+_EMBEDS_IPV4 = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48",
+                                                  "2002::/16", "::/96")]
+
+
 def is_public_address(address: str) -> bool:
-    """False for loopback, private, link-local (cloud metadata), multicast and reserved."""
+    """False for loopback, private, link-local (cloud metadata), multicast and reserved,
+    also when hidden in an IPv6 form (mapped, NAT64, 6to4, IPv4-compatible)."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        elif any(ip in net for net in _EMBEDS_IPV4):
+            return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -116,10 +125,21 @@ def _truncate_utf8(text: str, limit: int) -> str:
     return data[:limit - 3].decode(errors="ignore") + "…"
 
 
+# WeCom's markdown has no escape character: user text gets full-width look-alikes
+# for the characters that would make links, emphasis, headings or <font> tags.
+_MD_SAFE = str.maketrans({"[": "［", "]": "］", "(": "（", ")": "）", "<": "＜", ">": "＞",
+                          "*": "＊", "#": "＃", "`": "｀", "_": "＿", "~": "～"})
+
+
+def md_text(text) -> str:
+    """One line of plain text, safe inside WeCom markdown (newlines cannot start a block)."""
+    return " ".join(str(text).split()).translate(_MD_SAFE)
+
+
 def markdown(payload: dict) -> str:
     """WeCom markdown: a bold title, quoted facts, a link."""
-    lines = [f"**{payload['title']}**"]
-    lines += [f"> {line}" for line in payload.get("lines", [])]
+    lines = [f"**{md_text(payload['title'])}**"]
+    lines += [f"> {md_text(line)}" for line in payload.get("lines", [])]
     if payload.get("url"):
         lines.append(f"[{payload.get('link_text') or payload['url']}]({payload['url']})")
     return "\n".join(lines)

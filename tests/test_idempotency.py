@@ -69,3 +69,44 @@ def test_same_key_different_content_is_a_conflict(db_app):
     assert resp.status_code == 409
     with db_app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Item)) == 1
+
+
+def test_a_check_sent_again_after_a_lost_answer_is_not_refused(db_app):
+    """The outbox resends a verification whose answer was lost: same result, one event."""
+    from patrol.lifecycle import Action
+    from patrol.models import Compound, ItemEvent, User, utcnow
+    from patrol.services import items as svc
+    from patrol.services.photo_store import save_upload
+    from patrol.web.helpers import hazard_form
+    from datetime import timedelta
+    with db_app.app_context():
+        w = build_world()
+        vol, mgr = db.session.get(User, w.vol_a), db.session.get(User, w.mgr_x)
+        now, form, window = utcnow(), hazard_form(), timedelta(hours=2)
+        compound = db.session.get(Compound, w.a1)
+        item = svc.report(form=form, compound=compound, reporter=vol, now=now,
+                          clean={"category": "flyers", "extra": {}},
+                          photos=[save_upload(jpeg_bytes(), uploader=vol, kind="before")])
+        svc.act(item, Action.ACKNOWLEDGE, mgr, now, svc.ActionInput(), form=form, window=window)
+        svc.act(item, Action.FIX, mgr, now, svc.ActionInput(
+            note="ok", photos=[save_upload(jpeg_bytes(), uploader=mgr, kind="after")]),
+            form=form, window=window)
+        svc.record_presence(vol, compound, now)
+        db.session.commit()
+        item_id, version = item.id, item.version
+    client = sign_in(db_app.test_client(), w.vol_a)
+    key = str(uuid.uuid4())
+    send = lambda **kw: client.post(  # noqa: E731
+        f"/items/{item_id}/act", headers={"X-Patrol-Sync": "1"},
+        content_type="multipart/form-data",
+        data=dict({"action": "verify", "version": str(version), "client_uuid": key,
+                   "photos": (io.BytesIO(jpeg_bytes()), "p.jpg")}, **kw))
+    assert send().status_code == 200
+    again = send()
+    assert again.status_code == 200 and again.get_json()["status"] == "verified"
+    other = send(action="reopen", reason="not_fixed")
+    assert other.status_code == 409
+    with db_app.app_context():
+        events = db.session.execute(db.select(ItemEvent).where(
+            ItemEvent.item_id == item_id, ItemEvent.action == "verify")).scalars().all()
+        assert len(events) == 1 and events[0].client_uuid == key

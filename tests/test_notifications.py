@@ -527,3 +527,43 @@ def test_wecom_content_is_truncated_to_its_limit():
     assert len(body["text"]["content"].encode()) <= 2048
     body = json.loads(notify.render("wecom_markdown", payload).body)
     assert len(body["markdown"]["content"].encode()) <= 4096
+
+
+def test_a_garbled_answer_does_not_stop_the_batch(napp, w, receiver):
+    """A receiver that answers with nonsense fails its own delivery; the others still go."""
+    garbage = socketserver.ThreadingTCPServer(("127.0.0.1", 0), type(
+        "Garbage", (socketserver.StreamRequestHandler,), {
+            "handle": lambda self: (self.rfile.readline(), self.wfile.write(b"garbage\r\n"))}))
+    garbage.daemon_threads = True
+    threading.Thread(target=garbage.serve_forever, daemon=True).start()
+    try:
+        add_endpoint(napp, f"http://127.0.0.1:{garbage.server_address[1]}/hook",
+                     community=w.ca, events=["new_item"])
+        add_endpoint(napp, receiver.url("/hook"), community=w.ca, events=["new_item"])
+        with napp.app_context():
+            napp.config["NOTIFY_IMMEDIATE"] = False
+        resp, _ = report_via_page(napp, w.vol_a, w.a1)
+        assert resp.status_code == 302
+        with napp.app_context():
+            counts = notify_service.deliver_due(utcnow() + timedelta(seconds=1))
+        assert counts["sent"] == 1 and counts["retry"] == 1, (counts, deliveries(napp))
+        bad = [d for d in deliveries(napp) if d["status"] == "pending"]
+        assert bad and "BadStatusLine" in (bad[0]["error"] or "")
+    finally:
+        garbage.shutdown()
+        garbage.server_close()
+
+
+def test_user_text_cannot_break_out_of_wecom_markdown():
+    note = "正常\n**假标题**\n[点此登录领取补贴](https://evil.example)<font color=red>x</font>"
+    body = notify.markdown({"title": "新隐患 <b>", "lines": [note], "url": "https://patrol.example/items/1"})
+    lines = body.split("\n")
+    assert len(lines) == 3  # title, one quoted line, the link: the note stayed one line
+    assert "](https://evil.example)" not in body and "<font" not in body and "**假标题**" not in body
+    assert lines[-1] == "[https://patrol.example/items/1](https://patrol.example/items/1)"
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::127.0.0.1",
+                                     "::ffff:10.0.0.1", "169.254.169.254", "127.0.0.1"])
+def test_private_addresses_hidden_in_ipv6_are_refused(address):
+    assert not notify.is_public_address(address)

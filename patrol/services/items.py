@@ -36,6 +36,7 @@ class ActionInput:
     version: int | None = None                  # the version the actor saw
     rating: int | None = None
     device_at: datetime | None = None           # when it was done, if queued offline
+    client_uuid: str | None = None              # idempotency key of the form
 
 
 def latest_presence(user, compound_id, now, window) -> Presence | None:
@@ -74,10 +75,11 @@ def record_presence(user, compound, now, *, lat=None, lon=None, accuracy=None,
 
 
 def _event(item, actor, now, action, source, target, *, note=None, reason=None, data=None,
-           presence=None, photos=()):
+           presence=None, photos=(), client_uuid=None):
     ev = ItemEvent(item=item, actor_id=actor.id, at=now, action=action,
                    from_status=source, to_status=target, note=note, reason=reason,
-                   data=data or {}, presence_id=presence.id if presence else None)
+                   data=data or {}, presence_id=presence.id if presence else None,
+                   client_uuid=client_uuid)
     db.session.add(ev)
     db.session.flush()
     for photo in photos:
@@ -104,6 +106,20 @@ def find_resent(client_uuid, *, reporter, compound, clean) -> Item | None:
     if not same:
         raise ConflictError()
     return item
+
+
+def find_repeated(client_uuid, *, item, actor, action) -> ItemEvent | None:
+    """The change an earlier send of this same form made, if any (a phone resending
+    after a lost answer). The same key on another item, person or action conflicts."""
+    if not client_uuid:
+        return None
+    earlier = db.session.execute(
+        db.select(ItemEvent).where(ItemEvent.client_uuid == client_uuid)).scalar_one_or_none()
+    if earlier is None:
+        return None
+    if (earlier.item_id, earlier.actor_id, earlier.action) != (item.id, actor.id, Action(action).value):
+        raise ConflictError()
+    return earlier
 
 
 def report(*, form, compound, reporter, clean: dict, photos: list, now: datetime,
@@ -141,6 +157,9 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
     action = Action(action)
     if not permissions.can_act_on_item(actor, item):
         raise TransitionError("forbidden_object", "not your item")
+    earlier = find_repeated(given.client_uuid, item=item, actor=actor, action=action)
+    if earlier:
+        return earlier
     if given.version is not None and given.version != item.version:
         raise ConflictError()
 
@@ -178,6 +197,11 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
             evidence.add(Evidence.TARGET)
             data["merged_into"] = target.id
     if given.device_at:
+        # A check cannot predate the fix it checks: this bounds what a phone's
+        # claimed time can reach back to.
+        if (action in (Action.VERIFY, Action.REOPEN) and item.fixed_at
+                and given.device_at < item.fixed_at):
+            raise TransitionError("device_time", "checked before the fix was recorded")
         data["device_at"] = given.device_at.isoformat(timespec="seconds")
     if given.rating and action in (Action.VERIFY, Action.FIX_ON_SPOT):
         data["rating"] = max(1, min(5, int(given.rating)))
@@ -215,7 +239,8 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
     try:
         ev = _event(item, actor, now, action.value, outcome.source.value, outcome.target.value,
                     note=(given.note or "").strip() or None, reason=given.reason,
-                    data=data, presence=presence, photos=given.photos)
+                    data=data, presence=presence, photos=given.photos,
+                    client_uuid=given.client_uuid)
     except StaleDataError:
         raise ConflictError() from None
     if action == Action.REOPEN:

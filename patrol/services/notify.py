@@ -22,6 +22,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import http.client
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
@@ -275,7 +276,8 @@ def post_webhook(endpoint: NotifyEndpoint, delivery: Delivery, cfg) -> tuple[int
             status, body = resp.status, resp.read(65536)
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read(65536) if exc.fp else b""
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        # HTTPException covers malformed answers (BadStatusLine, IncompleteRead, …).
         reason = getattr(exc, "reason", exc)
         raise SendError(f"{type(exc).__name__}: {reason}") from None
     return status, notify.response_error(endpoint.kind, status, body)
@@ -312,6 +314,9 @@ def send(endpoint, delivery, cfg) -> tuple[int | None, str | None]:
         return None, f"invalid target: {exc.code}"
     except SendError as exc:
         return None, str(exc)[:300]
+    except Exception as exc:  # a receiver must never break the sender
+        log.exception("unexpected error sending delivery %s", delivery.id)
+        return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
 def attempt(delivery_id: int, now: datetime) -> str | None:
@@ -361,7 +366,12 @@ def deliver_due(now: datetime | None = None, limit: int = 500) -> dict[str, int]
         .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)).scalars().all()
     counts = {"sent": 0, "retry": 0, "failed": 0}
     for delivery_id in ids:
-        outcome = attempt(delivery_id, now)
+        try:
+            outcome = attempt(delivery_id, now)
+        except Exception:  # one bad delivery must not stop the batch
+            db.session.rollback()
+            log.exception("delivery %s could not be attempted", delivery_id)
+            continue
         if outcome:
             counts[outcome] += 1
     return counts

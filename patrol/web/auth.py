@@ -1,8 +1,11 @@
 """Sign-in: passwords for staff and managers, one-time invite links for volunteers."""
+from urllib.parse import urlsplit
+
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
                    session, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db, limiter
 from ..models import User
@@ -26,24 +29,47 @@ def _fresh_session():
 
 
 def _safe_next(target):
-    """Only same-site paths, never another host."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    """Only same-site paths, never another host. Browsers drop tabs and newlines in
+    URLs ("/\t/evil" becomes "//evil"), so any control character or space is refused."""
+    if (target and target.startswith("/") and "\\" not in target
+            and not any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in target)):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and not target.startswith("//"):
+            return target
     return url_for("lists.home")
+
+
+def _forget_browser_cache(resp):
+    """A new person on this phone must not see the last one's cached photos."""
+    resp.headers["Clear-Site-Data"] = '"cache"'
+    return resp
+
+
+def _login_key():
+    return f"login:{request.form.get('username', '').strip().lower()[:60]}"
+
+
+# Verifying a password takes the same time whether or not the user exists.
+_DUMMY_HASH = generate_password_hash("not a password")
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"],
+               key_func=_login_key)  # per account too: many addresses, one target
 def login():
     error = None
     username = request.form.get("username", "").strip()
     if request.method == "POST":
         user = db.session.execute(
             db.select(User).where(User.username == username)).scalar_one_or_none()
-        if user and user.active and user.check_password(request.form.get("password", "")):
+        password = request.form.get("password", "")
+        if user is None or not user.password_hash:
+            check_password_hash(_DUMMY_HASH, password)
+        elif user.active and user.check_password(password):
             _fresh_session()
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return _forget_browser_cache(redirect(_safe_next(request.args.get("next"))))
         error = _("Wrong user name or password.")
     return render_template("auth/login.html", error=error, username=username), \
         (401 if error else 200)
@@ -54,7 +80,7 @@ def login():
 def logout():
     logout_user()
     _fresh_session()
-    return redirect(url_for("auth.login"))
+    return _forget_browser_cache(redirect(url_for("auth.login")))
 
 
 @bp.get("/invite/<token>")
@@ -80,7 +106,7 @@ def redeem(token):
     user._login_id = login_id
     login_user(user, remember=True, duration=current_app.config["REMEMBER_COOKIE_DURATION"])
     flash(_("This phone is now signed in. You can scan compound QR codes."), "ok")
-    return redirect(url_for("lists.home"))
+    return _forget_browser_cache(redirect(url_for("lists.home")))
 
 
 @bp.post("/lang")

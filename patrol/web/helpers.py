@@ -1,6 +1,8 @@
 """Template helpers and small view utilities shared by the blueprints."""
 from __future__ import annotations
 
+import uuid
+
 from datetime import datetime
 from functools import wraps
 from zoneinfo import ZoneInfo
@@ -44,7 +46,10 @@ def parse_time(value: str | None, default_zone: str | None = None) -> datetime |
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=ZoneInfo(default_zone or current_app.config["TIMEZONE"]))
-    return dt.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    try:
+        return dt.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar's end
+        return None
 
 
 def parse_local(value: str | None) -> datetime | None:
@@ -99,11 +104,27 @@ def roles_required(*roles):
     return decorator
 
 
+MAX_PAGE = 100_000
+
+
 def page_arg() -> int:
     try:
-        return max(1, int(request.args.get("page", 1)))
+        return min(MAX_PAGE, max(1, int(request.args.get("page", 1))))
     except ValueError:
         return 1
+
+
+# Names url_for() takes for itself; a query string must not be able to pass them.
+_URL_FOR_OWN = {"endpoint", "values", "method", "_method", "_external", "_anchor", "_scheme"}
+
+
+def query_args(**changes) -> dict:
+    """This request's query parameters with `changes` applied, safe to pass to url_for
+    with the current view's arguments."""
+    args = {k: v for k, v in request.args.items()
+            if k not in _URL_FOR_OWN and k not in (request.view_args or {})}
+    args.update(changes)
+    return {**(request.view_args or {}), **args}
 
 
 def install(app):
@@ -114,6 +135,6 @@ def install(app):
         role_label=lambda r: labels.ROLE.get(r, r),
         reason_label=lambda r: labels.REASON.get(r, r),
         overdue=overdue, due_soon=due_soon, ack_late=ack_late, current_lang=current_lang,
-        hazard_form=hazard_form,
+        hazard_form=hazard_form, query_args=query_args, new_uuid=lambda: str(uuid.uuid4()),
     )
     app.jinja_env.filters["todatetime"] = datetime.fromisoformat

@@ -1,9 +1,10 @@
 """Reporting hazards and acting on items. Views parse, check access, call services, commit."""
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
                    request, url_for)
@@ -29,7 +30,7 @@ def _float(name):
         value = float(request.form.get(name, ""))
     except ValueError:
         return None
-    return value if value == value else None  # NaN is no location
+    return value if math.isfinite(value) else None  # NaN or ∞ is no location
 
 
 def collect_photos(field: str, kind: str):
@@ -40,7 +41,8 @@ def collect_photos(field: str, kind: str):
     never asks for a photo twice.
     """
     photos, errors = [], []
-    kept_ids = [int(i) for i in request.form.getlist(f"kept_{field}") if i.isdigit()]
+    kept_ids = [int(i) for i in request.form.getlist(f"kept_{field}")
+                if i.isascii() and i.isdigit() and len(i) < 10]
     if kept_ids:
         photos.extend(db.session.execute(
             db.select(Photo).where(Photo.id.in_(kept_ids), Photo.uploader_id == current_user.id,
@@ -77,14 +79,22 @@ def sync_mode() -> bool:
     return request.headers.get("X-Patrol-Sync") == "1"
 
 
-def parse_device_at(value: str | None):
-    """ISO time from the phone (when the user acted), as naive UTC; None if absent,
-    malformed or implausible."""
-    dt = parse_time(value, default_zone="UTC")
-    try:
-        return item_service.device_time(dt, utcnow(), current_app.config["OFFLINE_MAX_AGE"])
-    except TransitionError:
+def parse_device_at(form) -> datetime | None:
+    """When the phone says the user acted (`device_at`), on the server's clock.
+
+    The outbox also sends the phone's clock at sending (`sent_at`); the difference
+    to our clock corrects a phone that runs fast or slow. None when the form has no
+    device time; TransitionError("device_time") when it is malformed or implausible.
+    """
+    if not form.get("device_at"):
         return None
+    now = utcnow()
+    acted, sent = parse_time(form.get("device_at"), "UTC"), parse_time(form.get("sent_at"), "UTC")
+    if acted is None:
+        raise TransitionError("device_time", "malformed device time")
+    if sent is not None and acted <= sent:
+        acted += now - sent
+    return item_service.device_time(acted, now, current_app.config["OFFLINE_MAX_AGE"])
 
 
 def submit_report(compound, form, values) -> ReportOutcome:
@@ -106,7 +116,11 @@ def submit_report(compound, form, values) -> ReportOutcome:
     clean, out.errors = validate_submission(
         form, values, building_ids={b.id for b in compound.buildings},
         photo_count=len(photos), max_photos=cfg["MAX_PHOTOS"])
-    now, device_at = utcnow(), parse_device_at(values.get("device_at"))
+    now = utcnow()
+    try:
+        device_at = parse_device_at(values)
+    except TransitionError:  # a report is worth keeping even if the phone's clock is off
+        device_at = None
     if on_spot:
         if not after:
             out.errors["after_photos"] = "required_photo"
@@ -259,6 +273,8 @@ def act(item_id):
         action = Action(request.form.get("action", ""))
     except ValueError:
         abort(400)
+    if action == Action.FIX_ON_SPOT:
+        abort(400)  # only while reporting: it closes the reporter's own new item
     photos, photo_errors = collect_photos("photos", "after")
     db.session.commit()  # photos survive whatever happens next
     values = request.form.to_dict()
@@ -269,11 +285,10 @@ def act(item_id):
         deadline=parse_local(values.get("deadline")),
         target_id=request.form.get("target_id", type=int), photos=photos,
         version=request.form.get("version", type=int), rating=request.form.get("rating", type=int),
-        device_at=parse_device_at(values.get("device_at")))
+        client_uuid=_uuid(values.get("client_uuid")))
     try:
-        item_service.act(item, action, current_user, utcnow(), given, form=form_for(item),
-                         window=current_app.config["VERIFY_WINDOW"])
-        db.session.commit()
+        given.device_at = parse_device_at(values)
+        _act_once(item, action, given)
     except item_service.ConflictError:
         db.session.rollback()
         return _refused(db.session.get(Item, item_id), 409, _(
@@ -295,6 +310,20 @@ def act(item_id):
     if sync_mode():
         return jsonify(id=item.id, status=item.status, url=target)
     return redirect(target)
+
+
+def _act_once(item, action, given):
+    """Apply the action; if the same form arrives twice at once, the unique key decides."""
+    try:
+        item_service.act(item, action, current_user, utcnow(), given, form=form_for(item),
+                         window=current_app.config["VERIFY_WINDOW"])
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        item = db.session.get(Item, item.id)
+        if not item_service.find_repeated(given.client_uuid, item=item, actor=current_user,
+                                          action=action):
+            raise
 
 
 def _refused(item, status, message, photos, values):

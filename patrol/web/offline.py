@@ -2,20 +2,26 @@
 and the list of pages a phone keeps for use without signal. See docs/offline.md."""
 from __future__ import annotations
 
+import hashlib
+
 from flask import (Blueprint, abort, current_app, jsonify, render_template, request,
                    send_from_directory)
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import case
 
-from .. import permissions
+from .. import labels, permissions
 from ..extensions import db, limiter
-from ..lifecycle import Status
+from ..lifecycle import Status, TransitionError
 from ..models import Compound, Item, Presence, TeamCompound, utcnow
 from ..services import items as item_service
 from .items import parse_device_at
 
 bp = Blueprint("offline", __name__)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 PRECACHE_COMPOUNDS = 30
 PRECACHE_ITEMS = 100
 
@@ -57,9 +63,12 @@ def presence():
         return jsonify(error="unknown compound"), 404
     if not permissions.can_see_compound(current_user, compound):
         abort(403)
-    device_at = parse_device_at(request.form.get("device_at"))
+    try:
+        device_at = parse_device_at(request.form)
+    except TransitionError:
+        device_at = None
     if device_at is None:
-        return jsonify(error="device time missing or implausible"), 422
+        return jsonify(error=str(labels.TRANSITION_ERROR["device_time"])), 422
     # Sent again after a lost answer: the same scan, not a second one.
     again = db.session.execute(db.select(Presence).where(
         Presence.user_id == current_user.id, Presence.compound_id == compound.id,
@@ -105,7 +114,9 @@ def pages():
     for c in compounds:
         urls += [f"/compounds/{c.id}", f"/compounds/{c.id}/report"]
     urls += [f"/items/{i}" for i in items]
-    resp = jsonify(urls=urls, aliases={f"/c/{c.qr_token}": f"/compounds/{c.id}"
+    # Gate tokens are the proof of being at the gate, so the phone gets only their
+    # hashes: enough to recognise a scanned poster offline, useless to fake a scan.
+    resp = jsonify(urls=urls, aliases={token_digest(c.qr_token): f"/compounds/{c.id}"
                                        for c in compounds})
     resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -53,8 +53,9 @@ def index():
     if current_user.role == "manager":
         if not current_user.company_id:
             abort(403)
-        return redirect(url_for("ratings.scorecard", company_id=current_user.company_id,
-                                **request.args))
+        return redirect(url_for("ratings.scorecard", **{
+            **{k: v for k, v in request.args.items() if k in ("period", "kind")},
+            "company_id": current_user.company_id}))
     now = utcnow()
     period = _period(now)
     community_id = _community_scope()

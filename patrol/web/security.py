@@ -49,6 +49,11 @@ def install(app):
         return page(413, _("Upload too large"),
                     _("The photos are too large to send together. Send fewer photos at once."))
 
+    @app.errorhandler(OverflowError)
+    def out_of_range(e):
+        # Numbers or dates too large for the database or the calendar: bad input.
+        return page(400, _("Bad request"), _("A number or date in the address is out of range."))
+
     @app.errorhandler(429)
     def too_many(e):
         return page(429, _("Too many attempts"),

@@ -97,6 +97,7 @@
       var body = new FormData();
       rec.fields.forEach(function (kv) { body.append(kv[0], kv[1]); });
       rec.photos.forEach(function (p) { body.append(p.field, p.id); });
+      body.append("sent_at", new Date().toISOString()); // lets the server correct our clock
       return post(rec.url, body, csrf);
     }).then(function (res) {
       if (res.status >= 200 && res.status < 300) {
@@ -133,6 +134,7 @@
       var due = mine.filter(function (r) { return force || !r.next || r.next <= Date.now(); });
       if (!due.length) return null;
       return token().then(function (tok) {
+        if (String(tok.user) !== me) return null; // a kept page of another user: wait
         // One by one, oldest first; a failure does not hold up the records after it,
         // except that a check waits for any earlier scan still on the phone.
         return due.reduce(function (chain, rec) {
@@ -218,8 +220,10 @@
     return put(rec).then(render).then(function () {
       if (!navigator.onLine) return { ok: false, queued: true };
       return (running || Promise.resolve()).then(function () {
-        return token().then(function (tok) { return sendOne(rec, tok.csrf); },
-          function () { return { ok: false, status: 0 }; });
+        return token().then(function (tok) {
+          if (String(tok.user) !== me) return { ok: false, status: 0 };
+          return sendOne(rec, tok.csrf);
+        }, function () { return { ok: false, status: 0 }; });
       });
     }).then(function (res) {
       res.key = rec.key;
@@ -269,7 +273,7 @@
     navigator.serviceWorker.register("/sw.js").then(function () {
       return navigator.serviceWorker.ready;
     }).then(function (reg) {
-      if (navigator.onLine && reg.active) reg.active.postMessage({ type: "precache" });
+      if (navigator.onLine && reg.active) reg.active.postMessage({ type: "precache", user: me });
     }).catch(function () { /* no service worker: pages need signal, the outbox still works */ });
   }
   document.querySelectorAll("form.signout").forEach(function (form) {

@@ -44,6 +44,14 @@ function keep(path, response) {
   return response;
 }
 
+function digest(text) {
+  return crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)).then(function (buf) {
+    return Array.prototype.map.call(new Uint8Array(buf), function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  });
+}
+
 function aliases() {
   return caches.open(META).then(function (c) { return c.match("/__aliases"); })
     .then(function (r) { return r ? r.json() : {}; }).catch(function () { return {}; });
@@ -54,10 +62,11 @@ function page(request, url) {
     return KEEP.test(url.pathname) ? keep(url.pathname, response) : response;
   }).catch(function () {
     if (url.pathname.indexOf("/c/") === 0) {
-      return aliases().then(function (map) {
-        var target = map[url.pathname];
+      // The kept map knows gate tokens only by their SHA-256 (see /sync/pages).
+      var token = decodeURIComponent(url.pathname.slice(3));
+      return Promise.all([aliases(), digest(token)]).then(function (found) {
+        var target = found[0][found[1]];
         if (!target) return caches.match("/offline");
-        var token = url.pathname.slice(3);
         return Response.redirect(target + "?offline_scan=" + encodeURIComponent(token), 302);
       });
     }
@@ -88,9 +97,9 @@ self.addEventListener("fetch", function (event) {
 self.addEventListener("message", function (event) {
   if (!event.data) return;
   if (event.data.type === "precache") {
-    event.waitUntil(recentlyPrecached().then(function (recent) {
-      return recent ? null : precache();
-    }));
+    // Kept pages belong to one user: another user on this phone starts afresh.
+    event.waitUntil(forgetOtherUser(String(event.data.user || "")).then(recentlyPrecached)
+      .then(function (recent) { return recent ? null : precache(); }));
   } else if (event.data.type === "forget") {
     // Signing out: drop kept pages (they show names); the outbox is the page's business.
     event.waitUntil(caches.delete(PAGES).then(function () { return caches.delete(META); }));
@@ -98,6 +107,19 @@ self.addEventListener("message", function (event) {
 });
 
 var PRECACHE_EVERY = 5 * 60000;
+
+function forgetOtherUser(user) {
+  return caches.open(META).then(function (meta) {
+    return meta.match("/__user").then(function (r) { return r ? r.text() : null; })
+      .then(function (kept) {
+        if (kept === user) return null;
+        return caches.delete(PAGES).then(function () {
+          return Promise.all([meta.delete("/__aliases"), meta.delete("/__precached"),
+            meta.put("/__user", new Response(user))]);
+        });
+      });
+  });
+}
 
 function recentlyPrecached() {
   return caches.open(META).then(function (c) { return c.match("/__precached"); })
