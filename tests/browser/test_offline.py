@@ -238,3 +238,35 @@ def test_on_the_spot_check_made_offline_stays_provable(live_server, world, phone
         scan = db.session.get(Presence, check.presence_id)
         assert scan.device_at is not None and scan.device_at <= scan.at
         assert scan.device_at.isoformat(timespec="seconds") <= check.data["device_at"]
+
+
+def test_a_shared_phone_keeps_each_persons_work_apart(live_server, world, phone, tmp_path):
+    """A volunteer's report waits on the phone; staff then sign in on the same phone. The
+    report is not sent in the staff member's name, and kept pages are the staff member's."""
+    from tests.factories import PASSWORD
+    live, w = live_server, world
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    ready_for_offline(live, vol, w.a1)
+    page = vol.page
+    vol.context.set_offline(True)
+    page.goto(f"/compounds/{w.a1}")
+    report_offline(live, page, w.a1, "flyers", "刘阿姨的上报", photo(tmp_path, 4))
+    vol.context.set_offline(False)
+    vol.context.clear_cookies()  # the volunteer's sign-in is gone; someone else signs in
+    page.goto("/login")
+    page.locator("input[name=username]").fill("staff_a")
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("#login-btn").tap()
+    expect(page).to_have_url(url_re(live, "/overview"))
+    page.goto("/compounds")
+    page.wait_for_timeout(1500)
+    assert counts(live) == []                       # not sent as staff_a
+    assert queue_size(page) == 1                    # still on the phone, for its owner
+    expect(page.locator("#queue")).to_be_hidden()   # and not shown to someone else
+    deadline = time.time() + 20
+    while "vol_a" in page.evaluate("async () => (await (await caches.match('/compounds')).text())"):
+        assert time.time() < deadline, "the volunteer's kept page was not replaced"
+        page.wait_for_timeout(200)
+    vol.context.set_offline(True)
+    page.goto("/compounds")
+    expect(page.locator("footer")).to_contain_text("staff_a")
