@@ -118,6 +118,24 @@ def invite_cmd(username):
     click.echo(invite_url(token))
 
 
+@click.command("set-password")
+@click.argument("username")
+@click.password_option(help="The new password (asked twice if not given).")
+@with_appcontext
+def set_password_cmd(username, password):
+    """Set a staff, manager, committee or admin password; signs that user out everywhere."""
+    from .models import User
+    user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None or user.role == "volunteer":
+        raise click.BadParameter(f"no password user named {username!r}")
+    if len(password) < 8:
+        raise click.BadParameter("use at least 8 characters")
+    user.set_password(password)
+    user.session_gen += 1  # every existing session and remember cookie stops working
+    db.session.commit()
+    click.echo(f"password changed for {username}; their other sessions are signed out")
+
+
 @click.command("posters")
 @click.option("--community", "community_name", help="All compounds of this community.")
 @click.option("--compound", "compound_names", multiple=True, help="One compound (repeatable).")
@@ -302,6 +320,6 @@ def deliver_cmd(now_text):
 
 
 def install(app):
-    for command in (check_forms_cmd, seed_demo_cmd, create_user_cmd, invite_cmd, posters_cmd,
-                    photos_orphans_cmd, weekly_cmd, daily_cmd, deliver_cmd):
+    for command in (check_forms_cmd, seed_demo_cmd, create_user_cmd, invite_cmd, set_password_cmd,
+                    posters_cmd, photos_orphans_cmd, weekly_cmd, daily_cmd, deliver_cmd):
         app.cli.add_command(command)

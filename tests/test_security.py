@@ -186,3 +186,18 @@ def test_qr_tokens_are_long_and_rotatable(app, world):
         assert len(old) >= 22  # >= 128 bits of URL-safe base64
         c.rotate_token()
         assert c.qr_token != old
+
+
+def test_changing_a_password_signs_the_user_out_everywhere(app, world):
+    client = app.test_client()
+    client.post("/login", data={"username": "staff_a", "password": PASSWORD})
+    assert client.get("/overview").status_code == 200
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["set-password", "staff_a", "--password", "new-password-2"])
+    assert result.exit_code == 0, result.output
+    assert client.get("/overview").status_code == 302          # the old session is gone
+    fresh = app.test_client()
+    assert fresh.post("/login", data={"username": "staff_a", "password": PASSWORD}).status_code == 401
+    assert fresh.post("/login", data={"username": "staff_a",
+                                      "password": "new-password-2"}).status_code == 302
+    assert runner.invoke(args=["set-password", "vol_a", "--password", "whatever1"]).exit_code != 0
