@@ -241,7 +241,7 @@ def weekly_cmd(community_name, company_name, compound_names, week, combined, lan
     with weekly.rendering_locale(lang):
         for compound in compounds:
             report = weekly.build("compound", compound, the_week, now=now, tz=cfg["TIMEZONE"],
-                                  form=form)
+                                  form=form, ack_limit=cfg["ACK_ESCALATE"])
             doc = weekly.render_document(report, base_url=cfg["BASE_URL"], tz=cfg["TIMEZONE"])
             pages = len(doc.pages)
             if combined:

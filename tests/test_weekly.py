@@ -585,3 +585,15 @@ def test_cli_options(app, world, tmp_path):
         result = runner.invoke(args=["weekly", *args, "-o", str(bad)])
         assert result.exit_code != 0, args
         assert not bad.exists()
+
+
+def test_items_not_acknowledged_in_time_are_marked(app, world):
+    """Escalated items carry their mark on paper too, as in every list."""
+    s = seed_week(app, world)
+    with app.app_context(), weekly.rendering_locale("zh"):
+        report = weekly.build("compound", db.session.get(Compound, world.a1), WEEK, now=NOW,
+                              tz=TZ, form=hazard_form(), ack_limit=timedelta(hours=12))
+        late = {e.item.id for entries in report.sections.values() for e in entries if e.ack_late}
+        pdf = weekly.render_pdf(report, base_url=BASE_URL, tz=TZ)
+    assert late == {s.new_reported}
+    assert pdf.startswith(b"%PDF-")

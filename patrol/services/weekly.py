@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ..lifecycle import OWED, Status, is_overdue
+from ..lifecycle import OWED, Status, is_ack_late, is_overdue
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,7 @@ class Entry:
     note: str
     before: object | None = None   # Photo
     after: object | None = None    # Photo
+    ack_late: bool = False         # reported and not acknowledged in time (escalated)
 
 
 @dataclass
@@ -233,7 +234,7 @@ def _scope_condition(scope: str, target, Item):
 
 
 def build(scope: str, target, week: Week, *, now: datetime, tz: str, form,
-          visible=None) -> Report:
+          visible=None, ack_limit: timedelta | None = None) -> Report:
     """Gather the week's items for a compound, company or community.
 
     `visible` is an extra SQL condition (permissions.item_filter for web users),
@@ -275,7 +276,9 @@ def build(scope: str, target, week: Week, *, now: datetime, tz: str, form,
             overdue=is_overdue(state.status, state.deadline, as_of),
             is_new=item.created_at >= start,
             age_days=max(0, (as_of - item.created_at).days),
-            note=_short(item.note), before=before, after=after[-1] if after else None))
+            note=_short(item.note), before=before, after=after[-1] if after else None,
+            ack_late=bool(ack_limit) and is_ack_late(state.status, item.created_at, as_of,
+                                                     ack_limit)))
 
     sections["open"].sort(key=lambda e: (not e.overdue, e.state.deadline or e.item.created_at,
                                          e.item.id))

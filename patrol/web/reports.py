@@ -87,7 +87,7 @@ def weekly_pdf():
     week = _week_arg(request.args.get("week"))
     cfg = current_app.config
     report = weekly.build(scope, target, week, now=utcnow(), tz=cfg["TIMEZONE"],
-                          form=hazard_form(),
+                          form=hazard_form(), ack_limit=cfg["ACK_ESCALATE"],
                           visible=permissions.item_filter(current_user, Item))
     # Rendered in the request's own language (Chinese unless the user chose English).
     pdf = weekly.render_pdf(report, base_url=cfg["BASE_URL"], tz=cfg["TIMEZONE"])
