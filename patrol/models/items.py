@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from sqlalchemy import (JSON, CheckConstraint, Float, ForeignKey, Index, String, Text,
-                        UniqueConstraint, event)
+                        event)
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from ..extensions import db
@@ -97,7 +97,7 @@ class ItemEvent(db.Model):
     presence_id: Mapped[int | None] = mapped_column(ForeignKey("presence.id"))
     # Idempotency key of the form that made this change (the phone's outbox resends).
     client_uuid: Mapped[str | None] = mapped_column(String(36))
-    __table_args__ = (UniqueConstraint("client_uuid", name="uq_item_event_client_uuid"),)
+    __table_args__ = (Index("uq_item_event_client_uuid", "client_uuid", unique=True),)
 
     item = relationship("Item", back_populates="events")
     actor = relationship("User")
