@@ -38,6 +38,15 @@ def ready_for_offline(live, vol, compound_id):
         page.wait_for_timeout(200)
 
 
+def offline_at_compound(live, phone, w):
+    """A signed-in volunteer's phone, ready for offline use, on a compound page without signal."""
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    ready_for_offline(live, vol, w.a1)
+    vol.context.set_offline(True)
+    vol.page.goto(f"/compounds/{w.a1}")
+    return vol, vol.page
+
+
 def photo(tmp_path, i):
     path = tmp_path / f"offline-{i}.jpg"
     Image.new("RGB", (1200, 900), (40 * i, 120, 200 - 40 * i)).save(path, "JPEG", quality=90)
@@ -138,11 +147,7 @@ def test_report_queued_longer_than_csrf_and_session_lifetimes(live_server, world
                                                              tmp_path):
     live, w = live_server, world
     live.app.config["WTF_CSRF_TIME_LIMIT"] = 2  # seconds: every token on the page expires
-    vol = volunteer_signs_in(live, phone, w.vol_a)
-    ready_for_offline(live, vol, w.a1)
-    page = vol.page
-    vol.context.set_offline(True)
-    page.goto(f"/compounds/{w.a1}")
+    vol, page = offline_at_compound(live, phone, w)
     report_offline(live, page, w.a1, "flyers", "很久以前", photo(tmp_path, 1))
     stale = page.locator("input[name=csrf_token]").first.input_value()
     time.sleep(3)
@@ -161,11 +166,7 @@ def test_report_queued_longer_than_csrf_and_session_lifetimes(live_server, world
 
 def test_reloading_while_offline_keeps_the_queue(live_server, world, phone, tmp_path):
     live, w = live_server, world
-    vol = volunteer_signs_in(live, phone, w.vol_a)
-    ready_for_offline(live, vol, w.a1)
-    page = vol.page
-    vol.context.set_offline(True)
-    page.goto(f"/compounds/{w.a1}")
+    vol, page = offline_at_compound(live, phone, w)
     report_offline(live, page, w.a1, "lighting", "灯坏了", photo(tmp_path, 2))
     page.reload()
     expect(page.locator("#queue")).to_be_visible()
@@ -244,11 +245,7 @@ def test_a_shared_phone_keeps_each_persons_work_apart(live_server, world, phone,
     report is not sent in the staff member's name, and kept pages are the staff member's."""
     from tests.factories import PASSWORD
     live, w = live_server, world
-    vol = volunteer_signs_in(live, phone, w.vol_a)
-    ready_for_offline(live, vol, w.a1)
-    page = vol.page
-    vol.context.set_offline(True)
-    page.goto(f"/compounds/{w.a1}")
+    vol, page = offline_at_compound(live, phone, w)
     report_offline(live, page, w.a1, "flyers", "刘阿姨的上报", photo(tmp_path, 4))
     vol.context.set_offline(False)
     vol.context.clear_cookies()  # the volunteer's sign-in is gone; someone else signs in
