@@ -1,6 +1,7 @@
 """Template helpers and small view utilities shared by the blueprints."""
 from __future__ import annotations
 
+import time
 import uuid
 
 from datetime import datetime
@@ -136,5 +137,6 @@ def install(app):
         reason_label=lambda r: labels.REASON.get(r, r),
         overdue=overdue, due_soon=due_soon, ack_late=ack_late, current_lang=current_lang,
         hazard_form=hazard_form, query_args=query_args, new_uuid=lambda: str(uuid.uuid4()),
+        epoch_now=lambda: int(time.time()),
     )
     app.jinja_env.filters["todatetime"] = datetime.fromisoformat

@@ -6,6 +6,11 @@
     return el ? el.value : "";
   };
 
+  // A page kept for offline use may carry a message from when it was kept: drop old ones.
+  document.querySelectorAll(".flash[data-at]").forEach(function (el) {
+    if (Date.now() / 1000 - Number(el.dataset.at) > 300) el.remove();
+  });
+
   // Show the after-photo box when "fixed on the spot" is ticked.
   document.querySelectorAll("input.toggle").forEach(function (box) {
     var target = document.getElementById(box.dataset.target);
