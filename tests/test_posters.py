@@ -9,18 +9,15 @@ Needs poppler-utils (pdftoppm, pdffonts, pdfinfo, pdftotext) and zxing-cpp;
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-import zxingcpp
-from PIL import Image
 
 from patrol.extensions import db
 from patrol.models import Community, Compound
 from patrol.services.posters import poster_pdf
 from tests.conftest import sign_in
-from tests.pdftools import require_poppler, run, write_pdf
+from tests.pdftools import embedded_fonts, qr_texts, require_poppler, run, write_pdf
 
 
 BASE_URL = "http://patrol.test"   # tests/conftest.make_app sets this
@@ -31,22 +28,6 @@ def _poppler():
 
 
 # --- reading a PDF back ---------------------------------------------------------------
-
-def page_qr_texts(pdf_path: Path) -> list[list[str]]:
-    """Decoded QR texts, one list per page, from 150 dpi PNG renderings."""
-    out_dir = pdf_path.with_suffix("")
-    out_dir.mkdir()
-    subprocess.run(["pdftoppm", "-r", "150", "-png", str(pdf_path), str(out_dir / "p")],
-                   check=True, timeout=120)
-    pngs = sorted(out_dir.glob("p-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-    assert pngs, "pdftoppm produced no pages"
-    pages = []
-    for png in pngs:
-        with Image.open(png) as im:
-            results = zxingcpp.read_barcodes(im)
-        pages.append([r.text for r in results if r.format == zxingcpp.BarcodeFormat.QRCode])
-    return pages
-
 
 def page_texts(pdf_path: Path) -> list[str]:
     """Extracted text per page (pdftotext separates pages with form feeds)."""
@@ -62,19 +43,6 @@ def page_size(pdf_path: Path) -> tuple[int, int]:
     return round(float(m.group(1))), round(float(m.group(2)))
 
 
-def embedded_fonts(pdf_path: Path) -> dict[str, str]:
-    """{font name: emb column} from pdffonts (columns read from the right: the type
-    column contains spaces)."""
-    lines = run("pdffonts", str(pdf_path)).splitlines()
-    assert lines[1].startswith("---"), lines[:2]
-    fonts = {}
-    for line in lines[2:]:
-        tokens = line.split()
-        if len(tokens) >= 7:
-            fonts[tokens[0]] = tokens[-5]   # name … emb sub uni obj gen
-    return fonts
-
-
 def check_poster(pdf: bytes, compounds: list[tuple[str, str]], size: str, tmp_path: Path,
                  name: str):
     """`compounds`: [(name, qr_token)] in page order. One page per compound, each with
@@ -82,7 +50,7 @@ def check_poster(pdf: bytes, compounds: list[tuple[str, str]], size: str, tmp_pa
     compound's name as real text, and an embedded Noto Sans CJK font."""
     path = write_pdf(pdf, tmp_path, name)
     expected = [f"{BASE_URL}/c/{token}" for _, token in compounds]
-    decoded = page_qr_texts(path)
+    decoded = qr_texts(path)
     assert decoded == [[url] for url in expected], (
         f"{size}: expected one QR per page {expected}, decoded {decoded}")
     assert page_size(path) == PAGE_POINTS[size]
@@ -205,7 +173,7 @@ def test_rotate_changes_qr_and_kills_old_url(app, world, client, tmp_path):
     [(_, other_before)] = _compounds(app, world.a2)
     sign_in(client, world.staff_a)
     before = client.get(f"/admin/compounds/{world.a1}/poster.pdf")
-    assert page_qr_texts(write_pdf(before.data, tmp_path, "before")) == [[f"{BASE_URL}/c/{old_token}"]]
+    assert qr_texts(write_pdf(before.data, tmp_path, "before")) == [[f"{BASE_URL}/c/{old_token}"]]
 
     resp = client.post(f"/admin/compounds/{world.a1}/rotate")
     assert resp.status_code == 302

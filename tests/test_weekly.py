@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import subprocess
 import threading
 import time
 from datetime import datetime, timedelta
@@ -17,8 +16,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import zxingcpp
-from PIL import Image
 
 from patrol.extensions import db
 from patrol.lifecycle import Action
@@ -31,7 +28,7 @@ from patrol.services.weekly import Ev, State, Week, classify, replay
 from patrol.web.helpers import hazard_form
 from tests.conftest import sign_in
 from tests.factories import jpeg_bytes
-from tests.pdftools import require_poppler, run, write_pdf
+from tests.pdftools import embedded_fonts, qr_texts, require_poppler, run, write_pdf
 
 BASE_URL = "http://patrol.test"          # tests/conftest.make_app
 TZ = "Asia/Shanghai"
@@ -59,32 +56,10 @@ def flat(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def fonts(path: Path) -> dict[str, str]:
-    """{font name: emb} from pdffonts (read from the right: the type column has spaces)."""
-    lines = run("pdffonts", str(path)).splitlines()
-    assert lines[1].startswith("---"), lines[:2]
-    return {line.split()[0]: line.split()[-5] for line in lines[2:] if len(line.split()) >= 7}
-
-
 def images(path: Path) -> list[tuple[int, int]]:
     """(width, height) of every embedded raster image."""
     lines = run("pdfimages", "-list", str(path)).splitlines()[2:]
     return [(int(line.split()[3]), int(line.split()[4])) for line in lines if line.split()]
-
-
-def qr_texts(path: Path) -> list[list[str]]:
-    """Decoded QR texts per page from 150 dpi renderings."""
-    out = path.with_suffix("")
-    out.mkdir()
-    subprocess.run(["pdftoppm", "-r", "150", "-png", str(path), str(out / "p")], check=True,
-                   timeout=180)
-    pngs = sorted(out.glob("p-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-    pages = []
-    for png in pngs:
-        with Image.open(png) as im:
-            found = zxingcpp.read_barcodes(im)
-        pages.append([r.text for r in found if r.format == zxingcpp.BarcodeFormat.QRCode])
-    return pages
 
 
 def item_numbers(text: str) -> list[int]:
@@ -291,8 +266,8 @@ def test_weekly_pdf_fonts_qr_codes_pages_and_escaping(app, world, tmp_path):
               s.on_spot, s.reopened]
 
     # A real CJK font, embedded as a subset, regular and bold.
-    cjk = {name: emb for name, emb in fonts(path).items() if re.search(r"Noto.?Sans.?CJK", name)}
-    assert cjk and all(emb == "yes" for emb in cjk.values()), fonts(path)
+    cjk = {name: emb for name, emb in embedded_fonts(path).items() if re.search(r"Noto.?Sans.?CJK", name)}
+    assert cjk and all(emb == "yes" for emb in cjk.values()), embedded_fonts(path)
     assert any(re.match(r"[A-Z]{6}\+", name) for name in cjk), "not subset"
     assert any("Bold" in name for name in cjk), f"no bold face: {cjk}"
 
