@@ -21,6 +21,14 @@ def pytest_configure(config):
     if REQUIRE_PG and not PG_URL:
         raise pytest.UsageError("PATROL_REQUIRE_PG=1 but no PostgreSQL server could be started "
                                 "(PATROL_TEST_PG_URL is empty)")
+    if PG_URL:
+        # One bad URL would otherwise surface as an error in every PostgreSQL test.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+        try:
+            make_url(PG_URL)
+        except ArgumentError:
+            raise pytest.UsageError(f"PATROL_TEST_PG_URL is not a database URL: {PG_URL!r}")
 
 
 def make_app(tmp_path, url=None, **overrides):
