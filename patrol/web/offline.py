@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import (Blueprint, abort, current_app, jsonify, render_template, request,
-                   send_from_directory)
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import case
@@ -26,11 +27,32 @@ PRECACHE_COMPOUNDS = 30
 PRECACHE_ITEMS = 100
 
 
+# Must match SHELL_URLS in static/js/sw.js (tests/test_offline_sw.py checks this).
+SHELL_FILES = ("css/app.css", "js/app.js", "js/photos.js", "js/offline.js",
+               "manifest.webmanifest", "icons/icon-192.png")
+SW_VERSION_LINE = 'var VERSION = "dev";'
+
+
+def service_worker_source(static_folder: str) -> str:
+    """sw.js with its version set to a digest of itself and the shell files it caches.
+
+    Browsers install a new worker only when sw.js changes byte for byte; without this a
+    deploy would never reach a phone that already holds the shell (cache first)."""
+    static = Path(static_folder)
+    source = (static / "js/sw.js").read_text(encoding="utf-8")
+    h = hashlib.sha256(source.encode())
+    for name in SHELL_FILES:
+        h.update((static / name).read_bytes())
+    return source.replace(SW_VERSION_LINE, f'var VERSION = "{h.hexdigest()[:16]}";', 1)
+
+
 @bp.get("/sw.js")
 def service_worker():
-    resp = send_from_directory(current_app.static_folder, "js/sw.js",
-                               mimetype="application/javascript", max_age=0)
+    resp = current_app.response_class(service_worker_source(current_app.static_folder),
+                                      mimetype="application/javascript")
     resp.headers["Cache-Control"] = "no-cache"
+    resp.add_etag()
+    resp.make_conditional(request)
     resp.headers["Service-Worker-Allowed"] = "/"
     return resp
 

@@ -50,6 +50,7 @@
 
   // --- sending --------------------------------------------------------------------
   var running = null;
+  var again = false; // a forced sync was asked for while one was running
 
   function token() {
     return fetch("/sync/token", { credentials: "same-origin", cache: "no-store" }).then(function (r) {
@@ -128,7 +129,9 @@
   }
 
   function sync(force) {
-    if (running) return running;
+    // A tap during a run must not be lost: records that failed in this run would
+    // otherwise sit out their backoff. Run once more, forced, when this one ends.
+    if (running) { if (force) again = true; return running; }
     running = all().then(function (list) {
       var mine = list.filter(function (r) { return r.user === me && r.state !== "rejected"; });
       var due = mine.filter(function (r) { return force || !r.next || r.next <= Date.now(); });
@@ -151,8 +154,14 @@
           due.forEach(function (r) { r.state = "login"; r.error = t("login", "Please sign in again."); put(r); });
         }
       });
-    }).then(function () { running = null; render(); }, function () { running = null; render(); });
+    }).then(finish, finish);
     return running;
+  }
+
+  function finish() {
+    running = null;
+    render();
+    if (again) { again = false; return sync(true); }
   }
 
   // --- the queue bar ----------------------------------------------------------------

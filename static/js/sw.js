@@ -8,8 +8,11 @@
  * Forms are never replayed here: the page's queue (IndexedDB) sends them.
  */
 "use strict";
-var VERSION = "patrol-v1";
-var SHELL = "shell-" + VERSION, PAGES = "pages-" + VERSION, META = "meta-" + VERSION;
+// The server replaces VERSION with a digest of the shell files (patrol/web/offline.py),
+// so every deploy that changes one of them installs a new worker and a fresh shell.
+// Kept pages and the token map are not versioned: a deploy must not empty them.
+var VERSION = "dev";
+var SHELL = "shell-" + VERSION, PAGES = "pages-v1", META = "meta-v1";
 var SHELL_URLS = ["/offline", "/static/css/app.css", "/static/js/app.js",
   "/static/js/photos.js", "/static/js/offline.js", "/static/manifest.webmanifest",
   "/static/icons/icon-192.png"];
@@ -23,7 +26,7 @@ self.addEventListener("install", function (event) {
 
 self.addEventListener("activate", function (event) {
   event.waitUntil(caches.keys().then(function (names) {
-    return Promise.all(names.filter(function (n) { return n.indexOf(VERSION) === -1; })
+    return Promise.all(names.filter(function (n) { return [SHELL, PAGES, META].indexOf(n) === -1; })
       .map(function (n) { return caches.delete(n); }));
   }).then(function () { return self.clients.claim(); }));
 });
