@@ -248,8 +248,10 @@ def test_a_shared_phone_keeps_each_persons_work_apart(live_server, world, phone,
     live, w = live_server, world
     vol, page = offline_at_compound(live, phone, w)
     report_offline(live, page, w.a1, "flyers", "刘阿姨的上报", photo(tmp_path, 4))
+    # The volunteer's sign-in is gone (before the signal is back: a request already on
+    # its way could otherwise set the old session cookie again); someone else signs in.
+    vol.context.clear_cookies()
     vol.context.set_offline(False)
-    vol.context.clear_cookies()  # the volunteer's sign-in is gone; someone else signs in
     page.goto("/login")
     page.locator("input[name=username]").fill("staff_a")
     page.locator("input[name=password]").fill(PASSWORD)
