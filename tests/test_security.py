@@ -123,6 +123,24 @@ def test_csrf_is_required_for_state_changes(tmp_path):
     assert client.post(f"/admin/compounds/{w.a1}/rotate", data={"csrf_token": token}).status_code == 302
 
 
+def test_the_phone_outbox_gets_errors_it_can_show_and_retry(tmp_path):
+    """Requests from the outbox (X-Patrol-Sync) get JSON in the user's language; an
+    expired form is marked for a retry with a new token rather than refused for good."""
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        w = build_world()
+    phone = sign_in(app.test_client(), w.vol_a)
+    sync = {"X-Patrol-Sync": "1", "X-CSRFToken": "stale"}
+    resp = phone.post(f"/compounds/{w.a1}/report", headers=sync, data={"category": "flyers"})
+    assert resp.status_code == 400
+    assert resp.get_json() == {"error": "表单已过期，将自动重新发送。", "retry": True}
+    assert phone.get("/nothing-here", headers=sync).get_json() == {
+        "error": "页面不存在，或链接已失效。"}
+    # Pages still get pages.
+    page = phone.post(f"/compounds/{w.a1}/report", data={"category": "flyers"})
+    assert page.status_code == 400 and page.mimetype == "text/html"
+
+
 def test_no_state_change_by_get(app):
     state_changing = {"auth.logout", "auth.redeem", "auth.set_lang", "items.act",
                       "admin.new_invite", "admin.revoke_device", "admin.rotate",

@@ -1,5 +1,5 @@
 """Security headers and error pages, in the user's language."""
-from flask import render_template, request
+from flask import jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
@@ -20,11 +20,21 @@ def install(app):
             resp.headers["Cache-Control"] = "no-store"
         return resp
 
-    def page(code, title, message):
+    def from_outbox():
+        return request.headers.get("X-Patrol-Sync") == "1"
+
+    def page(code, title, message, **extra):
+        if from_outbox():  # the phone's queue shows `error` next to the record it kept
+            return jsonify(error=message, **extra), code
         return render_template("error.html", code=code, title=title, message=message), code
 
     @app.errorhandler(CSRFError)
     def csrf_error(e):
+        if from_outbox():
+            # The queue fetched its token just before sending, so the session changed in
+            # between (signed in again in another tab): try again with a new token.
+            return page(400, _("Form expired"), _("The form had expired; it will be sent again."),
+                        retry=True)
         return page(400, _("Form expired"),
                     _("This form has expired. Go back, reload the page and try again."))
 

@@ -111,7 +111,8 @@
       if (status === 401) {
         rec.state = "login";
         rec.error = t("login", "Please sign in again.");
-      } else if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+      } else if (status >= 400 && status < 500 && status !== 408 && status !== 429 &&
+                 !(res.data && res.data.retry)) {
         rec.state = "rejected"; // the server said no: keep it, say why, don't retry
         rec.error = (res.data && res.data.error) || ("HTTP " + status);
       } else {
@@ -119,7 +120,9 @@
         rec.error = status ? "HTTP " + status : t("noSignal", "No signal");
         rec.next = Date.now() + Math.min(MAX_BACKOFF, 5000 * Math.pow(2, rec.attempts - 1));
       }
-      return put(rec).then(function () { return { ok: false, status: status, error: rec.error }; });
+      return put(rec).then(function () {
+        return { ok: false, status: status, error: rec.error, rejected: rec.state === "rejected" };
+      });
     });
   }
 

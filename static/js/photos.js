@@ -227,7 +227,7 @@
         return window.PatrolQueue.submit(form, fields).then(function (res) {
           if (res.ok) { location.href = res.url || form.dataset.after; return; }
           restore();
-          if (res.status >= 400 && res.status < 500 && res.status !== 401) {
+          if (res.rejected) {
             // Refused (e.g. not on the spot): the form is still here, so drop the copy.
             window.PatrolQueue.discard(res.key);
             return say(res.error);

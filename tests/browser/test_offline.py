@@ -269,3 +269,37 @@ def test_a_shared_phone_keeps_each_persons_work_apart(live_server, world, phone,
     vol.context.set_offline(True)
     page.goto("/compounds")
     expect(page.locator("footer")).to_contain_text("staff_a")
+
+
+def test_a_token_refused_at_send_time_is_retried_not_dropped(live_server, world, phone,
+                                                             tmp_path):
+    """The queue's fresh token is refused (the session changed in between, e.g. a sign-in
+    in another tab): the report stays on the phone and goes again with a new token."""
+    live, w = live_server, world
+    # No service worker, so the routes below see every request (see test_photo_upload).
+    vol = volunteer_signs_in(live, lambda name: phone(name, service_workers="block"), w.vol_a)
+    page = vol.page
+    tokens = []
+
+    def stale_first(route):
+        resp = route.fetch()
+        data = resp.json()
+        if not tokens:
+            data["csrf"] = "stale"
+        tokens.append(data["csrf"])
+        route.fulfill(response=resp, json=data)
+
+    page.route("**/sync/token", stale_first)
+    posted = []
+    page.on("response", lambda r: posted.append(r.status)
+            if r.request.method == "POST" and r.url.endswith("/report") else None)
+    page.goto(f"/compounds/{w.a1}")
+    report_offline(live, page, w.a1, "flyers", "令牌过期", photo(tmp_path, 5))
+    # The bar starts hidden on each page until it has read the queue, so ask the queue.
+    deadline = time.time() + 20
+    while queue_size(page) and time.time() < deadline:
+        page.wait_for_timeout(200)
+    assert queue_size(page) == 0
+    assert posted[0] == 400 and posted[-1] < 400 and len(posted) == 2, (posted, tokens)
+    assert tokens[0] == "stale" and len(tokens) == 2
+    assert counts(live) == [("flyers", "令牌过期", 1)]
