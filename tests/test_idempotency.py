@@ -60,6 +60,8 @@ def test_same_key_different_content_is_a_conflict(db_app):
     assert again.status_code == 200 and again.get_json() == dict(first.get_json(), duplicate=True)
     other = send(category="lighting")
     assert other.status_code == 409 and other.get_json()["error"]
+    assert send(floor="5楼").status_code == 409       # same category, another place
+    assert send(note="另一件事").status_code == 409
     # Another volunteer cannot claim the key either.
     stranger = sign_in(db_app.test_client(), w.staff_a)
     resp = stranger.post(f"/compounds/{w.a1}/report", headers={"X-Patrol-Sync": "1"},

@@ -100,9 +100,13 @@ def find_resent(client_uuid, *, reporter, compound, clean) -> Item | None:
         db.select(Item).where(Item.client_uuid == client_uuid)).scalar_one_or_none()
     if item is None:
         return None
+    def norm(value):  # raw form strings and stored values compare alike
+        return None if value is None or str(value).strip() == "" else str(value).strip()
+
     same = (item.reporter_id == reporter.id and item.compound_id == compound.id
-            and item.category == clean.get("category")
-            and (item.note or None) == (clean.get("note") or None))
+            and all(norm(getattr(item, attr)) == norm(clean.get(key)) for attr, key in (
+                ("category", "category"), ("note", "note"), ("building_id", "building"),
+                ("unit", "unit"), ("floor", "floor"))))
     if not same:
         raise ConflictError()
     return item

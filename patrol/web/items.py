@@ -103,7 +103,7 @@ def submit_report(compound, form, values) -> ReportOutcome:
     try:  # a resend of a form that already arrived answers with its item
         earlier = item_service.find_resent(
             client_uuid, reporter=current_user, compound=compound,
-            clean={"category": values.get("category"), "note": (values.get("note") or "").strip()})
+            clean={k: values.get(k) for k in ("category", "note", "building", "unit", "floor")})
     except item_service.ConflictError:
         return ReportOutcome(conflict=True)
     if earlier:
