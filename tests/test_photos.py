@@ -1,7 +1,9 @@
 """Photo intake: upright, no EXIF, only real images, no bombs, no 5xx."""
 import io
+import os
 import random
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -233,6 +235,13 @@ def test_orphans_are_found_and_fixed(env):
         db.session.rollback()  # the "crash": files written, row never committed
         kept = db.session.execute(db.select(Photo)).scalar_one()
     runner = app.test_cli_runner()
+    # Just written, it may be an upload about to commit its row: not touched yet.
+    fresh = runner.invoke(args=["photos-orphans", "--fix"])
+    assert fresh.exit_code == 0 and "file without row" not in fresh.output
+    assert len(_files(photo_dir)) == 4
+    an_hour_ago = time.time() - 3600
+    for path in _files(photo_dir):
+        os.utime(path, (an_hour_ago, an_hour_ago))
     report = runner.invoke(args=["photos-orphans"])
     assert report.exit_code == 1 and report.output.count("file without row") == 2
     fixed = runner.invoke(args=["photos-orphans", "--fix"])
@@ -290,3 +299,25 @@ def test_abandoned_uploads_are_cleaned_after_the_grace_period(env):
     with app.app_context():
         assert db.session.get(Photo, old_id) is None and db.session.get(Photo, fresh_id)
     assert runner.invoke(args=["photos-orphans"]).exit_code == 0
+
+
+def test_a_stray_file_used_again_is_not_swept(env):
+    """The outbox resends a photo whose row was lost: the same bytes reuse the old file,
+    which then counts as freshly written and is not deleted under the new row's feet."""
+    app, w, client, photo_dir = env
+    with app.app_context():
+        from patrol.models import User
+        from patrol.services.photo_store import save_upload
+        user = db.session.get(User, w.vol_a)
+        save_upload(jpeg_bytes(color=(7, 8, 9)), uploader=user, kind="before")
+        db.session.rollback()
+    an_hour_ago = time.time() - 3600
+    for path in _files(photo_dir):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    with app.app_context():
+        from patrol.services.photo_store import find_orphans
+        assert len(find_orphans().stray_files) == 2
+        again = save_upload(jpeg_bytes(color=(7, 8, 9)), uploader=db.session.get(User, w.vol_a),
+                            kind="before")
+        db.session.expunge(again)  # its row is still uncommitted in the uploading process
+        assert find_orphans().stray_files == []

@@ -19,6 +19,9 @@ from .storage import LocalStorage
 # Photos uploaded for a form stay unclaimed while the form is being filled in or
 # waits in a phone's outbox; after this long nobody is coming back for them.
 PENDING_GRACE = timedelta(days=8)
+# Files are written before their row is committed: a file this young may belong to an
+# upload still in progress, so it is not called a stray (and never deleted) yet.
+WRITE_GRACE = timedelta(minutes=15)
 
 
 def storage():
@@ -53,10 +56,11 @@ class Orphans:
         return bool(self.stray_files or self.missing or self.abandoned)
 
 
-def find_orphans(now=None, pending_for=PENDING_GRACE) -> Orphans:
+def find_orphans(now=None, pending_for=PENDING_GRACE, written_for=WRITE_GRACE) -> Orphans:
     store = storage()
+    now = now or utcnow()
     referenced, missing, abandoned = set(), [], []
-    cutoff = (now or utcnow()) - pending_for
+    cutoff = now - pending_for
     for photo in db.session.execute(db.select(Photo)).scalars():
         if photo.item_id is None and photo.created_at < cutoff:
             abandoned.append(photo.id)
@@ -66,15 +70,22 @@ def find_orphans(now=None, pending_for=PENDING_GRACE) -> Orphans:
             if not store.exists(key):
                 missing.append((photo.id, key))
     # Temporary files belong to writes in progress; an atomic rename finishes them.
-    stray = sorted(k for k in store.keys() if k not in referenced and "/.tmp-" not in f"/{k}")
+    stray = sorted(k for k in store.keys() if k not in referenced and "/.tmp-" not in f"/{k}"
+                   and store.modified_at(k) < now - written_for)
     return Orphans(stray, missing, abandoned)
 
 
 def remove_orphans(orphans: Orphans):
-    """Drop abandoned and file-less rows, then every file no remaining row points at."""
+    """Drop abandoned and file-less rows, then the stray files and the files of the
+    dropped rows, unless a remaining row points at them (files are shared by content)."""
     ids = set(orphans.abandoned) | {pid for pid, _ in orphans.missing}
+    freed = set()
     if ids:
+        rows = db.session.execute(db.select(Photo.key, Photo.thumb_key).where(Photo.id.in_(ids)))
+        freed = {key for row in rows for key in row}
         db.session.execute(db.delete(Photo).where(Photo.id.in_(ids)))
         db.session.commit()
-    for key in find_orphans(pending_for=timedelta(days=36500)).stray_files:
+    referenced = {key for row in db.session.execute(db.select(Photo.key, Photo.thumb_key))
+                  for key in row}
+    for key in (set(orphans.stray_files) | freed) - referenced:
         storage().delete(key)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -13,6 +14,7 @@ class Storage(Protocol):
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def keys(self) -> Iterator[str]: ...
+    def modified_at(self, key: str) -> datetime: ...
     def local_path(self, key: str) -> Path | None: ...
 
 
@@ -32,6 +34,7 @@ class LocalStorage:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         if path.exists():  # content-addressed: same key, same bytes
+            os.utime(path)  # in use again: the orphan sweep must see it as a fresh write
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -58,6 +61,11 @@ class LocalStorage:
         for path in self.root.rglob("*"):
             if path.is_file():
                 yield path.relative_to(self.root).as_posix()
+
+    def modified_at(self, key: str) -> datetime:
+        """Naive UTC, like the database's times."""
+        mtime = self._path(key).stat().st_mtime
+        return datetime.fromtimestamp(mtime, timezone.utc).replace(tzinfo=None)
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
