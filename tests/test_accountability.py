@@ -3,7 +3,6 @@ their permissions."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from datetime import timedelta
 
@@ -17,6 +16,7 @@ from patrol.services.photo_store import save_upload
 from patrol.web.helpers import hazard_form
 from tests.conftest import sign_in
 from tests.factories import jpeg_bytes
+from tests.pdftools import embedded_fonts, require_poppler
 
 WINDOW = timedelta(hours=2)
 
@@ -244,13 +244,10 @@ def test_scorecard_pdf_has_an_embedded_cjk_font(app, demo, tmp_path):
     resp = staff.get(f"/ratings/companies/{companies['安居物业管理有限公司']}/scorecard.pdf")
     assert resp.status_code == 200 and resp.mimetype == "application/pdf"
     assert resp.data.startswith(b"%PDF")
-    if not shutil.which("pdffonts"):
-        pytest.skip("poppler-utils not installed")
+    require_poppler()
     path = tmp_path / "s.pdf"
     path.write_bytes(resp.data)
-    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True,
-                           check=True).stdout
-    cjk = [line for line in fonts.splitlines() if "CJK" in line or "SC" in line.split()[0]]
-    assert cjk and all(" yes " in line for line in cjk)
+    cjk = {name: emb for name, emb in embedded_fonts(path).items() if "CJK" in name or "SC" in name}
+    assert cjk and set(cjk.values()) == {"yes"}, embedded_fonts(path)
     text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
     assert "安居物业管理有限公司" in text and "黑榜" in text

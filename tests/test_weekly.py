@@ -562,7 +562,7 @@ def test_cli_options(app, world, tmp_path):
         assert not bad.exists()
 
 
-def test_items_not_acknowledged_in_time_are_marked(app, world):
+def test_items_not_acknowledged_in_time_are_marked(app, world, tmp_path):
     """Escalated items carry their mark on paper too, as in every list."""
     s = seed_week(app, world)
     with app.app_context(), weekly.rendering_locale("zh"):
@@ -571,4 +571,7 @@ def test_items_not_acknowledged_in_time_are_marked(app, world):
         late = {e.item.id for entries in report.sections.values() for e in entries if e.ack_late}
         pdf = weekly.render_pdf(report, base_url=BASE_URL, tz=TZ)
     assert late == {s.new_reported}
-    assert pdf.startswith(b"%PDF-")
+    # On paper: the mark is printed once, in the late item's own heading line.
+    text = "\n".join(page_texts(write_pdf(pdf, tmp_path, "late")))
+    marked = [line for line in text.splitlines() if "超时未受理" in line]
+    assert len(marked) == 1 and item_numbers(marked[0]) == [s.new_reported], marked
