@@ -162,6 +162,10 @@ BAD = {
     "over_size_limit": _big_jpeg,
     "gif": _gif,
 }
+# The reason each one is refused for (a key of patrol.labels.PHOTO_ERROR).
+BAD_REASON = {"truncated_jpeg": "corrupt", "zero_bytes": "empty", "text_named_jpg": "not_image",
+              "svg": "not_image", "html": "not_image", "pdf": "not_image",
+              "png_bomb": "too_many_pixels", "over_size_limit": "too_large", "gif": "not_image"}
 
 
 @pytest.mark.parametrize("truncated_flag", [False, True], ids=["default", "weasyprint-flag"])
@@ -173,18 +177,35 @@ def test_bad_input_is_refused_cleanly(env, kind, truncated_flag, monkeypatch):
     resp = _report(client, w, BAD[kind](), f"{kind}.jpg")
     assert 400 <= resp.status_code < 500
     html = resp.get_data(as_text=True)
-    assert f"{kind}.jpg" in html or kind == "zero_bytes"
-    assert 'class="error"' in html
+    assert f"{kind}.jpg: {reason_in(app, 'zh', BAD_REASON[kind])}" in html
     assert _files(photo_dir) == []
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Photo)) == 0
         assert db.session.scalar(db.select(db.func.count()).select_from(Item)) == 0
 
 
+def reason_in(app, lang, code):
+    """The refusal as the user reads it, HTML-escaped as the page prints it."""
+    from flask_babel import force_locale
+    from markupsafe import escape
+    from patrol.labels import PHOTO_ERROR
+    with app.test_request_context(), force_locale(lang):
+        return str(escape(str(PHOTO_ERROR[code])))
+
+
+def test_refusals_are_in_english_for_english_users(env):
+    app, w, client, photo_dir = env
+    client.post("/lang", data={"lang": "en"})
+    html = _report(client, w, BAD["gif"](), "gif.jpg").get_data(as_text=True)
+    assert "gif.jpg: Only JPEG, PNG, WebP or HEIC photos are accepted." in html
+    assert reason_in(app, "zh", "not_image") not in html
+
+
 def test_request_over_the_size_limit_is_413(env):
     app, w, client, photo_dir = env
     resp = _report(client, w, b"\xff\xd8" + b"\x00" * (9 * 2**20))
     assert resp.status_code == 413
+    assert "照片太大，无法一起发送。请每次少发几张。" in resp.get_data(as_text=True)
     assert _files(photo_dir) == []
 
 
