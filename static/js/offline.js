@@ -169,11 +169,13 @@
 
   // --- the queue bar ----------------------------------------------------------------
   var bar = document.getElementById("queue");
+  var persistAsked = false;
   function render() {
     if (!bar) return Promise.resolve();
     return all().then(function (list) {
       list = list.filter(function (r) { return r.user === me; });
       bar.hidden = list.length === 0;
+      if (list.length && !persistAsked) { persistAsked = true; persist(); } // on every page
       var count = bar.querySelector(".count");
       count.textContent = t("queued", "{n} waiting to upload").replace("{n}", list.length);
       var ul = bar.querySelector("ul");
@@ -198,13 +200,13 @@
   }
 
   function persist() {
-    if (!navigator.storage || !navigator.storage.persist) return;
+    var warn = bar && bar.querySelector(".not-persistent");
+    function say(granted) { if (warn) warn.hidden = !!granted; }
+    // Without the API (older iOS, some in-app browsers) nothing is promised either.
+    if (!navigator.storage || !navigator.storage.persist) return say(false);
     navigator.storage.persisted().then(function (yes) {
       return yes || navigator.storage.persist();
-    }).then(function (granted) {
-      var warn = bar && bar.querySelector(".not-persistent");
-      if (warn) warn.hidden = !!granted;
-    });
+    }).then(say, function () { say(false); });
   }
 
   // --- saving forms -------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """A whole walk without signal: scans and reports are kept on the phone and arrive exactly once."""
+import re
 import time
 
 import pytest
@@ -303,3 +304,27 @@ def test_a_token_refused_at_send_time_is_retried_not_dropped(live_server, world,
     assert posted[0] == 400 and posted[-1] < 400 and len(posted) == 2, (posted, tokens)
     assert tokens[0] == "stale" and len(tokens) == 2
     assert counts(live) == [("flyers", "令牌过期", 1)]
+
+
+def test_the_queue_says_what_waits_and_warns_when_storage_may_be_cleared(live_server, world,
+                                                                         phone, tmp_path):
+    """A browser without navigator.storage.persist (older iOS, some in-app browsers) keeps
+    the outbox but promises nothing: the bar says so, on every page, with the count."""
+    live, w = live_server, world
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    vol.context.add_init_script("if (navigator.storage) navigator.storage.persist = undefined;")
+    ready_for_offline(live, vol, w.a1)
+    vol.context.set_offline(True)
+    page = vol.page
+    page.goto(f"/compounds/{w.a1}")
+    expect(page.locator("#queue")).to_be_hidden()
+    report_offline(live, page, w.a1, "sanitation", "垃圾没人清", photo(tmp_path, 6))
+    bar = page.locator("#queue")
+    expect(bar.locator(".count")).to_have_text("1 条待上传")
+    expect(bar.locator("li")).to_have_text(re.compile(r"^小区A1 · 上报隐患 · 等待中"))
+    expect(bar.locator(".not-persistent")).to_be_visible()
+    page.goto("/compounds")                       # another (kept) page: still said
+    expect(bar.locator(".not-persistent")).to_be_visible()
+    vol.context.set_offline(False)
+    expect(bar).to_be_hidden(timeout=20_000)
+    assert counts(live) == [("sanitation", "垃圾没人清", 1)]
