@@ -272,7 +272,8 @@ def test_weekly_pdf_fonts_qr_codes_pages_and_escaping(app, world, tmp_path):
     assert any("Bold" in name for name in cjk), f"no bold face: {cjk}"
 
     # Every item's QR code, read off 150 dpi pages, points at that item; each once.
-    decoded = [text for page in qr_texts(path) for text in page]
+    qr_pages = qr_texts(path)
+    decoded = [text for page in qr_pages for text in page]
     assert sorted(decoded) == sorted(f"{BASE_URL}/items/{i}" for i in listed)
 
     pages = page_texts(path)
@@ -282,9 +283,12 @@ def test_weekly_pdf_fonts_qr_codes_pages_and_escaping(app, world, tmp_path):
         assert f"第{number}页/共{n}页" in flat(text)        # footer on every page
         assert "小区A1·每周问题清单" in flat(text)             # running header on every page
         assert "2026-W10" in text
-    # No item split over two pages: each number appears on exactly one page.
+    # No item split over two pages: each number appears on exactly one page, and on the
+    # same page as its QR code (printed in the item's last column).
     numbers = [i for text in pages for i in item_numbers(text)]
     assert sorted(numbers) == sorted(listed)
+    for text, codes in zip(pages, qr_pages, strict=True):
+        assert sorted(item_numbers(text)) == sorted(int(c.rsplit("/", 1)[1]) for c in codes)
     whole = flat("".join(pages))
     for title in ("本周新上报", "往周遗留未整改", "已整改，待现场复查", "本周复查销号",
                   "本周复查未通过", "分类汇总", "物业签字", "社区签字", "日期"):
@@ -299,6 +303,38 @@ def test_weekly_pdf_fonts_qr_codes_pages_and_escaping(app, world, tmp_path):
     embedded = images(path)
     assert len(embedded) == len(listed) + 4
     assert all(max(size) <= 320 for size in embedded), embedded
+
+
+def test_weekly_pdf_prints_each_items_facts_and_the_figures(app, world, tmp_path):
+    """What the signing people read: header, counts, each item's place, status, times,
+    deadline and age, and the summary by category (figures worked out by hand from
+    seed_week, printed on the Monday after at 20:00 Beijing time)."""
+    s = seed_week(app, world)
+    text = "\n".join(page_texts(write_pdf(render(app, "compound", world.a1), tmp_path, "a1")))
+    whole = flat(text)
+    assert "小区：小区A1·社区A·物业X" in whole and "打印时间：2026-03-0920:00" in whole
+    assert "本周上报3待整改4已超期3待回头看1本周复查销号2本周退回整改1" in whole
+    lines = {n: flat(block) for n, block in re.findall(r"编号(\d+)(.*?)(?=编号\d+|分类汇总)", text, re.S)}
+    expected = {
+        s.new_reported: ["楼道堆物/堵塞消防通道已上报已超期", "1栋·楼层3",
+                         "已上报03-0300:00·整改期限03-0400:00·已6天未销号"],
+        s.new_ack: ["小广告已受理已超期", "已上报03-0400:00·已受理03-0401:00·整改期限03-0700:00·已5天未销号"],
+        s.open_overdue: ["飞线充电已受理已超期", "整改期限02-2100:00·已17天未销号"],
+        s.fixed: ["水箱异味已整改，待回头看", "整改完成03-0400:00"],
+        s.verified: ["环境卫生已销号", "复查通过03-0500:00"],
+        s.on_spot: ["小广告已销号新上报立行立改", "电梯间小广告，已当场清除",
+                    "整改完成03-0600:10·复查通过03-0600:10"],
+        s.reopened: ["绿化/枯树已退回整改", "已退回整改03-0600:00·已13天未销号"],
+    }
+    for item_id, facts in expected.items():
+        for fact in facts:
+            assert fact in lines[str(item_id)], (item_id, fact, lines[str(item_id)])
+    assert "天未销号" not in lines[str(s.fixed)] + lines[str(s.verified)]  # only open ones age
+    assert "已超期" not in lines[str(s.reopened)]  # a failed check starts a new deadline
+    summary = flat(text.split("分类汇总")[1])
+    for row in ("飞线充电01100", "楼道堆物/堵塞消防通道11100", "小广告21101", "环境卫生00001",
+                "水箱异味00010", "绿化/枯树01000", "合计34312"):
+        assert row in summary, row
 
 
 def test_user_text_is_escaped_in_the_html(app, world):
