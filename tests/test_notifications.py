@@ -388,6 +388,17 @@ def test_overdue_is_queued_once_per_deadline_and_daily_digest(napp, w, receiver)
                   if json.loads(r["body"]).get("event") == "daily")
     assert digest["counts"] == {"overdue": 1, "ack_late": 1, "due_soon": 0}
     assert {i["id"] for i in digest["items"]} == {item_id}
+    overdue = next(json.loads(r["body"]) for r in receiver.requests
+                   if r["path"] == "/community" and json.loads(r["body"]).get("event") == "overdue")
+    assert overdue["url"] == f"http://patrol.test/items/{item_id}"
+    assert overdue["item"]["id"] == item_id and overdue["item"]["category_label"] == "飞线充电"
+    assert overdue["item"]["compound"] == "小区A1" and overdue["item"]["status"] == "reported"
+    deadline = (now - timedelta(hours=6)).replace(microsecond=0)
+    assert overdue["item"]["deadline"] == deadline.isoformat(timespec="seconds") + "Z"
+    wecom = next(r for r in receiver.requests if r["path"] == "/company")
+    content = json.loads(wecom["body"])["text"]["content"]
+    assert "隐患超期未整改" in content and f"编号{item_id} 飞线充电" in content
+    assert f"http://patrol.test/items/{item_id}" in content
 
     # Running again the same day queues nothing new.
     again = runner.invoke(args=["daily"])
