@@ -35,3 +35,23 @@ def test_version_is_a_digest_and_changes_with_a_shell_file(app, client, tmp_path
     with open(copy / "js/offline.js", "a") as f:
         f.write("\n// a deploy\n")
     assert served_version(client)[0] != version
+
+
+def test_the_app_installs_with_a_chinese_name_and_real_icons(client):
+    import io
+    import json
+
+    from PIL import Image
+    manifest = json.loads(client.get("/static/manifest.webmanifest").get_data(as_text=True))
+    assert manifest["name"] == "小区巡查" and manifest["lang"] == "zh-CN"
+    assert manifest["display"] == "standalone" and manifest["start_url"] == "/"
+    sizes = set()
+    for icon in manifest["icons"]:
+        resp = client.get(icon["src"])
+        assert resp.status_code == 200
+        with Image.open(io.BytesIO(resp.data)) as im:
+            assert im.format == "PNG" and f"{im.width}x{im.height}" == icon["sizes"]
+            sizes.add(im.width)
+    assert {192, 512} <= sizes                     # what Android asks for to install
+    page = client.get("/login").get_data(as_text=True)
+    assert '<link rel="manifest" href="/static/manifest.webmanifest">' in page
