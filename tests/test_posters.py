@@ -17,7 +17,8 @@ from patrol.extensions import db
 from patrol.models import Community, Compound
 from patrol.services.posters import poster_pdf
 from tests.conftest import sign_in
-from tests.pdftools import embedded_fonts, qr_texts, require_poppler, run, write_pdf
+from tests.pdftools import (distinct_shapes, embedded_fonts, glyph_shapes, qr_texts,
+                             require_poppler, run, write_pdf)
 
 
 BASE_URL = "http://patrol.test"   # tests/conftest.make_app sets this
@@ -68,6 +69,8 @@ def check_poster(pdf: bytes, compounds: list[tuple[str, str]], size: str, tmp_pa
            if re.search(r"Noto.?Sans.?CJK", font, re.I)}
     assert cjk, f"no Noto Sans CJK font in the PDF: {fonts}"
     assert all(emb == "yes" for emb in cjk.values()), f"CJK font not embedded: {cjk}"
+    shapes = glyph_shapes(path, "巡查志愿者请用手机扫码，查看和上报本小区隐患")
+    assert len(shapes) == 21 and distinct_shapes(shapes), "Chinese drawn as empty boxes"
     return decoded
 
 

@@ -28,7 +28,8 @@ from patrol.services.weekly import Ev, State, Week, classify, replay
 from patrol.web.helpers import hazard_form
 from tests.conftest import sign_in
 from tests.factories import jpeg_bytes
-from tests.pdftools import embedded_fonts, qr_texts, require_poppler, run, write_pdf
+from tests.pdftools import (distinct_shapes, embedded_fonts, glyph_shapes, qr_texts,
+                             require_poppler, run, write_pdf)
 
 BASE_URL = "http://patrol.test"          # tests/conftest.make_app
 TZ = "Asia/Shanghai"
@@ -270,6 +271,8 @@ def test_weekly_pdf_fonts_qr_codes_pages_and_escaping(app, world, tmp_path):
     assert cjk and all(emb == "yes" for emb in cjk.values()), embedded_fonts(path)
     assert any(re.match(r"[A-Z]{6}\+", name) for name in cjk), "not subset"
     assert any("Bold" in name for name in cjk), f"no bold face: {cjk}"
+    # …and drawn: the title's characters, read off the rasterised page, are real glyphs.
+    assert distinct_shapes(glyph_shapes(path, "每周问题清单")), "Chinese drawn as empty boxes"
 
     # Every item's QR code, read off 150 dpi pages, points at that item; each once.
     qr_pages = qr_texts(path)
