@@ -296,7 +296,10 @@ def test_a_token_refused_at_send_time_is_retried_not_dropped(live_server, world,
             if r.request.method == "POST" and r.url.endswith("/report") else None)
     page.goto(f"/compounds/{w.a1}")
     report_offline(live, page, w.a1, "flyers", "令牌过期", photo(tmp_path, 5))
-    # The bar starts hidden on each page until it has read the queue, so ask the queue.
+    # The bar starts hidden on each page until it has read the queue, so ask the queue
+    # (once the compound page's scripts have run).
+    page.wait_for_load_state()
+    page.wait_for_function("() => !!window.PatrolQueue")
     deadline = time.time() + 20
     while queue_size(page) and time.time() < deadline:
         page.wait_for_timeout(200)
