@@ -3,7 +3,6 @@ and the list of pages a phone keeps for use without signal. See docs/offline.md.
 from __future__ import annotations
 
 import hashlib
-
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request

@@ -117,7 +117,7 @@
         rec.error = (res.data && res.data.error) || ("HTTP " + status);
       } else {
         rec.state = "waiting";
-        rec.error = status ? "HTTP " + status : t("noSignal", "No signal");
+        rec.error = (res.data && res.data.error) || (status ? "HTTP " + status : t("noSignal", "No signal"));
         rec.next = Date.now() + Math.min(MAX_BACKOFF, 5000 * Math.pow(2, rec.attempts - 1));
       }
       return put(rec).then(function () {
@@ -175,7 +175,7 @@
     return all().then(function (list) {
       list = list.filter(function (r) { return r.user === me; });
       bar.hidden = list.length === 0;
-      if (list.length && !persistAsked) { persistAsked = true; persist(); } // on every page
+      if (list.length && !persistAsked) { persistAsked = true; persist(); } // once per page
       var count = bar.querySelector(".count");
       count.textContent = t("queued", "{n} waiting to upload").replace("{n}", list.length);
       var ul = bar.querySelector("ul");
@@ -230,7 +230,6 @@
     });
     var rec = { key: uuid(), user: me, kind: form.dataset.kind || "form", url: form.getAttribute("action") || location.pathname,
       fields: fields, photos: photos, created: now, label: label(form), state: "waiting", attempts: 0 };
-    persist();
     return put(rec).then(render).then(function () {
       if (!navigator.onLine) return { ok: false, queued: true };
       return (running || Promise.resolve()).then(function () {
