@@ -131,24 +131,31 @@ function recentlyPrecached() {
 }
 
 function precache() {
-  // The time is written last, so an interrupted run is simply done again next time.
+  // The gate-token map is small and written first, so a scan without signal finds its
+  // compound even if the signal fades halfway through the pages. Each page stands alone:
+  // one that fails does not undo the others. The time is written last, so an interrupted
+  // run is simply done again next time.
   return fetch("/sync/pages", { credentials: "same-origin" })
     .then(function (r) { return r.ok ? r.json() : null; })
     .then(function (list) {
       if (!list) return null;
-      return caches.open(PAGES).then(function (pages) {
+      var failed = false;
+      return caches.open(META).then(function (meta) {
+        return meta.put("/__aliases", new Response(JSON.stringify(list.aliases),
+          { headers: { "Content-Type": "application/json" } }));
+      }).then(function () {
+        return caches.open(PAGES);
+      }).then(function (pages) {
         return Promise.all(list.urls.map(function (path) {
           return fetch(path, { credentials: "same-origin" }).then(function (r) {
             return r.ok && !r.redirected ? pages.put(path, r) : null;
-          });
+          }).catch(function () { failed = true; });
         }));
       }).then(function () {
-        return caches.open(META);
-      }).then(function (meta) {
-        return Promise.all([
-          meta.put("/__aliases", new Response(JSON.stringify(list.aliases),
-            { headers: { "Content-Type": "application/json" } })),
-          meta.put("/__precached", new Response(String(Date.now())))]);
+        if (failed) return null;
+        return caches.open(META).then(function (meta) {
+          return meta.put("/__precached", new Response(String(Date.now())));
+        });
       });
     }).catch(function () { return null; });
 }
