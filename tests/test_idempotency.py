@@ -3,6 +3,8 @@ import io
 import threading
 import uuid
 
+import pytest
+
 from patrol.extensions import db
 from patrol.models import Item, Photo
 from tests.conftest import sign_in
@@ -62,6 +64,10 @@ def test_same_key_different_content_is_a_conflict(db_app):
     assert other.status_code == 409 and other.get_json()["error"]
     assert send(floor="5楼").status_code == 409       # same category, another place
     assert send(note="另一件事").status_code == 409
+    # Another number of photos is another report (an item exists only if all were accepted).
+    two = [(io.BytesIO(jpeg_bytes()), "p.jpg"), (io.BytesIO(jpeg_bytes()), "q.jpg")]
+    assert send(photos=two).status_code == 409
+    assert send(photos=[]).status_code == 409
     # Another volunteer cannot claim the key either.
     stranger = sign_in(db_app.test_client(), w.staff_a)
     resp = stranger.post(f"/compounds/{w.a1}/report", headers={"X-Patrol-Sync": "1"},
@@ -112,3 +118,29 @@ def test_a_check_sent_again_after_a_lost_answer_is_not_refused(db_app):
         events = db.session.execute(db.select(ItemEvent).where(
             ItemEvent.item_id == item_id, ItemEvent.action == "verify")).scalars().all()
         assert len(events) == 1 and events[0].client_uuid == key
+
+
+def test_same_key_with_other_extra_answers_is_a_conflict(db_app):
+    """Forms are data: a field added by staff (here a number of e-bikes) is part of what
+    makes two sends the same report."""
+    from patrol.models import Compound, User, utcnow
+    from patrol.services import items as svc
+    from patrol.web.helpers import hazard_form
+    with db_app.app_context():
+        w = build_world()
+        vol, compound = db.session.get(User, w.vol_a), db.session.get(Compound, w.a1)
+        key = str(uuid.uuid4())
+        svc.report(form=hazard_form(), compound=compound, reporter=vol, now=utcnow(),
+                   clean={"category": "flying_wire", "extra": {"bikes": 3, "colour": ""}},
+                   photos=[], client_uuid=key)
+        db.session.commit()
+        same = lambda extra, **kw: svc.find_resent(  # noqa: E731
+            key, reporter=vol, compound=compound,
+            clean={"category": "flying_wire", "extra": extra}, **kw)
+        assert same({"bikes": "3"}).client_uuid == key      # the form's raw text, same value
+        assert same({"bikes": 3}, photo_count=0).client_uuid == key
+        for other in ({"bikes": 4}, {}, {"bikes": 3, "colour": "红"}):
+            with pytest.raises(svc.ConflictError):
+                same(other)
+        with pytest.raises(svc.ConflictError):
+            same({"bikes": 3}, photo_count=1)

@@ -88,11 +88,13 @@ def _event(item, actor, now, action, source, target, *, note=None, reason=None, 
     return ev
 
 
-def find_resent(client_uuid, *, reporter, compound, clean) -> Item | None:
+def find_resent(client_uuid, *, reporter, compound, clean, photo_count=None) -> Item | None:
     """The item an earlier send of this same report created, if any.
 
     The client UUID is an idempotency key (unique in the database). The same
-    key with different content is a conflict, never a silent overwrite.
+    key with different content is a conflict, never a silent overwrite. Content is
+    the fields, the extra answers and, when given, the number of photos (an item
+    exists only if every photo of its send was accepted, so a resend has as many).
     """
     if not client_uuid:
         return None
@@ -100,13 +102,20 @@ def find_resent(client_uuid, *, reporter, compound, clean) -> Item | None:
         db.select(Item).where(Item.client_uuid == client_uuid)).scalar_one_or_none()
     if item is None:
         return None
+
     def norm(value):  # raw form strings and stored values compare alike
         return None if value is None or str(value).strip() == "" else str(value).strip()
+
+    def answers(extra):
+        return {k: norm(v) for k, v in (extra or {}).items() if norm(v) is not None}
 
     same = (item.reporter_id == reporter.id and item.compound_id == compound.id
             and all(norm(getattr(item, attr)) == norm(clean.get(key)) for attr, key in (
                 ("category", "category"), ("note", "note"), ("building_id", "building"),
-                ("unit", "unit"), ("floor", "floor"))))
+                ("unit", "unit"), ("floor", "floor")))
+            and answers(item.answers) == answers(clean.get("extra"))
+            and (photo_count is None
+                 or photo_count == sum(p.kind == "before" for p in item.photos)))
     if not same:
         raise ConflictError()
     return item

@@ -33,6 +33,12 @@ def _float(name):
     return value if math.isfinite(value) else None  # NaN or ∞ is no location
 
 
+def count_photos(field: str) -> int:
+    """How many photos this request brings for `field`, without reading them."""
+    kept = [i for i in request.form.getlist(f"kept_{field}") if i.isascii() and i.isdigit()]
+    return len(kept) + sum(1 for f in request.files.getlist(field) if f and f.filename)
+
+
 def collect_photos(field: str, kind: str):
     """Store this request's uploads (kept even if the form has other errors).
 
@@ -103,7 +109,9 @@ def submit_report(compound, form, values) -> ReportOutcome:
     try:  # a resend of a form that already arrived answers with its item
         earlier = item_service.find_resent(
             client_uuid, reporter=current_user, compound=compound,
-            clean={k: values.get(k) for k in ("category", "note", "building", "unit", "floor")})
+            clean=validate_submission(form, values, building_ids={b.id for b in compound.buildings},
+                                      photo_count=0, max_photos=cfg["MAX_PHOTOS"])[0],
+            photo_count=count_photos("photos"))
     except item_service.ConflictError:
         return ReportOutcome(conflict=True)
     if earlier:
@@ -213,7 +221,7 @@ def _report_once(form, compound, clean, photos, after, on_spot, now, client_uuid
     except IntegrityError:  # the same form arrived twice at the same moment
         db.session.rollback()
         item = item_service.find_resent(client_uuid, reporter=current_user, compound=compound,
-                                        clean=clean)
+                                        clean=clean, photo_count=len(photos))
         if item is None:
             raise
         return item, True
