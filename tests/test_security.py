@@ -69,6 +69,33 @@ def test_revoking_a_device_signs_that_phone_out_even_with_remember_cookie(app, w
     assert fresh.get(f"/compounds/{world.a1}").status_code == 302
 
 
+def test_signing_out_a_phone_cannot_be_undone_by_a_late_response(app, world):
+    """A request still on its way at sign-out answers with the old session cookie; the
+    phone's device is revoked at sign-out, so that cookie signs nobody in."""
+    token = _invite(app, world.vol_a)
+    phone = app.test_client()
+    phone.post(f"/invite/{token}")
+    assert phone.get(f"/compounds/{world.a1}").status_code == 200
+    old_session, old_remember = phone.get_cookie("session").value, phone.get_cookie("remember_token").value
+    assert phone.post("/logout").status_code == 302
+    assert phone.get(f"/compounds/{world.a1}").status_code == 302
+    phone.set_cookie("session", old_session)          # the late response's Set-Cookie
+    phone.set_cookie("remember_token", old_remember)
+    assert phone.get(f"/compounds/{world.a1}").status_code == 302
+    with app.app_context():
+        assert db.session.execute(db.select(Device)).scalar_one().revoked_at is not None
+
+
+def test_signing_out_one_browser_leaves_the_users_other_browsers_signed_in(app, world):
+    desk, pocket = app.test_client(), app.test_client()
+    for browser in (desk, pocket):
+        assert browser.post("/login", data={"username": "mgr_x", "password": PASSWORD}
+                            ).status_code == 302
+    assert desk.post("/logout").status_code == 302
+    assert desk.get(f"/compounds/{world.a1}").status_code == 302
+    assert pocket.get(f"/compounds/{world.a1}").status_code == 200
+
+
 def test_staff_create_volunteer_and_get_invite(app, world):
     staff = sign_in(app.test_client(), world.staff_a)
     bad = staff.post("/admin/volunteers", data={"display_name": "", "phone": "abc"})

@@ -93,3 +93,14 @@ def load_login(login_id: str) -> User | None:
 def revoke_device(device: Device):
     if device.revoked_at is None:
         device.revoked_at = utcnow()
+
+
+def sign_out(login_id: str | None):
+    """End the credential this browser used. A phone's device is revoked: its cookie is
+    gone anyway, and a request still in flight at sign-out cannot bring the session back.
+    A password session ends with its cookie (other browsers of the user stay signed in)."""
+    kind, _, rest = (login_id or "").partition(":")
+    if kind == "d":
+        device = db.session.get(Device, int(rest.partition(":")[0]))
+        if device is not None:
+            revoke_device(device)

@@ -78,6 +78,8 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    accounts.sign_out(current_user.get_id())
+    db.session.commit()
     logout_user()
     _fresh_session()
     return _forget_browser_cache(redirect(url_for("auth.login")))

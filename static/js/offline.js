@@ -290,7 +290,8 @@
     }).catch(function () { /* no service worker: pages need signal, the outbox still works */ });
   }
   document.querySelectorAll("form.signout").forEach(function (form) {
-    form.addEventListener("submit", function () {
+    form.addEventListener("submit", function (e) {
+      if (e.defaultPrevented) return;  // "cancel" in the confirm dialog (app.js runs first)
       if (navigator.serviceWorker && navigator.serviceWorker.controller) {
         navigator.serviceWorker.controller.postMessage({ type: "forget" });
       }

@@ -464,3 +464,30 @@ def test_check_fails_reopen_then_fixed_again(live_server, world, phone):
     assert state["status"] == "fixed"
     assert_no_browser_errors(vol, vol2, mgr)
     assert live.errors == []
+
+
+def test_a_phone_asks_before_signing_out_and_then_stays_out(live_server, world, phone):
+    """An accidental tap must not cost a volunteer their sign-in: the phone asks first,
+    because coming back needs a new link from the community."""
+    live = live_server
+    vol = volunteer_signs_in(live, phone, world.vol_a)
+    page = vol.page
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss() if len(asked) == 1 else dialog.accept()
+
+    page.on("dialog", answer)
+    page.locator("footer form.signout button").tap()
+    page.wait_for_timeout(300)
+    assert len(asked) == 1 and "新的登录链接" in asked[0], asked
+    expect(page).to_have_url(url_re(live, "/compounds"))
+    assert page.goto(f"/compounds/{world.a1}").status == 200  # still signed in
+    page.locator("footer form.signout button").tap()
+    expect(page).to_have_url(url_re(live, "/login"))
+    assert len(asked) == 2
+    page.goto(f"/compounds/{world.a1}")
+    expect(page).to_have_url(re.compile(r".*/login\?next=.*"))
+    with live.db():
+        assert db.session.execute(db.select(Device)).scalar_one().revoked_at is not None
