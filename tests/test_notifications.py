@@ -348,6 +348,43 @@ def test_private_addresses_are_refused_unless_allowed(napp, w, receiver):
     assert "private or local address" in deliveries(napp)[0]["error"]
 
 
+@pytest.mark.parametrize("target", ["https://localhost:{port}/hook", "http://[::1]:{port}/hook",
+                                    "http://localhost:{port}/hook"])
+def test_private_names_are_refused_for_https_and_ipv6_too(napp, w, receiver, target):
+    napp.config["WEBHOOK_ALLOW_PRIVATE"] = False
+    add_endpoint(napp, target.format(port=receiver.server.server_port), "json", community=w.ca)
+    report_via_page(napp, w.vol_a, w.a1)
+    notify_service.wait_for_background(napp)
+    assert receiver.requests == []
+    assert "private or local address" in deliveries(napp)[0]["error"]
+
+
+def test_a_host_that_changes_its_dns_answer_cannot_reach_a_private_address(
+        napp, w, receiver, monkeypatch):
+    """DNS rebinding: the receiver's name answers a public address when checked and
+    127.0.0.1 when connected to. There is no internet DNS server here to play that
+    part, so the resolver is the one thing replaced; the sockets and the server are real."""
+    napp.config["WEBHOOK_ALLOW_PRIVATE"] = False
+    napp.config["WEBHOOK_TIMEOUT"] = 1.0
+    real, asked = socket.getaddrinfo, []
+
+    def rebinding(host, port, *args, **kwargs):
+        if host != "hooks.example.com":
+            return real(host, port, *args, **kwargs)
+        asked.append(host)
+        ip = "93.184.216.34" if len(asked) == 1 else "127.0.0.1"  # public, then local
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    port = receiver.server.server_port
+    add_endpoint(napp, f"http://hooks.example.com:{port}/hook", "json", community=w.ca)
+    report_via_page(napp, w.vol_a, w.a1)
+    notify_service.wait_for_background(napp)
+    assert receiver.requests == []
+    assert asked == ["hooks.example.com"]   # one answer, checked and used
+    assert deliveries(napp)[0]["error"]
+
+
 def test_report_rolled_back_means_no_notification(napp, w, receiver):
     add_endpoint(napp, receiver.url(), "json", community=w.ca)
     with napp.app_context():

@@ -248,32 +248,80 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx is reported as an HTTP error, never followed
 
 
-def _check_address(url: str):
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+def _vetted_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
+    """socket.create_connection that refuses private and local addresses.
+
+    The addresses are checked and connected to from one DNS answer: a host that
+    answers "public" to a check and "private" to the connect (DNS rebinding) gets
+    nowhere, because there is no second lookup.
+    """
+    host, port = address
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise SendError(f"cannot resolve host: {exc}") from None
-    for info in infos:
-        if not notify.is_public_address(info[4][0]):
-            raise SendError("refused: the host resolves to a private or local address")
+    if not infos or not all(notify.is_public_address(info[4][0]) for info in infos):
+        raise SendError("refused: the host resolves to a private or local address")
+    error = None
+    for family, kind, proto, _, sockaddr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+    raise error
+
+
+class _VettedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _vetted_connection  # set per instance by http.client
+
+
+class _VettedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, **kwargs):  # TLS still checks the certificate's host name
+        super().__init__(*args, **kwargs)
+        self._create_connection = _vetted_connection
+
+
+class _VettedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_VettedHTTPConnection, req)
+
+
+class _VettedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_VettedHTTPSConnection, req, context=self._context)
+
+
+def _opener(allow_private: bool):
+    # No proxy from the environment: the address checked must be the one connected to.
+    handlers = [urllib.request.ProxyHandler({}), _NoRedirect]
+    if not allow_private:
+        handlers += [_VettedHTTPHandler, _VettedHTTPSHandler]
+    return urllib.request.build_opener(*handlers)
 
 
 def post_webhook(endpoint: NotifyEndpoint, delivery: Delivery, cfg) -> tuple[int | None, str | None]:
     url = notify.validate_url(endpoint.target)
-    if not cfg.get("WEBHOOK_ALLOW_PRIVATE"):
-        _check_address(url)
     req = notify.render(endpoint.kind, delivery.payload)
     headers = {"Content-Type": req.content_type, "User-Agent": "patrol-notify/1",
                "X-Patrol-Event": delivery.event, "X-Patrol-Delivery": str(delivery.id)}
     if endpoint.kind == "json":
         headers["X-Patrol-Signature"] = notify.signature(endpoint.secret, req.body)
     request = urllib.request.Request(url, data=req.body, method="POST", headers=headers)
-    opener = urllib.request.build_opener(_NoRedirect)
+    opener = _opener(bool(cfg.get("WEBHOOK_ALLOW_PRIVATE")))
     try:
         with opener.open(request, timeout=cfg["WEBHOOK_TIMEOUT"]) as resp:
             status, body = resp.status, resp.read(65536)
+    except SendError:
+        raise
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read(65536) if exc.fp else b""
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
