@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -480,7 +481,9 @@ def test_a_phone_asks_before_signing_out_and_then_stays_out(live_server, world, 
 
     page.on("dialog", answer)
     page.locator("footer form.signout button").tap()
-    page.wait_for_timeout(300)
+    deadline = time.time() + 10
+    while not asked and time.time() < deadline:
+        page.wait_for_timeout(100)
     assert len(asked) == 1 and "新的登录链接" in asked[0], asked
     expect(page).to_have_url(url_re(live, "/compounds"))
     assert page.goto(f"/compounds/{world.a1}").status == 200  # still signed in
