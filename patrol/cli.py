@@ -125,13 +125,14 @@ def invite_cmd(username):
 def set_password_cmd(username, password):
     """Set a staff, manager, committee or admin password; signs that user out everywhere."""
     from .models import User
+    from .services import accounts
     user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
     if user is None or user.role == "volunteer":
         raise click.BadParameter(f"no password user named {username!r}")
     if len(password) < 8:
         raise click.BadParameter("use at least 8 characters")
     user.set_password(password)
-    user.session_gen += 1  # every existing session and remember cookie stops working
+    accounts.end_all_sessions(user)  # every existing session and remember cookie stops working
     db.session.commit()
     click.echo(f"password changed for {username}; their other sessions are signed out")
 

@@ -91,7 +91,12 @@ def test_signing_out_one_browser_leaves_the_users_other_browsers_signed_in(app, 
     for browser in (desk, pocket):
         assert browser.post("/login", data={"username": "mgr_x", "password": PASSWORD}
                             ).status_code == 302
+    old_session = desk.get_cookie("session").value
     assert desk.post("/logout").status_code == 302
+    assert desk.get(f"/compounds/{world.a1}").status_code == 302
+    assert pocket.get(f"/compounds/{world.a1}").status_code == 200
+    # A late answer's old cookie does not bring the desk's sign-in back either.
+    desk.set_cookie("session", old_session)
     assert desk.get(f"/compounds/{world.a1}").status_code == 302
     assert pocket.get(f"/compounds/{world.a1}").status_code == 200
 
@@ -246,3 +251,14 @@ def test_changing_a_password_signs_the_user_out_everywhere(app, world):
     assert fresh.post("/login", data={"username": "staff_a",
                                       "password": "new-password-2"}).status_code == 302
     assert runner.invoke(args=["set-password", "vol_a", "--password", "whatever1"]).exit_code != 0
+
+
+def test_only_a_volunteers_sign_out_asks_first(app, world):
+    """A volunteer needs a new link after signing out; staff just sign in again."""
+    import html as html_lib
+    signout = re.compile(r'<form[^>]*class="signout[^>]*>')
+    vol = sign_in(app.test_client(), world.vol_a).get("/compounds").get_data(as_text=True)
+    staff = sign_in(app.test_client(), world.staff_a).get("/compounds").get_data(as_text=True)
+    assert "data-confirm" in signout.search(vol).group(0)
+    assert "需要社区重新发给您新的登录链接" in html_lib.unescape(signout.search(vol).group(0))
+    assert "data-confirm" not in signout.search(staff).group(0)

@@ -102,7 +102,8 @@ class Invite(db.Model):
 
 
 class Device(db.Model):
-    """A phone signed in through an invite. Revoking it signs that phone out."""
+    """One sign-in: a phone through an invite, or a browser through a password.
+    Revoking it signs that phone or browser out (services/accounts.start_session)."""
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
     secret_hash: Mapped[str] = mapped_column(String(64))

@@ -1,8 +1,9 @@
 """Sign-in credentials: passwords for staff and managers, invites and devices for volunteers.
 
-Flask-Login's session id names the credential used ("u:<user>:<generation>" or
-"d:<device>:<secret>"), so revoking a device or bumping a generation signs that
-phone or browser out on its next request, remember-cookie included.
+Flask-Login's session id names the sign-in: "d:<row>:<secret>" for every sign-in
+(invite or password, see start_session); "u:<user>:<generation>" is still understood.
+Revoking a row or bumping a generation signs that phone or browser out on its next
+request, remember-cookie included.
 """
 from __future__ import annotations
 
@@ -50,16 +51,31 @@ def redeem_invite(token: str, user_agent: str | None) -> tuple[User, str]:
     ).rowcount
     if not won:
         raise InviteError("used")
+    return invite.user, start_session(invite.user, user_agent)
+
+
+def start_session(user: User, user_agent: str | None) -> str:
+    """Record a sign-in on the server and return its login id.
+
+    A phone's invite and a password sign-in alike get a row (`Device`), so that
+    signing out, or staff revoking a phone, ends that sign-in for good: Flask's
+    session is a signed cookie, which a row can outlive but not outvote.
+    """
     secret = secrets.token_urlsafe(24)
-    device = Device(user_id=invite.user_id, secret_hash=hash_secret(secret),
+    device = Device(user_id=user.id, secret_hash=hash_secret(secret),
                     user_agent=(user_agent or "")[:300], last_seen_at=utcnow())
     db.session.add(device)
     db.session.flush()
-    return invite.user, f"d:{device.id}:{secret}"
+    return f"d:{device.id}:{secret}"
 
 
-def password_login_id(user: User) -> str:
-    return f"u:{user.id}:{user.session_gen}"
+def end_all_sessions(user: User):
+    """Sign a user out everywhere (a new password): every row, and the generation
+    that older `u:` ids carry."""
+    user.session_gen += 1
+    for device in db.session.execute(
+            db.select(Device).where(Device.user_id == user.id, Device.revoked_at.is_(None))).scalars():
+        revoke_device(device)
 
 
 def load_login(login_id: str) -> User | None:
@@ -96,9 +112,9 @@ def revoke_device(device: Device):
 
 
 def sign_out(login_id: str | None):
-    """End the credential this browser used. A phone's device is revoked: its cookie is
-    gone anyway, and a request still in flight at sign-out cannot bring the session back.
-    A password session ends with its cookie (other browsers of the user stay signed in)."""
+    """End the sign-in this browser used (the user's other browsers stay signed in). Its
+    row is revoked, so a request still in flight at sign-out, whose answer carries the
+    old session cookie, cannot bring it back."""
     kind, _, rest = (login_id or "").partition(":")
     if kind == "d":
         device = db.session.get(Device, int(rest.partition(":")[0]))

@@ -68,6 +68,8 @@ def login():
             check_password_hash(_DUMMY_HASH, password)
         elif user.active and user.check_password(password):
             _fresh_session()
+            user._login_id = accounts.start_session(user, request.headers.get("User-Agent"))
+            db.session.commit()
             login_user(user)
             return _forget_browser_cache(redirect(_safe_next(request.args.get("next"))))
         error = _("Wrong user name or password.")
