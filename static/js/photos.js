@@ -18,9 +18,10 @@
   }
 
   function decode(file) {
-    // "from-image" applies EXIF orientation; old Safari rejects the options object.
-    return createImageBitmap(file, { imageOrientation: "from-image" })
-      .catch(function () { return createImageBitmap(file); });
+    // "from-image" applies EXIF orientation. A browser that rejects the option (older
+    // Safari) may draw the photo sideways, and the canvas would drop the EXIF that says
+    // so: then the original is sent, and the server turns it upright.
+    return createImageBitmap(file, { imageOrientation: "from-image" });
   }
 
   function shrink(file) {

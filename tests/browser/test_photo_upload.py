@@ -73,6 +73,55 @@ def test_big_photo_is_shrunk_in_the_browser_and_stored_upright(live_server, worl
         assert len(im.getexif()) == 0
 
 
+OLD_SAFARI = """(() => {
+    // A browser that knows no imageOrientation option: it rejects the options object, and
+    // without it decodes the pixels as stored, ignoring EXIF orientation. (Chromium always
+    // applies EXIF, so the model drops the JPEG's EXIF segment before decoding.)
+    const original = window.createImageBitmap;
+    async function asStored(blob) {
+        const b = new Uint8Array(await blob.arrayBuffer());
+        if (b[0] !== 0xFF || b[1] !== 0xD8) return blob;
+        const parts = [b.subarray(0, 2)];
+        let i = 2;
+        while (i + 3 < b.length && b[i] === 0xFF && b[i + 1] !== 0xDA) {
+            const end = i + 2 + ((b[i + 2] << 8) | b[i + 3]);
+            if (b[i + 1] !== 0xE1) parts.push(b.subarray(i, end));  // APP1 = EXIF
+            i = end;
+        }
+        parts.push(b.subarray(i));
+        return new Blob(parts, { type: "image/jpeg" });
+    }
+    window.createImageBitmap = function (source, options) {
+        if (options !== undefined) return Promise.reject(new TypeError("bad options"));
+        return asStored(source).then((stored) => original.call(window, stored));
+    };
+})();"""
+
+
+def test_a_browser_that_cannot_apply_exif_orientation_sends_the_original(
+        live_server, world, phone, tmp_path):
+    """Better a bigger upload than a sideways photo: the server turns it upright."""
+    live, w = live_server, world
+    photo = phone_photo(tmp_path)
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    vol.context.add_init_script(OLD_SAFARI)
+    page = vol.page
+    page.goto(f"/compounds/{w.a1}/report")
+    sent = count_posted_bytes(live.app)
+    page.locator("label.choice:has(input[value=flying_wire])").tap()
+    page.locator("#f-photos input[name=photos]").set_input_files(str(photo))
+    expect(page.locator("#f-photos input[name=kept_photos]")).to_have_count(1, timeout=20_000)
+    assert sent[0] > photo.stat().st_size  # the original file went
+    page.locator("#report-form button[type=submit]").tap()
+    expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}"))
+    with live.db():
+        stored = db.session.execute(db.select(Item)).scalar_one().photos[0]
+        assert (stored.width, stored.height) == (1600, 1200)
+        path = live.app.config["PHOTO_DIR"] + "/" + stored.key
+    with Image.open(path) as im:
+        assert_upright(im)
+
+
 def test_removing_a_photo_before_sending(live_server, world, phone, tmp_path):
     live, w = live_server, world
     vol = volunteer_signs_in(live, phone, w.vol_a)
