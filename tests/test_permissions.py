@@ -145,3 +145,23 @@ def test_anonymous_sees_nothing(app, setup):
                 "/inbox", f"/compounds/{w.a1}", "/admin/volunteers"):
         resp = client.get(url)
         assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_staff_without_a_community_manage_nothing(app, world):
+    """Defence in depth: such an account (the CLI refuses to make one) sees no volunteers,
+    teams or QR codes, and cannot make a volunteer anywhere; admins still see all."""
+    with app.app_context():
+        lost = User(username="staff_none", display_name="无社区", role="staff")
+        db.session.add(lost)
+        db.session.commit()
+        lost_id = lost.id
+    client = sign_in(app.test_client(), lost_id)
+    page = client.get("/admin/volunteers").get_data(as_text=True)
+    assert "vol_a" not in page and "A队" not in page
+    assert "小区A1" not in client.get("/admin/compounds").get_data(as_text=True)
+    resp = client.post("/admin/volunteers", data={"display_name": "planted", "team_id": world.team})
+    assert resp.status_code != 302 and "/invite/" not in resp.get_data(as_text=True)
+    with app.app_context():
+        assert not db.session.execute(db.select(User).where(User.display_name == "planted")).first()
+    admin_page = sign_in(app.test_client(), world.admin).get("/admin/volunteers").get_data(as_text=True)
+    assert "vol_a" in admin_page

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import secrets
 
+import sqlalchemy as sa
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
                    request, url_for)
 from flask_babel import gettext as _
@@ -35,20 +36,23 @@ def _managed_compound(compound_id) -> Compound:
     return compound
 
 
-def _community_id():
-    return current_user.community_id if current_user.role == "staff" else None
+def _in_scope(query, column):
+    """Admins see every community; staff only theirs (a staff account without one, which
+    the CLI refuses to create, sees nothing rather than everything)."""
+    if current_user.role == "admin":
+        return query
+    if current_user.community_id is None:
+        return query.where(sa.false())
+    return query.where(column == current_user.community_id)
 
 
 @bp.route("/volunteers", methods=["GET", "POST"])
 @roles_required("staff", "admin")
 def volunteers():
     errors, values = {}, {}
-    community_id = _community_id()
-    query = db.select(User).where(User.role == "volunteer").order_by(User.display_name)
-    teams_q = db.select(Team).order_by(Team.name)
-    if community_id:
-        query = query.where(User.community_id == community_id)
-        teams_q = teams_q.where(Team.community_id == community_id)
+    query = _in_scope(db.select(User).where(User.role == "volunteer").order_by(User.display_name),
+                      User.community_id)
+    teams_q = _in_scope(db.select(Team).order_by(Team.name), Team.community_id)
     teams = db.session.execute(teams_q).scalars().all()
     if request.method == "POST":
         values = request.form.to_dict()
@@ -60,6 +64,7 @@ def volunteers():
             errors["display_name"] = _("Please enter a name (at most 60 characters).")
         if phone and (len(phone) > 30 or not phone.replace("-", "").replace(" ", "").isdigit()):
             errors["phone"] = _("Please enter a phone number using digits only.")
+        community_id = current_user.community_id if current_user.role == "staff" else None
         if community_id is None and team is None:
             errors["team_id"] = _("Please choose a team.")
         if not errors:
@@ -114,9 +119,7 @@ def revoke_device(device_id):
 @bp.get("/compounds")
 @roles_required("staff", "admin")
 def compounds():
-    query = db.select(Compound).order_by(Compound.name)
-    if _community_id():
-        query = query.where(Compound.community_id == _community_id())
+    query = _in_scope(db.select(Compound).order_by(Compound.name), Compound.community_id)
     return render_template("admin/compounds.html",
                            compounds=db.session.execute(query).scalars().all())
 
