@@ -55,3 +55,38 @@ def test_the_app_installs_with_a_chinese_name_and_real_icons(client):
     assert {192, 512} <= sizes                     # what Android asks for to install
     page = client.get("/login").get_data(as_text=True)
     assert '<link rel="manifest" href="/static/manifest.webmanifest">' in page
+
+
+def test_version_changes_with_the_fallback_page_template(app, client, tmp_path):
+    version = served_version(client)[0]
+    copy = tmp_path / "templates"
+    shutil.copytree(app.template_folder, copy)
+    app.template_folder = str(copy)
+    assert served_version(client)[0] == version
+    with open(copy / "offline.html", "a") as f:
+        f.write("\n{# a deploy #}\n")
+    assert served_version(client)[0] != version
+
+
+def test_the_fallback_page_is_for_nobody(app, world):
+    """The worker keeps one copy of /offline for whoever uses the phone next."""
+    from tests.conftest import sign_in
+    client = sign_in(app.test_client(), world.vol_a)
+    with client.session_transaction() as sess:
+        sess["_flashes"] = [("ok", "已上报，谢谢！")]
+    page = client.get("/offline").get_data(as_text=True)
+    assert 'data-user=""' in page and "vol_a" not in page
+    assert "csrf_token" not in page and "/logout" not in page
+    assert "已上报" not in page
+    assert "已上报" in client.get("/compounds").get_data(as_text=True)  # still there
+
+
+def test_pages_kept_for_later_leave_the_flashed_message_for_the_user(app, world):
+    from tests.conftest import sign_in
+    client = sign_in(app.test_client(), world.vol_a)
+    with client.session_transaction() as sess:
+        sess["_flashes"] = [("ok", "已上报，谢谢！")]
+    kept = client.get(f"/compounds/{world.a1}", headers={"X-Patrol-Precache": "1"})
+    assert kept.status_code == 200 and "已上报" not in kept.get_data(as_text=True)
+    assert "已上报" in client.get(f"/compounds/{world.a1}").get_data(as_text=True)
+    assert "已上报" not in client.get(f"/compounds/{world.a1}").get_data(as_text=True)

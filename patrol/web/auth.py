@@ -130,4 +130,6 @@ def unauthorized():
 
 @bp.app_context_processor
 def inject_user():
-    return {"me": current_user}
+    # `quiet`: a page the service worker fetches to keep for later must not use up a
+    # message flashed for the page the user is about to see (sw.js sends the header).
+    return {"me": current_user, "quiet": request.headers.get("X-Patrol-Precache") == "1"}

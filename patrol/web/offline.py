@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
-from flask_login import current_user, login_required
+from flask_login import AnonymousUserMixin, current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import case
 
@@ -29,6 +29,8 @@ PRECACHE_ITEMS = 100
 # Must match SHELL_URLS in static/js/sw.js (tests/test_offline_sw.py checks this).
 SHELL_FILES = ("css/app.css", "js/app.js", "js/photos.js", "js/offline.js",
                "manifest.webmanifest", "icons/icon-192.png")
+# The fallback page is cached in the shell too: its templates count for the version.
+SHELL_TEMPLATES = ("offline.html", "base.html")
 SW_VERSION_LINE = 'var VERSION = "dev";'
 
 
@@ -42,6 +44,9 @@ def service_worker_source(static_folder: str) -> str:
     h = hashlib.sha256(source.encode())
     for name in SHELL_FILES:
         h.update((static / name).read_bytes())
+    templates = Path(current_app.root_path, current_app.template_folder)
+    for name in SHELL_TEMPLATES:
+        h.update((templates / name).read_bytes())
     return source.replace(SW_VERSION_LINE, f'var VERSION = "{h.hexdigest()[:16]}";', 1)
 
 
@@ -58,8 +63,11 @@ def service_worker():
 
 @bp.get("/offline")
 def fallback():
-    """Shown by the service worker for a page it has not kept."""
-    return render_template("offline.html")
+    """Shown by the service worker for a page it has not kept.
+
+    The worker keeps one copy for whoever uses the phone next, so it is rendered for
+    nobody: no name, no menu, no outbox owner, no CSRF token, no flashed message."""
+    return render_template("offline.html", me=AnonymousUserMixin(), quiet=True, for_nobody=True)
 
 
 @bp.get("/sync/token")

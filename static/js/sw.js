@@ -110,6 +110,8 @@ self.addEventListener("message", function (event) {
 });
 
 var PRECACHE_EVERY = 5 * 60000;
+// Pages kept for later are rendered without the user's flashed messages (auth.py).
+var PRECACHE_HEADERS = { "X-Patrol-Precache": "1" };
 
 function forgetOtherUser(user) {
   return caches.open(META).then(function (meta) {
@@ -147,7 +149,8 @@ function precache() {
         return caches.open(PAGES);
       }).then(function (pages) {
         return Promise.all(list.urls.map(function (path) {
-          return fetch(path, { credentials: "same-origin" }).then(function (r) {
+          var request = fetch(path, { credentials: "same-origin", headers: PRECACHE_HEADERS });
+          return request.then(function (r) {
             return r.ok && !r.redirected ? pages.put(path, r) : null;
           }).catch(function () { failed = true; });
         }));

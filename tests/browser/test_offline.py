@@ -310,6 +310,13 @@ def test_a_shared_phone_keeps_each_persons_work_apart(live_server, world, phone,
     vol.context.set_offline(True)
     page.goto("/compounds")
     expect(page.locator("footer")).to_contain_text("staff_a")
+    # A page nobody kept: the fallback names nobody and lists no one's outbox.
+    page.goto("/items/424242")
+    expect(page.locator("h1")).to_have_text("无信号")
+    expect(page.locator("body")).not_to_contain_text("vol_a")
+    expect(page.locator("body")).not_to_contain_text("刘阿姨的上报")
+    assert page.locator("body").get_attribute("data-user") == ""
+    assert page.locator("input[name=csrf_token]").count() == 0
 
 
 def test_a_token_refused_at_send_time_is_retried_not_dropped(live_server, world, phone,
