@@ -262,3 +262,45 @@ def test_only_a_volunteers_sign_out_asks_first(app, world):
     assert "data-confirm" in signout.search(vol).group(0)
     assert "需要社区重新发给您新的登录链接" in html_lib.unescape(signout.search(vol).group(0))
     assert "data-confirm" not in signout.search(staff).group(0)
+
+
+def _presences(app):
+    from patrol.models import Presence
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count()).select_from(Presence))
+
+
+def test_a_link_from_another_site_cannot_record_a_gate_scan_by_itself(app, world):
+    """SameSite=Lax cookies go with top-level navigations from other sites, so such a
+    navigation asks for one tap (POST + CSRF); a scanner app's ("none") records at once."""
+    from patrol.models import Compound
+    with app.app_context():
+        token = db.session.get(Compound, world.a1).qr_token
+    client = sign_in(app.test_client(), world.vol_a)
+    lured = client.get(f"/c/{token}", headers={"Sec-Fetch-Site": "cross-site"})
+    assert lured.status_code == 200 and _presences(app) == 0
+    page = lured.get_data(as_text=True)
+    assert 'id="confirm-scan"' in page and "小区A1" in page
+    tapped = client.post(f"/c/{token}")   # the test app has CSRF off; see the next test
+    assert tapped.status_code == 302 and _presences(app) == 1
+    assert client.get(f"/c/{token}", headers={"Sec-Fetch-Site": "none"}).status_code == 302
+    assert _presences(app) == 2
+    # The offline redirect's parameter on a page the server answers (so: signal) goes the
+    # usual way, through the same check, instead of queuing a scan in the page.
+    resp = client.get(f"/compounds/{world.a1}?offline_scan={token}",
+                      headers={"Sec-Fetch-Site": "cross-site"})
+    assert resp.status_code == 302 and resp.headers["Location"] == f"/c/{token}"
+    resp = client.get(f"/compounds/{world.a1}?offline_scan=not-the-token")
+    assert resp.headers["Location"] == f"/compounds/{world.a1}"
+    assert _presences(app) == 2
+
+
+def test_the_scan_confirmation_needs_a_csrf_token(tmp_path):
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    from patrol.models import Compound
+    with app.app_context():
+        w = build_world()
+        token = db.session.get(Compound, w.a1).qr_token
+    client = sign_in(app.test_client(), w.vol_a)
+    assert client.post(f"/c/{token}").status_code == 400
+    assert _presences(app) == 0

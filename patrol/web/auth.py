@@ -1,8 +1,8 @@
 """Sign-in: passwords for staff and managers, one-time invite links for volunteers."""
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request,
-                   session, url_for)
+from flask import (Blueprint, current_app, flash, has_request_context, jsonify, redirect,
+                   render_template, request, session, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -132,4 +132,5 @@ def unauthorized():
 def inject_user():
     # `quiet`: a page the service worker fetches to keep for later must not use up a
     # message flashed for the page the user is about to see (sw.js sends the header).
-    return {"me": current_user, "quiet": request.headers.get("X-Patrol-Precache") == "1"}
+    quiet = has_request_context() and request.headers.get("X-Patrol-Precache") == "1"
+    return {"me": current_user, "quiet": quiet}

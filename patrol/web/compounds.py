@@ -13,13 +13,15 @@ from .helpers import get_or_404, page_arg
 bp = Blueprint("compounds", __name__)
 
 
-@bp.get("/c/<token>")
+@bp.route("/c/<token>", methods=["GET", "POST"])
 @login_required
 def scan(token):
     """Opening the gate QR records a presence (an audit record, like an access log).
 
-    SameSite=Lax cookies mean a cross-site <img> cannot record one, and the
-    token itself is only readable at the gate.
+    A link from another site (Sec-Fetch-Site: cross-site) could make a signed-in phone
+    record a scan it never made, since SameSite=Lax cookies go with top-level
+    navigations: then the page asks for one tap (POST + CSRF) instead. Scanner apps open
+    the link with no initiating site ("none"), so a real scan stays a single step.
     """
     compound = db.session.execute(
         db.select(Compound).where(Compound.qr_token == token)).scalar_one_or_none()
@@ -27,8 +29,11 @@ def scan(token):
         abort(404)
     if not permissions.can_see_compound(current_user, compound):
         abort(403)
+    records = current_user.role in (Role.VOLUNTEER.value, Role.STAFF.value)
+    if records and request.method == "GET" and request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return render_template("compounds/scan_confirm.html", compound=compound, token=token)
     presence = None
-    if current_user.role in (Role.VOLUNTEER.value, Role.STAFF.value):
+    if records:
         presence = item_service.record_presence(current_user, compound, utcnow())
         db.session.commit()
     return redirect(url_for("compounds.show", compound_id=compound.id,
@@ -69,6 +74,13 @@ def show(compound_id):
     compound = get_or_404(Compound, compound_id)
     if not permissions.can_see_compound(current_user, compound):
         abort(403)
+    if "offline_scan" in request.args:
+        # The service worker adds it to a kept page when a scan had no signal; if this
+        # request reached us there is signal, and a scan goes the usual way (with its checks).
+        token = request.args["offline_scan"]
+        if token == compound.qr_token:
+            return redirect(url_for("compounds.scan", token=token))
+        return redirect(url_for("compounds.show", compound_id=compound.id))
     now = utcnow()
     page = db.paginate(open_items_query(compound.id).options(*Item.row_options()),
                        page=page_arg(), per_page=current_app.config["PAGE_SIZE"],
