@@ -180,6 +180,10 @@
       count.textContent = t("queued", "{n} waiting to upload").replace("{n}", list.length);
       var ul = bar.querySelector("ul");
       ul.textContent = "";
+      // A refused record or a sign-in needed is the user's business: show it unasked.
+      if (list.some(function (r) { return r.state === "rejected" || r.state === "login"; })) {
+        bar.querySelector("details").open = true;
+      }
       list.forEach(function (r) {
         var li = document.createElement("li");
         li.className = "q-" + r.state;
@@ -211,7 +215,11 @@
 
   // --- saving forms -------------------------------------------------------------------
   function label(form) {
-    return form.dataset.label || document.title;
+    // "小区A1 · 上报隐患 · 飞线充电": the chosen category tells two waiting reports apart.
+    var text = form.dataset.label || document.title;
+    var chosen = form.querySelector("input[name=category]:checked");
+    var name = chosen && chosen.closest("label") && chosen.closest("label").querySelector(".name");
+    return name ? text + " · " + name.textContent.trim() : text;
   }
 
   // Save a form (with its photo entries from photos.js) and try to send it at once.

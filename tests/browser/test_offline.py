@@ -371,8 +371,18 @@ def test_the_queue_says_what_waits_and_warns_when_storage_may_be_cleared(live_se
     report_offline(live, page, w.a1, "sanitation", "垃圾没人清", photo(tmp_path, 6))
     bar = page.locator("#queue")
     expect(bar.locator(".count")).to_have_text("1 条待上传")
-    expect(bar.locator("li")).to_have_text(re.compile(r"^小区A1 · 上报隐患 · 等待中"))
     expect(bar.locator(".not-persistent")).to_be_visible()
+    # Compact at the bottom: it does not hide the big report button on a phone screen.
+    assert bar.bounding_box()["height"] < 130, bar.bounding_box()
+    covered = page.evaluate("""() => { const b = document.getElementById('report-btn');
+        const r = b.getBoundingClientRect();
+        const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+        return !(hit && b.contains(hit)); }""")
+    assert not covered
+    expect(bar.locator("li")).to_be_hidden()              # the list opens on a tap
+    bar.locator("summary").tap()
+    # Which report is which: the category is part of the line.
+    expect(bar.locator("li")).to_have_text(re.compile(r"^小区A1 · 上报隐患 · 环境卫生 · 等待中"))
     page.goto("/compounds")                       # another (kept) page: still said
     expect(bar.locator(".not-persistent")).to_be_visible()
     vol.context.set_offline(False)
