@@ -304,3 +304,21 @@ def test_the_scan_confirmation_needs_a_csrf_token(tmp_path):
     client = sign_in(app.test_client(), w.vol_a)
     assert client.post(f"/c/{token}").status_code == 400
     assert _presences(app) == 0
+
+
+def test_a_gate_scan_on_a_signed_out_phone_says_what_to_do(app, world):
+    from patrol.models import Compound
+    with app.app_context():
+        token = db.session.get(Compound, world.a1).qr_token
+    client = app.test_client()
+    resp = client.get(f"/c/{token}")
+    assert resp.status_code == 302 and "/login?next=" in resp.headers["Location"]
+    page = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert 'id="scan-signed-out"' in page and "登录链接或二维码" in page
+    assert 'id="scan-signed-out"' not in client.get("/login").get_data(as_text=True)
+
+
+def test_a_new_volunteer_is_a_plain_volunteer_unless_staff_choose_a_title(app, world):
+    page = sign_in(app.test_client(), world.staff_a).get("/admin/volunteers").get_data(as_text=True)
+    assert re.search(r"<option selected>志愿者</option>", page)
+    assert len(re.findall(r"<option selected>", page)) == 1
