@@ -107,9 +107,15 @@ def test_staff_create_volunteer_and_get_invite(app, world):
     assert bad.status_code == 422
     resp = staff.post("/admin/volunteers", data={"display_name": "刘阿姨", "phone": "13800000000",
                                                  "title": "邻长"})
-    assert resp.status_code == 200
-    link = re.search(r'value="(http://patrol.test/invite/[^"]+)"', resp.get_data(as_text=True))
+    assert resp.status_code == 302          # post/redirect/get: a reload creates nothing
+    shown = staff.get(resp.headers["Location"])
+    assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
+    link = re.search(r'value="(http://patrol.test/invite/[^"]+)"', shown.get_data(as_text=True))
     assert link
+    assert link.group(0) in staff.get(resp.headers["Location"]).get_data(as_text=True)  # reload
+    # Another staff member's browser does not get this link.
+    other = sign_in(app.test_client(), world.staff_a).get(resp.headers["Location"])
+    assert other.status_code == 302 and link.group(1) not in other.get_data(as_text=True)
     with app.app_context():
         user = db.session.execute(db.select(User).where(User.display_name == "刘阿姨")).scalar_one()
         assert (user.role, user.title, user.community_id, user.password_hash) == \
@@ -118,6 +124,12 @@ def test_staff_create_volunteer_and_get_invite(app, world):
     assert phone.post(link.group(1).replace("http://patrol.test", "")).status_code == 302
     assert phone.get(f"/compounds/{world.a1}").status_code == 200
     assert phone.get(f"/compounds/{world.b1}").status_code == 403
+    # A new link for a lost phone: made by POST, shown by GET, different from the first.
+    again = staff.post(f"/admin/volunteers/{user.id}/invite")
+    assert again.status_code == 302 and again.headers["Location"] == resp.headers["Location"]
+    second = re.search(r'value="(http://patrol.test/invite/[^"]+)"',
+                       staff.get(again.headers["Location"]).get_data(as_text=True))
+    assert second and second.group(1) != link.group(1)
 
 
 def test_password_login_and_rate_limit(tmp_path):

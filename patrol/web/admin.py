@@ -6,7 +6,7 @@ import secrets
 
 import sqlalchemy as sa
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
-                   request, url_for)
+                   request, session, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -77,17 +77,35 @@ def volunteers():
             token = accounts.create_invite(user, current_user,
                                            current_app.config["INVITE_LIFETIME"])
             db.session.commit()
-            return _invite_page(user, token)
+            return _show_invite_once(user, token)
     people = db.session.execute(query).scalars().all()
     return render_template("admin/volunteers.html", people=people, teams=teams,
                            titles=TITLES, errors=errors, values=values), (422 if errors else 200)
 
 
-def _invite_page(user, token):
-    link = f"{current_app.config['BASE_URL'].rstrip('/')}" + url_for("auth.invite", token=token)
+def _show_invite_once(user, token):
+    """Post/redirect/get: reloading the page that shows the link must not create the
+    volunteer (or another link) again. Only the hash is stored, so the raw link waits in
+    this staff member's signed session until the next one replaces it."""
+    session["invite_shown"] = [user.id, token]
+    return redirect(url_for("admin.invite_link", user_id=user.id))
+
+
+@bp.get("/volunteers/<int:user_id>/link")
+@roles_required("staff", "admin")
+def invite_link(user_id):
+    user = _managed_volunteer(user_id)
+    shown = session.get("invite_shown")
+    if not shown or shown[0] != user.id:
+        flash(_("That sign-in link is no longer shown here. Make a new one if needed."), "error")
+        return redirect(url_for("admin.volunteer", user_id=user.id))
+    link = f"{current_app.config['BASE_URL'].rstrip('/')}" + url_for("auth.invite", token=shown[1])
     qr_svg = base64.b64encode(qr.svg(link)).decode()
     hours = int(current_app.config["INVITE_LIFETIME"].total_seconds() // 3600)
-    return render_template("admin/invite.html", user=user, link=link, qr_svg=qr_svg, hours=hours)
+    resp = current_app.make_response(render_template(
+        "admin/invite.html", user=user, link=link, qr_svg=qr_svg, hours=hours))
+    resp.headers["Cache-Control"] = "no-store"  # a live sign-in link
+    return resp
 
 
 @bp.get("/volunteers/<int:user_id>")
@@ -102,7 +120,7 @@ def new_invite(user_id):
     user = _managed_volunteer(user_id)
     token = accounts.create_invite(user, current_user, current_app.config["INVITE_LIFETIME"])
     db.session.commit()
-    return _invite_page(user, token)
+    return _show_invite_once(user, token)
 
 
 @bp.post("/devices/<int:device_id>/revoke")
