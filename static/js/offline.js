@@ -257,12 +257,41 @@
 
   function queueScan(token, compoundName) {
     var fields = [["token", token], ["device_at", new Date().toISOString()]];
+    var compound = (location.pathname.match(/^\/compounds\/(\d+)/) || [])[1] || "";
     return put({ key: uuid(), user: me, kind: "scan", url: "/sync/presence", fields: fields, photos: [],
-      created: new Date().toISOString(), label: t("scan", "QR scan") + " · " + compoundName,
-      state: "waiting", attempts: 0 }).then(render);
+      compound: compound, created: new Date().toISOString(),
+      label: t("scan", "QR scan") + " · " + compoundName, state: "waiting", attempts: 0 }).then(render);
+  }
+
+  // An item page that says "scan the gate first" (#scan-first): with a scan waiting in the
+  // outbox the check can go ahead; online and without one, the check buttons wait for a
+  // scan instead of refusing a filled-in form at the end. Offline the page is a kept copy
+  // that cannot know about a scan made since, so it leaves the server to decide.
+  function gateScanFirst() {
+    var note = document.getElementById("scan-first");
+    if (!note || !window.indexedDB) return Promise.resolve();
+    return all().then(function (list) {
+      var within = Number(note.dataset.window) * 60000;
+      var waiting = list.some(function (r) {
+        return r.user === me && r.kind === "scan" && r.compound === note.dataset.compound &&
+          Date.now() - Date.parse(r.created) < within;
+      });
+      if (waiting) { note.hidden = true; return; }
+      if (!navigator.onLine) return;
+      document.querySelectorAll("#act-verify form, #act-reopen form").forEach(function (form) {
+        var button = form.querySelector("button.btn");
+        if (!button) return;
+        button.disabled = true;
+        var why = note.cloneNode(true);
+        why.removeAttribute("id");
+        why.className += " needs-scan";
+        form.insertBefore(why, button);
+      });
+    });
   }
 
   window.PatrolQueue = { submit: submit, sync: sync, all: all, discard: discard };
+  gateScanFirst();
 
   // --- wiring -----------------------------------------------------------------------
   if (bar) {

@@ -388,3 +388,25 @@ def test_the_queue_says_what_waits_and_warns_when_storage_may_be_cleared(live_se
     vol.context.set_offline(False)
     expect(bar).to_be_hidden(timeout=20_000)
     assert counts(live) == [("sanitation", "垃圾没人清", 1)]
+
+
+def test_a_check_waits_for_a_gate_scan_instead_of_refusing_it_at_the_end(
+        live_server, world, phone, tmp_path):
+    """Online, with no scan on record or waiting on the phone, the check buttons say
+    "scan first" before the volunteer takes a photo and picks stars; after a scan they work."""
+    from tests.browser.test_field_loop import scan_gate
+    live, w = live_server, world
+    item_id = fixed_item(live, w)
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    page = vol.page
+    page.goto(f"/items/{item_id}")
+    page.locator("details#act-verify summary").tap()
+    form = page.locator("details#act-verify form")
+    expect(form.locator("button.btn")).to_be_disabled()
+    expect(form.locator(".needs-scan")).to_be_visible()
+    expect(page.locator("details#act-reopen form button.btn")).to_be_disabled()
+    scan_gate(live, vol, w.a1)
+    page.goto(f"/items/{item_id}")
+    page.locator("details#act-verify summary").tap()
+    expect(form.locator("button.btn")).to_be_enabled()
+    expect(form.locator(".needs-scan")).to_have_count(0)
