@@ -302,7 +302,11 @@ def test_field_loop_report_fix_verify(live_server, world, phone, shots):
     page.locator("details#act-verify summary").tap()
     form = page.locator("details#act-verify form")
     form.locator("input[name=photos]").set_input_files(jpeg("check.jpg", (90, 90, 200), "x"))
-    form.locator("button.btn").tap()
+    expect(form.locator("button.btn")).to_be_disabled()   # the page itself says: scan first
+    expect(form.locator(".needs-scan")).to_be_visible()
+    # A kept copy of the page (no signal) cannot know about scans, so the server decides;
+    # sent anyway, as such a copy would:
+    form.evaluate("f => f.requestSubmit()")
     # Refused by the server; the page says why in the form, which stays as it was.
     error = form.locator("p.error[role=alert]")
     expect(error).to_be_visible()
@@ -406,7 +410,8 @@ def test_check_fails_reopen_then_fixed_again(live_server, world, phone):
     form = page2.locator("details#act-reopen form")
     form.locator("label.choice:has(input[name=reason][value=not_fixed])").tap()
     form.locator("input[name=photos]").set_input_files(jpeg("nope.jpg", (10, 10, 10), "x"))
-    form.locator("button.btn").tap()
+    expect(form.locator("button.btn")).to_be_disabled()
+    form.evaluate("f => f.requestSubmit()")  # as a kept copy of the page would send it
     expect(form.locator("p.error[role=alert]")).to_have_text(tr(live, lambda: gettext(
         "Still needed: %(what)s.", what=str(labels.EVIDENCE["presence"]))))
     # The form stays open with the choice and the photo kept for a retry; the refused
