@@ -51,6 +51,7 @@
   // --- sending --------------------------------------------------------------------
   var running = null;
   var again = false; // a forced sync was asked for while one was running
+  var sentInRun = 0;  // records the background sync delivered, for the "N uploaded" note
 
   function token() {
     return fetch("/sync/token", { credentials: "same-origin", cache: "no-store" }).then(function (r) {
@@ -149,7 +150,9 @@
               return o.kind === "scan" && o.created <= rec.created && !o.sent;
             });
             if (scanFirst) return null;
-            return sendOne(rec, tok.csrf).then(function (res) { if (res.ok) rec.sent = true; });
+            return sendOne(rec, tok.csrf).then(function (res) {
+              if (res.ok) { rec.sent = true; sentInRun += 1; }
+            });
           });
         }, Promise.resolve());
       }, function (err) {
@@ -164,7 +167,22 @@
   function finish() {
     running = null;
     render();
+    if (sentInRun) { announce(sentInRun); sentInRun = 0; }
     if (again) { again = false; return sync(true); }
+  }
+
+  // The bar just vanishing says nothing: say what went.
+  function announce(n) {
+    var main = document.querySelector("main");
+    if (!main) return;
+    var old = document.getElementById("sent-note");
+    if (old) old.remove();
+    var note = document.createElement("p");
+    note.id = "sent-note";
+    note.className = "flash ok";
+    note.setAttribute("role", "status");
+    note.textContent = t("sent", "{n} uploaded.").replace("{n}", n);
+    main.insertBefore(note, main.firstChild);
   }
 
   // --- the queue bar ----------------------------------------------------------------

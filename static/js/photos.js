@@ -110,6 +110,7 @@
     }
     var entry = { file: file, state: "shrinking", el: document.createElement("span") };
     this.entries.push(entry);
+    this.form.dispatchEvent(new CustomEvent("patrol:photo-added"));
     this.box.appendChild(entry.el);
     var preview = URL.createObjectURL(file);
     this.decorate(entry, preview);
@@ -154,7 +155,9 @@
         } else if (xhr.status === 422 || xhr.status === 413) {
           entry.state = "rejected"; // a bad file: say why, don't retry
           entry.el.classList.add("failed");
-          entry.msg.textContent = data.error || t("rejected", "This photo cannot be used.");
+          entry.bar.hidden = true;     // a full bar would look like success
+          entry.msg.textContent = (data.error || t("rejected", "This photo cannot be used.")) +
+            " " + t("retake", "Take another photo.");
         } else {
           self.failed(entry);
         }
@@ -202,6 +205,10 @@
     var button = form.querySelector("button[type=submit], button:not([type])");
     button.parentNode.insertBefore(note, button);
     function say(text) { note.textContent = text; note.hidden = false; }
+    // "Please take a photo" goes once the photo is there.
+    form.addEventListener("patrol:photo-added", function () {
+      if (!missingPhotos(fields).length) note.hidden = true;
+    });
     form.addEventListener("submit", function (e) {
       if (form.dataset.ready) return;
       e.preventDefault();

@@ -104,6 +104,7 @@ def test_a_whole_walk_offline_arrives_exactly_once(live_server, world, phone, tm
     walk_offline(live, vol, w, tmp_path)
     vol.context.set_offline(False)  # the `online` event starts the upload by itself
     expect(vol.page.locator("#queue")).to_be_hidden(timeout=20_000)
+    expect(vol.page.locator("#sent-note")).to_have_text(re.compile(r"^已上传 [1-4] 条。$"))
     assert queue_size(vol.page) == 0
     assert counts(live) == [(c, f"离线上报{i}", 1) for i, c in enumerate(CATEGORIES)]
     with live.db():

@@ -176,3 +176,26 @@ def test_failed_upload_keeps_everything_for_a_retry(live_server, world, phone, t
         item = db.session.execute(db.select(Item)).scalar_one()
         assert item.category == "fire_exit" and item.note == "五楼楼道堆满纸箱"
         assert len(item.photos) == 1
+
+
+def test_photo_messages_say_what_to_do_and_go_when_done(live_server, world, phone, tmp_path):
+    live, w = live_server, world
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    page = vol.page
+    page.goto(f"/compounds/{w.a1}/report")
+    page.locator("label.choice:has(input[value=flyers])").tap()
+    page.locator("#report-form button[type=submit]").tap()
+    need = page.locator("#report-form p.error[role=alert]")
+    expect(need).to_have_text("请拍一张照片。")
+    # A file that is no photo: refused with the reason and what to do, and no full bar.
+    fake = tmp_path / "not-a-photo.jpg"
+    fake.write_text("这不是照片")
+    page.locator("#f-photos input[name=photos]").set_input_files(str(fake))
+    bad = page.locator("#f-photos .photo.failed")
+    expect(bad.locator(".msg")).to_contain_text("请点「拍照」重新拍一张。")
+    expect(bad.locator("progress")).to_be_hidden()
+    good = tmp_path / "good.jpg"
+    Image.new("RGB", (800, 600), (200, 60, 60)).save(good, "JPEG")
+    page.locator("#f-photos input[name=photos]").set_input_files(str(good))
+    expect(need).to_be_hidden()                # the photo is there now
+    expect(page.locator("#f-photos input[name=kept_photos]")).to_have_count(1)
