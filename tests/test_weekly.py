@@ -518,6 +518,14 @@ def test_pages_link_to_the_weekly_lists(app, world, client):
     sign_in(client, world.staff_a)
     page = client.get("/reports/weekly").get_data(as_text=True)
     assert "社区A" in page and "小区A1" in page and "小区A2" in page and "小区B1" not in page
+    # Weeks are picked by their dates from a list (no <input type=week>, a bare text box
+    # on iOS), this week first.
+    this_week = Week.containing(utcnow(), TZ)
+    options = re.findall(r'<option value="(\d{4}-W\d\d)">([^<]*)</option>', page)
+    assert [label for label, _ in options][:2] == [this_week.label, this_week.previous().label]
+    assert len(options) == 13 and 'type="week"' not in page
+    monday, sunday = this_week.monday, this_week.sunday
+    assert options[0][1] == f"{monday.month}月{monday.day}日–{sunday.month}月{sunday.day}日 (本周)"
     assert 'id="weekly-lists"' in client.get("/overview").get_data(as_text=True)
     show = client.get(f"/compounds/{world.a1}").get_data(as_text=True)
     assert f"/reports/weekly.pdf?scope=compound&amp;id={world.a1}" in show

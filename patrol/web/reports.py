@@ -14,6 +14,7 @@ from .helpers import hazard_form, roles_required
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 SCOPES = {"compound": Compound, "company": Company, "community": Community}
 PRINTERS = ("staff", "manager", "admin")
+RECENT_WEEKS = 13  # a quarter: enough to reprint a lost list; older ones via ?week= or the CLI
 
 
 @bp.app_context_processor
@@ -21,7 +22,16 @@ def _helpers():
     def can_print_weekly(scope, target):
         return (current_user.is_authenticated
                 and permissions.can_print_weekly(current_user, scope, target))
-    return {"can_print_weekly": can_print_weekly}
+    return {"can_print_weekly": can_print_weekly, "week_dates": week_dates}
+
+
+def week_dates(week: weekly.Week) -> str:
+    """"11月23日–11月29日" (English: "Nov 23 – Nov 29"): people know weeks by dates."""
+    from babel.dates import format_skeleton
+    from flask_babel import get_locale
+    locale = get_locale()
+    start, end = (format_skeleton("MMMd", d, locale=locale) for d in (week.monday, week.sunday))
+    return f"{start}–{end}" if str(locale).startswith("zh") else f"{start} – {end}"
 
 
 def _week_arg(value) -> weekly.Week:
@@ -75,8 +85,11 @@ def weekly_index():
         return redirect(url_for("reports.weekly_pdf", scope=scope,
                                 id=ident if ident.isdigit() else 0, week=week.label))
     this_week = weekly.Week.containing(utcnow(), current_app.config["TIMEZONE"])
+    weeks = [this_week]
+    while len(weeks) < RECENT_WEEKS:
+        weeks.append(weeks[-1].previous())
     return render_template("reports/weekly.html", targets=printable_targets(current_user),
-                           this_week=this_week, last_week=this_week.previous())
+                           this_week=this_week, last_week=weeks[1], weeks=weeks)
 
 
 @bp.get("/weekly.pdf")
