@@ -146,6 +146,25 @@ def test_escalation_list_and_marks(app, world):
     assert f'href="/items/{elsewhere}"' in admin
 
 
+def test_escalation_rows_say_who_answers_and_how_late(app, world):
+    """Staff chase companies: each row names the company and how many days it is late,
+    and a row without a building has no dangling separator."""
+    now = utcnow()
+    with app.app_context():
+        late = _report(world, world.a2, "flyers", at=now - timedelta(days=5))  # 72 h deadline
+        _ack(late, world.mgr_y, now - timedelta(days=5) + timedelta(hours=1))
+        late = late.id
+    page = sign_in(app.test_client(), world.staff_a).get("/escalations").get_data(as_text=True)
+    block = page.split('id="list-overdue"')[1].split("</ul>")[0]
+    row = block.split(f'href="/items/{late}"')[1].split("</li>")[0]
+    assert '<small class="company">物业Y</small>' in row
+    assert "已超期 2 天" in row
+    assert '<span class="where">小区A2</span>' in row and "小区A2 ·" not in row
+    compound = sign_in(app.test_client(), world.vol_a).get(f"/compounds/{world.a2}").get_data(as_text=True)
+    mine = compound.split(f'href="/items/{late}"')[1].split("</li>")[0]
+    assert 'class="where"' not in mine and 'class="company"' not in mine
+
+
 def test_ack_escalation_time_is_configurable(app, world):
     app.config["ACK_ESCALATE"] = timedelta(hours=2)
     with app.app_context():

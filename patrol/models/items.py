@@ -74,11 +74,11 @@ class Item(db.Model):
     @staticmethod
     def row_options(with_compound: bool = False) -> list:
         """Loader options for lists drawn with templates/partials/item_row.html, which
-        reads item.photos[0], item.building and (with show_compound) item.compound:
-        three queries per page instead of up to three per row."""
+        reads item.photos[0], item.building and (with show_compound) item.compound and
+        item.company: a query each per page instead of one each per row."""
         options = [selectinload(Item.photos), selectinload(Item.building)]
         if with_compound:
-            options.append(selectinload(Item.compound))
+            options += [selectinload(Item.compound), selectinload(Item.company)]
         return options
 
 
