@@ -105,6 +105,13 @@ def test_staff_create_volunteer_and_get_invite(app, world):
     staff = sign_in(app.test_client(), world.staff_a)
     bad = staff.post("/admin/volunteers", data={"display_name": "", "phone": "abc"})
     assert bad.status_code == 422
+    assert staff.post("/admin/volunteers", data={"display_name": "王", "phone": "１３８００"}
+                      ).status_code == 302               # typed with a Chinese input method
+    with app.app_context():
+        assert db.session.execute(db.select(User.phone).where(User.display_name == "王")
+                                  ).scalar_one() == "13800"
+    assert staff.post("/admin/volunteers", data={"display_name": "赵大爷",
+                                                 "phone": "+86 138-0000-0000"}).status_code == 302
     resp = staff.post("/admin/volunteers", data={"display_name": "刘阿姨", "phone": "13800000000",
                                                  "title": "邻长"})
     assert resp.status_code == 302          # post/redirect/get: a reload creates nothing

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import unicodedata
 
 import sqlalchemy as sa
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
@@ -57,12 +58,14 @@ def volunteers():
     if request.method == "POST":
         values = request.form.to_dict()
         name = values.get("display_name", "").strip()
-        phone = values.get("phone", "").strip()
+        # NFKC: digits typed with a Chinese input method (１３８) are digits too.
+        phone = unicodedata.normalize("NFKC", values.get("phone", "")).strip()
         title = values.get("title") if values.get("title") in TITLES else "志愿者"
         team = next((t for t in teams if str(t.id) == values.get("team_id")), None)
         if not name or len(name) > 60:
             errors["display_name"] = _("Please enter a name (at most 60 characters).")
-        if phone and (len(phone) > 30 or not phone.replace("-", "").replace(" ", "").isdigit()):
+        digits = phone.removeprefix("+").replace("-", "").replace(" ", "")  # "+86 138…" too
+        if phone and (len(phone) > 30 or not (digits.isascii() and digits.isdigit())):
             errors["phone"] = _("Please enter a phone number using digits only.")
         community_id = current_user.community_id if current_user.role == "staff" else None
         if community_id is None and team is None:
