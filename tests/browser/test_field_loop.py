@@ -333,6 +333,12 @@ def test_field_loop_report_fix_verify(live_server, world, phone, shots):
     expect(form).to_be_visible()
     form.locator("input[name=photos]").set_input_files(jpeg("verify.jpg", (40, 120, 200), "ok"))
     expect(form.locator(".previews img")).to_have_count(1)
+    # Five big buttons in one row, each saying what it means.
+    boxes = [form.locator(f"label.choice:has(input[name=rating][value='{n}'])").bounding_box()
+             for n in range(1, 6)]
+    assert len({round(b["y"]) for b in boxes}) == 1, boxes
+    assert all(b["height"] >= 44 and b["width"] >= 44 for b in boxes), boxes
+    expect(form.locator("label.choice:has(input[name=rating][value='5'])")).to_contain_text("很满意")
     form.locator("label.choice:has(input[name=rating][value='5'])").tap()
     expect(form.locator("input[name=rating][value='5']")).to_be_checked()
     form.locator("button.btn").tap()
