@@ -143,3 +143,33 @@ def test_lists_show_thumbnails_and_the_item_page_full_size(app, world):
     thumb = client.get(f"/photos/{photo_id}/thumb.jpg")
     assert full.headers["Cache-Control"] == "private, max-age=31536000, immutable"
     assert len(thumb.data) < len(full.data)
+
+
+def test_an_item_waiting_for_its_check_shows_before_and_after_side_by_side(app, world):
+    """The checker compares on the spot: first the reported photo and the company's fix
+    photo with its note, as small images (the full size is a tap away)."""
+    from datetime import timedelta
+
+    from patrol.lifecycle import Action
+    from patrol.models import Compound, User, utcnow
+    from patrol.services import items as svc
+    from patrol.services.photo_store import save_upload
+    from patrol.web.helpers import hazard_form
+    with app.app_context():
+        vol, mgr = db.session.get(User, world.vol_a), db.session.get(User, world.mgr_x)
+        now, form, window = utcnow(), hazard_form(), timedelta(hours=2)
+        before = save_upload(jpeg_bytes(), uploader=vol, kind="before")
+        item = svc.report(form=form, compound=db.session.get(Compound, world.a1), reporter=vol,
+                          clean={"category": "water_tank", "extra": {}}, now=now, photos=[before])
+        svc.act(item, Action.ACKNOWLEDGE, mgr, now, svc.ActionInput(), form=form, window=window)
+        after = save_upload(jpeg_bytes(color=(0, 200, 0)), uploader=mgr, kind="after")
+        svc.act(item, Action.FIX, mgr, now, svc.ActionInput(note="水箱已清洗<消毒>", photos=[after]),
+                form=form, window=window)
+        db.session.commit()
+        item_id, before_id, after_id = item.id, before.id, after.id
+    page = sign_in(app.test_client(), world.vol_a).get(f"/items/{item_id}").get_data(as_text=True)
+    compare = page.split('id="compare"')[1].split("</div>")[0]
+    assert compare.index(f"/photos/{before_id}/thumb.jpg") < compare.index(f"/photos/{after_id}/thumb.jpg")
+    assert "整改前" in compare and "整改后" in compare
+    assert "水箱已清洗&lt;消毒&gt;" in page.split('class="fix-note"')[1].split("</p>")[0]
+    assert 'id="hero"' not in page
