@@ -183,6 +183,9 @@ def test_photo_messages_say_what_to_do_and_go_when_done(live_server, world, phon
     vol = volunteer_signs_in(live, phone, w.vol_a)
     page = vol.page
     page.goto(f"/compounds/{w.a1}/report")
+    # Each category is one box (the name inside is not drawn as a second one).
+    assert page.locator("label.choice .name").first.evaluate(
+        "e => getComputedStyle(e).borderTopWidth") == "0px"
     page.locator("label.choice:has(input[value=flyers])").tap()
     page.locator("#report-form button[type=submit]").tap()
     need = page.locator("#report-form p.error[role=alert]")
