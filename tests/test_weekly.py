@@ -534,6 +534,11 @@ def test_pages_link_to_the_weekly_lists(app, world, client):
     assert resp.headers["Location"].endswith(
         f"/reports/weekly.pdf?scope=compound&id={world.a1}&week=2026-W10")
 
+    assert "wechat-pdf" not in page
+    wechat = client.get("/reports/weekly", headers={
+        "User-Agent": "Mozilla/5.0 (Linux; Android 12) MicroMessenger/8.0.47"}).get_data(as_text=True)
+    assert "在浏览器打开" in wechat.split('class="presence wechat-pdf"')[1].split("</p>")[0]
+
     sign_in(client, world.mgr_x)
     assert 'id="weekly-lists"' in client.get("/inbox").get_data(as_text=True)
     page = client.get("/reports/weekly").get_data(as_text=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import wraps
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, request
+from flask import abort, current_app, has_request_context, request
 from flask_login import current_user
 
 from .. import labels, lifecycle
@@ -128,6 +128,12 @@ def query_args(**changes) -> dict:
     return {**(request.view_args or {}), **args}
 
 
+def in_wechat() -> bool:
+    """WeChat's built-in browser often cannot open or save a PDF: pages with PDF links
+    then say how to open them in the phone's browser."""
+    return has_request_context() and "MicroMessenger" in request.headers.get("User-Agent", "")
+
+
 def install(app):
     app.jinja_env.globals.update(
         local=local, category_label=category_label, category_icon=category_icon,
@@ -138,5 +144,6 @@ def install(app):
         overdue=overdue, due_soon=due_soon, ack_late=ack_late, current_lang=current_lang,
         hazard_form=hazard_form, query_args=query_args, new_uuid=lambda: str(uuid.uuid4()),
         epoch_now=lambda: int(time.time()),
+        in_wechat=in_wechat,
     )
     app.jinja_env.filters["todatetime"] = datetime.fromisoformat
