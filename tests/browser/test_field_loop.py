@@ -505,3 +505,29 @@ def test_a_phone_asks_before_signing_out_and_then_stays_out(live_server, world, 
     expect(page).to_have_url(re.compile(r".*/login\?next=.*"))
     with live.db():
         assert db.session.execute(db.select(Device)).scalar_one().revoked_at is not None
+
+
+TOO_SMALL = """() => [...document.querySelectorAll(
+    'a, button, summary, label.choice, label.check, label.btn, select, input:not([type=hidden])')]
+  .filter(e => !e.closest('label') || e.tagName === 'LABEL')   // an input's target is its label
+  .filter(e => !(e.tagName === 'INPUT' && ['radio', 'checkbox', 'file'].includes(e.type)))
+  .filter(e => e.getClientRects().length)                       // shown
+  .map(e => { const r = e.getBoundingClientRect();
+              return [e.tagName, (e.textContent || e.name || '').trim().slice(0, 20),
+                      Math.round(r.width), Math.round(r.height)]; })
+  .filter(([, , w, h]) => w < 44 || h < 44)"""
+
+
+def test_a_volunteers_pages_have_thumb_sized_targets(live_server, world, phone):
+    """Older hands on a phone: everything a volunteer taps is at least 44×44 CSS px."""
+    from tests.browser.test_offline import fixed_item
+    live, w = live_server, world
+    item_id = fixed_item(live, w)
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    page = vol.page
+    for path in ["/compounds", f"/compounds/{w.a1}", f"/compounds/{w.a1}/report",
+                 f"/items/{item_id}"]:
+        page.goto(path)
+        if "/items/" in path:  # open the check form too
+            page.locator("details.action summary").first.tap()
+        assert page.evaluate(TOO_SMALL) == [], path
