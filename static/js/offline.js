@@ -344,6 +344,13 @@
       if (navigator.onLine && reg.active) reg.active.postMessage({ type: "precache", user: me });
     }).catch(function () { /* no service worker: pages need signal, the outbox still works */ });
   }
+  // The sign-in page means this browser's sign-in has ended (expired, revoked as a lost
+  // phone, or signed out): pages kept for offline use show names and problems, so they go.
+  // The outbox stays; its records wait for their owner.
+  if (!me && location.pathname === "/login" && navigator.serviceWorker &&
+      navigator.serviceWorker.controller) {
+    navigator.serviceWorker.controller.postMessage({ type: "forget" });
+  }
   document.querySelectorAll("form.signout").forEach(function (form) {
     form.addEventListener("submit", function (e) {
       if (e.defaultPrevented) return;  // "cancel" in the confirm dialog (app.js runs first)

@@ -411,3 +411,30 @@ def test_a_check_waits_for_a_gate_scan_instead_of_refusing_it_at_the_end(
     page.locator("details#act-verify summary").tap()
     expect(form.locator("button.btn")).to_be_enabled()
     expect(form.locator(".needs-scan")).to_have_count(0)
+
+
+def test_a_phone_whose_sign_in_ended_no_longer_shows_kept_pages(live_server, world, phone,
+                                                                 tmp_path):
+    """A lost phone revoked by staff (or a sign-in that expired): once the phone meets the
+    sign-in page, the pages kept for offline use are gone; a waiting report is not."""
+    from patrol.models import Device
+    from patrol.services import accounts
+    live, w = live_server, world
+    vol, page = offline_at_compound(live, phone, w)
+    report_offline(live, page, w.a1, "flyers", "丢手机前的上报", photo(tmp_path, 7))
+    with live.db():
+        for device in db.session.execute(db.select(Device)).scalars():
+            accounts.revoke_device(device)
+        db.session.commit()
+    vol.context.set_offline(False)
+    page.goto("/compounds")
+    expect(page).to_have_url(re.compile(r".*/login\?next=.*"))
+    deadline = time.time() + 10
+    while page.evaluate("async () => !!(await caches.match('/compounds'))"):
+        assert time.time() < deadline, "kept pages are still on the phone"
+        page.wait_for_timeout(200)
+    vol.context.set_offline(True)
+    page.goto(f"/compounds/{w.a1}")
+    expect(page.locator("h1")).to_have_text("无信号")
+    expect(page.locator("body")).not_to_contain_text("小区A1")
+    assert queue_size(page) == 1  # the report still waits for its owner
