@@ -17,11 +17,35 @@
     return el ? el.value : "";
   }
 
+  // A 2×1 JPEG whose EXIF says "turn 90°" (orientation 6): it decodes as 1×2 where the
+  // browser applies EXIF orientation by itself.
+  var EXIF6 = "/9j/4AAQSkZJRgABAQAAAQABAAD/4QAiRXhpZgAATU0AKgAAAAgAAQESAAMAAAABAAYAAAAAAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAABAAIDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDFoooryz7w/9k=";
+  var plainApplies = null;
+  function plainAppliesExif() {
+    if (!plainApplies) {
+      var bytes = Uint8Array.from(atob(EXIF6), function (c) { return c.charCodeAt(0); });
+      plainApplies = createImageBitmap(new Blob([bytes], { type: "image/jpeg" }))
+        .then(function (bmp) {
+          var yes = bmp.width === 1 && bmp.height === 2;
+          if (bmp.close) bmp.close();
+          return yes;
+        }, function () { return false; });
+    }
+    return plainApplies;
+  }
+
   function decode(file) {
-    // "from-image" applies EXIF orientation. A browser that rejects the option (older
-    // Safari) may draw the photo sideways, and the canvas would drop the EXIF that says
-    // so: then the original is sent, and the server turns it upright.
-    return createImageBitmap(file, { imageOrientation: "from-image" });
+    // "from-image" applies EXIF orientation; engines before it existed (Chromium < 112,
+    // so many WeChat and Android WebViews; Safari < 16) reject the option. Those that
+    // apply EXIF anyway (asked once, above) decode without it; the others would draw the
+    // photo sideways, and the canvas would drop the EXIF that says so: then the original
+    // is sent, and the server turns it upright.
+    return createImageBitmap(file, { imageOrientation: "from-image" }).catch(function () {
+      return plainAppliesExif().then(function (yes) {
+        if (!yes) throw new Error("this browser cannot apply EXIF orientation");
+        return createImageBitmap(file);
+      });
+    });
   }
 
   function shrink(file) {
