@@ -282,9 +282,11 @@
   }
 
   // An item page that says "scan the gate first" (#scan-first): with a scan waiting in the
-  // outbox the check can go ahead; online and without one, the check buttons wait for a
-  // scan instead of refusing a filled-in form at the end. Offline the page is a kept copy
-  // that cannot know about a scan made since, so it leaves the server to decide.
+  // outbox the check can go ahead; on a page just made by the server, without one, the
+  // check buttons wait for a scan instead of refusing a filled-in form at the end. A kept
+  // copy (no signal, or a slow one the worker gave up on) cannot know about a scan made
+  // since, so it leaves the server to decide.
+  var FRESH_PAGE = 120000;
   function gateScanFirst() {
     var note = document.getElementById("scan-first");
     if (!note || !window.indexedDB) return Promise.resolve();
@@ -295,7 +297,8 @@
           Date.now() - Date.parse(r.created) < within;
       });
       if (waiting) { note.hidden = true; return; }
-      if (!navigator.onLine) return;
+      var age = Date.now() - Number(note.dataset.at) * 1000;
+      if (!navigator.onLine || !(Math.abs(age) < FRESH_PAGE)) return;
       document.querySelectorAll("#act-verify form, #act-reopen form").forEach(function (form) {
         var button = form.querySelector("button.btn");
         if (!button) return;
@@ -327,7 +330,7 @@
   // A scan opened from the kept copy of the page, without signal.
   var params = new URLSearchParams(location.search);
   var offlineScan = params.get("offline_scan");
-  if (offlineScan) {
+  if (offlineScan && me) {  // a scan belongs to someone: never queue one for nobody
     var h1 = document.querySelector("h1");
     queueScan(offlineScan, h1 ? h1.textContent : "").then(function () {
       params.delete("offline_scan");

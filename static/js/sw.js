@@ -69,8 +69,13 @@ function page(request, url) {
       var token = decodeURIComponent(url.pathname.slice(3));
       return Promise.all([aliases(), digest(token)]).then(function (found) {
         var target = found[0][found[1]];
-        if (!target) return caches.match("/offline");
-        return Response.redirect(target + "?offline_scan=" + encodeURIComponent(token), 302);
+        // Only to a page that is kept: the fallback page belongs to nobody and could not
+        // queue the scan for this user.
+        return (target ? caches.match(target, { cacheName: PAGES }) : Promise.resolve(null))
+          .then(function (kept) {
+            if (!kept) return caches.match("/offline");
+            return Response.redirect(target + "?offline_scan=" + encodeURIComponent(token), 302);
+          });
       });
     }
     return caches.match(url.pathname, { cacheName: PAGES }).then(function (hit) {

@@ -21,8 +21,8 @@ KEPT = """async (paths) => {
     for (const path of paths) {
         if (!(await caches.match(path))) return false;
     }
-    // The gate-token map and the "done" time are written after the pages (sw.js precache):
-    // until then a scan without signal cannot find its compound yet.
+    // The "done" time is written after the gate-token map and every page (sw.js precache):
+    // before it, a scan without signal may not find its compound yet.
     const meta = await caches.open("meta-v1");
     return !!(await meta.match("/__aliases")) && !!(await meta.match("/__precached"));
 }"""
@@ -406,6 +406,16 @@ def test_a_check_waits_for_a_gate_scan_instead_of_refusing_it_at_the_end(
     expect(form.locator("button.btn")).to_be_disabled()
     expect(form.locator(".needs-scan")).to_be_visible()
     expect(page.locator("details#act-reopen form button.btn")).to_be_disabled()
+    # A kept copy, made minutes ago (served when the signal is too slow), knows nothing of
+    # scans made since: it does not stop the check; the server will decide.
+    stale = phone("stale copy")
+    stale.context.add_cookies(vol.context.cookies())
+    stale.page.clock.install(time=time.time() + 600)
+    stale.page.goto(f"/items/{item_id}")
+    stale.page.wait_for_function("() => !!window.PatrolQueue")
+    stale.page.locator("details#act-verify summary").tap()
+    stale.page.wait_for_timeout(300)
+    expect(stale.page.locator("details#act-verify form button.btn")).to_be_enabled()
     scan_gate(live, vol, w.a1)
     page.goto(f"/items/{item_id}")
     page.locator("details#act-verify summary").tap()
@@ -438,3 +448,20 @@ def test_a_phone_whose_sign_in_ended_no_longer_shows_kept_pages(live_server, wor
     expect(page.locator("h1")).to_have_text("无信号")
     expect(page.locator("body")).not_to_contain_text("小区A1")
     assert queue_size(page) == 1  # the report still waits for its owner
+
+
+def test_an_offline_scan_of_a_compound_whose_page_is_not_kept_queues_nothing(
+        live_server, world, phone):
+    """The gate map knows the compound but its page is not on the phone (the signal went
+    before it arrived): the phone says no signal, and does not queue a scan for nobody."""
+    live, w = live_server, world
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    ready_for_offline(live, vol, w.a1)
+    page = vol.page
+    page.evaluate(f"async () => (await caches.open('pages-v1')).delete('/compounds/{w.a1}')")
+    vol.context.set_offline(True)
+    page.goto(compound_url(live.url, token_of(live, w.a1)))
+    expect(page.locator("h1")).to_have_text("无信号")
+    page.wait_for_function("() => !!window.PatrolQueue")
+    page.wait_for_timeout(300)
+    assert queue_size(page) == 0
