@@ -90,3 +90,14 @@ def test_pages_kept_for_later_leave_the_flashed_message_for_the_user(app, world)
     assert kept.status_code == 200 and "已上报" not in kept.get_data(as_text=True)
     assert "已上报" in client.get(f"/compounds/{world.a1}").get_data(as_text=True)
     assert "已上报" not in client.get(f"/compounds/{world.a1}").get_data(as_text=True)
+
+
+def test_version_changes_with_the_translations(app, client, tmp_path):
+    """The fallback page is kept in its user's language: a new wording must reach phones."""
+    version = served_version(client)[0]
+    shutil.copytree(Path(app.root_path) / "translations", tmp_path / "translations")
+    app.root_path = str(tmp_path)
+    assert served_version(client)[0] == version
+    with open(tmp_path / "translations/zh/LC_MESSAGES/messages.po", "a") as f:
+        f.write('\nmsgid "a new wording"\nmsgstr "新的说法"\n')
+    assert served_version(client)[0] != version

@@ -120,8 +120,8 @@ def test_staff_create_volunteer_and_get_invite(app, world):
     link = re.search(r'value="(http://patrol.test/invite/[^"]+)"', shown.get_data(as_text=True))
     assert link
     assert link.group(0) in staff.get(resp.headers["Location"]).get_data(as_text=True)  # reload
-    # Another staff member's browser does not get this link.
-    other = sign_in(app.test_client(), world.staff_a).get(resp.headers["Location"])
+    # Another browser (here an admin's, who may see this volunteer) does not get this link.
+    other = sign_in(app.test_client(), world.admin).get(resp.headers["Location"])
     assert other.status_code == 302 and link.group(1) not in other.get_data(as_text=True)
     with app.app_context():
         user = db.session.execute(db.select(User).where(User.display_name == "刘阿姨")).scalar_one()
@@ -131,6 +131,8 @@ def test_staff_create_volunteer_and_get_invite(app, world):
     assert phone.post(link.group(1).replace("http://patrol.test", "")).status_code == 302
     assert phone.get(f"/compounds/{world.a1}").status_code == 200
     assert phone.get(f"/compounds/{world.b1}").status_code == 403
+    used = staff.get(resp.headers["Location"])       # a used link is no longer shown
+    assert used.status_code == 302 and link.group(1) not in used.get_data(as_text=True)
     # A new link for a lost phone: made by POST, shown by GET, different from the first.
     again = staff.post(f"/admin/volunteers/{user.id}/invite")
     assert again.status_code == 302 and again.headers["Location"] == resp.headers["Location"]

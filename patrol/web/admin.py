@@ -102,6 +102,13 @@ def invite_link(user_id):
     if not shown or shown[0] != user.id:
         flash(_("That sign-in link is no longer shown here. Make a new one if needed."), "error")
         return redirect(url_for("admin.volunteer", user_id=user.id))
+    try:
+        accounts.find_invite(shown[1])
+    except accounts.InviteError:  # used by the phone already, or expired: no use showing it
+        session.pop("invite_shown", None)
+        flash(_("That sign-in link has been used or has expired. Make a new one if needed."),
+              "error")
+        return redirect(url_for("admin.volunteer", user_id=user.id))
     link = f"{current_app.config['BASE_URL'].rstrip('/')}" + url_for("auth.invite", token=shown[1])
     qr_svg = base64.b64encode(qr.svg(link)).decode()
     hours = int(current_app.config["INVITE_LIFETIME"].total_seconds() // 3600)

@@ -34,9 +34,15 @@ def _float(name):
 
 
 def count_photos(field: str) -> int:
-    """How many photos this request brings for `field`, without reading them."""
-    kept = [i for i in request.form.getlist(f"kept_{field}") if i.isascii() and i.isdigit()]
-    return len(kept) + sum(1 for f in request.files.getlist(field) if f and f.filename)
+    """How many photos this request brings for `field`, without reading them (kept ids
+    counted as collect_photos takes them: valid and each once)."""
+    return len(set(_kept_ids(field))) + sum(1 for f in request.files.getlist(field)
+                                            if f and f.filename)
+
+
+def _kept_ids(field: str) -> list[int]:
+    return [int(i) for i in request.form.getlist(f"kept_{field}")
+            if i.isascii() and i.isdigit() and len(i) < 10]
 
 
 def collect_photos(field: str, kind: str):
@@ -47,8 +53,7 @@ def collect_photos(field: str, kind: str):
     never asks for a photo twice.
     """
     photos, errors = [], []
-    kept_ids = [int(i) for i in request.form.getlist(f"kept_{field}")
-                if i.isascii() and i.isdigit() and len(i) < 10]
+    kept_ids = _kept_ids(field)
     if kept_ids:
         photos.extend(db.session.execute(
             db.select(Photo).where(Photo.id.in_(kept_ids), Photo.uploader_id == current_user.id,

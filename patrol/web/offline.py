@@ -29,7 +29,8 @@ PRECACHE_ITEMS = 100
 # Must match SHELL_URLS in static/js/sw.js (tests/test_offline_sw.py checks this).
 SHELL_FILES = ("css/app.css", "js/app.js", "js/photos.js", "js/offline.js",
                "manifest.webmanifest", "icons/icon-192.png")
-# The fallback page is cached in the shell too: its templates count for the version.
+# The fallback page is cached in the shell too: its templates (and the translations)
+# count for the version.
 SHELL_TEMPLATES = ("offline.html", "base.html")
 SW_VERSION_LINE = 'var VERSION = "dev";'
 
@@ -47,6 +48,8 @@ def service_worker_source(static_folder: str) -> str:
     templates = Path(current_app.root_path, current_app.template_folder)
     for name in SHELL_TEMPLATES:
         h.update((templates / name).read_bytes())
+    for catalogue in sorted(Path(current_app.root_path, "translations").glob("*/LC_MESSAGES/*.po")):
+        h.update(catalogue.read_bytes())  # the fallback page's words
     return source.replace(SW_VERSION_LINE, f'var VERSION = "{h.hexdigest()[:16]}";', 1)
 
 

@@ -233,6 +233,8 @@ def test_photo_messages_say_what_to_do_and_go_when_done(live_server, world, phon
     bad = page.locator("#f-photos .photo.failed")
     expect(bad.locator(".msg")).to_contain_text("请点「拍照」重新拍一张。")
     expect(bad.locator("progress")).to_be_hidden()
+    page.locator("#report-form button[type=submit]").tap()   # a refused photo is no photo
+    expect(need).to_have_text("请拍一张照片。")
     good = tmp_path / "good.jpg"
     Image.new("RGB", (800, 600), (200, 60, 60)).save(good, "JPEG")
     page.locator("#f-photos input[name=photos]").set_input_files(str(good))
