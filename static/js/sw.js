@@ -140,7 +140,7 @@ function recentlyPrecached() {
 function precache() {
   // The gate-token map is small and written first, so a scan without signal finds its
   // compound even if the signal fades halfway through the pages. Each page stands alone:
-  // one that fails does not undo the others. The time is written last, so an interrupted
+  // one that fails (no signal, or server trouble) does not undo the others. The time is written last, so an interrupted
   // run is simply done again next time.
   return fetch("/sync/pages", { credentials: "same-origin" })
     .then(function (r) { return r.ok ? r.json() : null; })
@@ -156,6 +156,7 @@ function precache() {
         return Promise.all(list.urls.map(function (path) {
           var request = fetch(path, { credentials: "same-origin", headers: PRECACHE_HEADERS });
           return request.then(function (r) {
+            if (r.status >= 500) { failed = true; return null; }  // server trouble: again later
             return r.ok && !r.redirected ? pages.put(path, r) : null;
           }).catch(function () { failed = true; });
         }));
