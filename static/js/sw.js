@@ -107,7 +107,12 @@ self.addEventListener("message", function (event) {
   if (event.data.type === "precache") {
     // Kept pages belong to one user: another user on this phone starts afresh.
     event.waitUntil(forgetOtherUser(String(event.data.user || "")).then(recentlyPrecached)
-      .then(function (recent) { return recent ? null : precache(); }));
+      .then(function (recent) {
+        if (recent) return null;
+        // One refresh at a time: pages opened in quick succession each ask for one.
+        if (!precaching) precaching = precache().then(function () { precaching = null; });
+        return precaching;
+      }));
   } else if (event.data.type === "forget") {
     // Signing out: drop kept pages (they show names); the outbox is the page's business.
     event.waitUntil(caches.delete(PAGES).then(function () { return caches.delete(META); }));
@@ -115,6 +120,7 @@ self.addEventListener("message", function (event) {
 });
 
 var PRECACHE_EVERY = 5 * 60000;
+var precaching = null;  // the refresh under way, if any
 // Pages kept for later are rendered without the user's flashed messages (auth.py).
 var PRECACHE_HEADERS = { "X-Patrol-Precache": "1" };
 
