@@ -42,6 +42,13 @@ def can_report(user, compound) -> bool:
     return _role(user) in (Role.VOLUNTEER, Role.STAFF) and can_see_compound(user, compound)
 
 
+def can_record_presence(user, compound) -> bool:
+    """A gate scan (presence) is recorded for volunteers and staff of the compound's
+    community, online (/c/<token>) or later from the phone's outbox (/sync/presence).
+    Managers, committee members and admins may open the QR's page but record nothing."""
+    return _role(user) in (Role.VOLUNTEER, Role.STAFF) and can_see_compound(user, compound)
+
+
 def can_act_on_item(user, item) -> bool:
     """Committee members are read-only; everyone else acts where they can see."""
     return _role(user) != Role.COMMITTEE and can_see_item(user, item)

@@ -165,3 +165,41 @@ def test_staff_without_a_community_manage_nothing(app, world):
         assert not db.session.execute(db.select(User).where(User.display_name == "planted")).first()
     admin_page = sign_in(app.test_client(), world.admin).get("/admin/volunteers").get_data(as_text=True)
     assert "vol_a" in admin_page
+
+
+@pytest.mark.parametrize("username", sorted(VISIBLE))
+@pytest.mark.parametrize("compound", COMPOUNDS)
+def test_only_volunteers_and_staff_record_scans_online_or_from_the_outbox(app, world, username,
+                                                                         compound):
+    """One rule (permissions.can_record_presence) for the gate QR opened online and for a
+    scan queued offline and sent by the phone's outbox. Managers, committee members and
+    admins may open the QR's page, but no scan is recorded for them on either path."""
+    from datetime import timedelta
+    from patrol.models import Presence
+
+    client = sign_in(app.test_client(), getattr(world, username))
+    with app.app_context():
+        c = db.session.get(Compound, getattr(world, compound))
+        token, role = c.qr_token, db.session.get(User, getattr(world, username)).role
+
+    def scans():
+        with app.app_context():
+            return db.session.scalar(db.select(db.func.count()).select_from(Presence))
+
+    may_see = compound in VISIBLE[username]
+    records = may_see and role in ("volunteer", "staff")
+
+    online = client.get(f"/c/{token}")
+    assert online.status_code == (302 if may_see else 403)
+    assert scans() == (1 if records else 0)
+
+    device_at = (utcnow() - timedelta(minutes=5)).isoformat(timespec="milliseconds") + "Z"
+    queued = client.post("/sync/presence", headers={"X-Patrol-Sync": "1"},
+                         data={"token": token, "device_at": device_at})
+    if records:
+        assert queued.status_code == 201 and scans() == 2
+    else:
+        assert queued.status_code == 403 and scans() == 0
+        # The outbox keeps the record and shows `error`, in the user's language.
+        assert queued.get_json() == {"error": "只有志愿者和社区工作人员可以记录扫码。"
+                                     if may_see else "您没有权限访问此页面。"}

@@ -5,7 +5,7 @@ from sqlalchemy import case
 
 from .. import permissions
 from ..extensions import db
-from ..lifecycle import OPEN, Role, Status
+from ..lifecycle import OPEN, Status
 from ..models import Compound, Item, Presence, utcnow
 from ..services import items as item_service
 from .helpers import get_or_404, page_arg
@@ -29,7 +29,7 @@ def scan(token):
         abort(404)
     if not permissions.can_see_compound(current_user, compound):
         abort(403)
-    records = current_user.role in (Role.VOLUNTEER.value, Role.STAFF.value)
+    records = permissions.can_record_presence(current_user, compound)
     if records and request.method == "GET" and request.headers.get("Sec-Fetch-Site") == "cross-site":
         return render_template("compounds/scan_confirm.html", compound=compound, token=token)
     presence = None

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
 from flask_login import AnonymousUserMixin, current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import case
@@ -95,6 +96,10 @@ def presence():
         return jsonify(error="unknown compound"), 404
     if not permissions.can_see_compound(current_user, compound):
         abort(403)
+    if not permissions.can_record_presence(current_user, compound):
+        # The same rule as /c/<token>; answered in the outbox's shape, so the phone keeps
+        # the record and shows why (it is not retried).
+        return jsonify(error=_("Only volunteers and community staff record gate scans.")), 403
     try:
         device_at = parse_device_at(request.form)
     except TransitionError:
