@@ -161,14 +161,18 @@ def posters_cmd(community_name, compound_names, size, output):
 
 @click.command("photos-orphans")
 @click.option("--fix", is_flag=True,
-              help="Delete stray files; drop rows whose files are gone and abandoned uploads.")
+              help="Delete stray files and unfinished writes; drop rows whose files are gone "
+                   "and abandoned uploads.")
 @with_appcontext
 def photos_orphans_cmd(fix):
-    """Report photo files without rows, rows without files, and abandoned uploads."""
+    """Report photo files without rows, temporary files of interrupted writes, rows
+    without files, and abandoned uploads (files younger than 15 minutes are left alone)."""
     from .services.photo_store import find_orphans, remove_orphans
     orphans = find_orphans()
     for key in orphans.stray_files:
         click.echo(f"file without row: {key}")
+    for key in orphans.unfinished:
+        click.echo(f"unfinished write (temporary file): {key}")
     for photo_id, key in orphans.missing:
         click.echo(f"row {photo_id} without file: {key}")
     for photo_id in orphans.abandoned:

@@ -275,6 +275,48 @@ def test_orphans_are_found_and_fixed(env):
     assert report.exit_code == 1 and f"row {kept.id} without file" in report.output
 
 
+def test_temporary_files_of_killed_writes_are_found_and_fixed(env):
+    """`kill -9` during LocalStorage.put leaves its `.tmp-*` file: past the write grace it
+    is reported and removed; a young one may be a write in progress and is left alone.
+    (File times are the real clock, so they are set with os.utime.)"""
+    import tempfile
+    from patrol.services.photo_store import WRITE_GRACE
+    app, w, client, photo_dir = env
+    assert _report(client, w, jpeg_bytes()).status_code == 302
+    kept = sorted(_files(photo_dir))
+    temporaries = []
+    for _ in range(2):   # as put() makes them: next to the final file, half written
+        fd, tmp = tempfile.mkstemp(dir=kept[0].parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(jpeg_bytes()[:100])
+        temporaries.append(Path(tmp))
+    old, young = temporaries
+    past_grace = time.time() - WRITE_GRACE.total_seconds() - 60
+    os.utime(old, (past_grace, past_grace))
+    old_key = old.relative_to(photo_dir).as_posix()
+    runner = app.test_cli_runner()
+    report = runner.invoke(args=["photos-orphans"])
+    assert report.exit_code == 1, report.output
+    assert report.output.splitlines() == [f"unfinished write (temporary file): {old_key}"]
+    fixed = runner.invoke(args=["photos-orphans", "--fix"])
+    assert fixed.exit_code == 0 and old_key in fixed.output
+    assert not old.exists() and young.exists()
+    assert sorted(_files(photo_dir)) == sorted(kept + [young])
+    assert runner.invoke(args=["photos-orphans"]).exit_code == 0   # the young one: not yet
+
+
+def test_a_file_gone_between_listing_and_its_age_check_is_skipped(env, monkeypatch):
+    """A write finishing renames its temporary file while the sweep looks at it."""
+    from patrol.services import photo_store
+    app, w, client, photo_dir = env
+    assert _report(client, w, jpeg_bytes()).status_code == 302
+    with app.app_context():
+        store = photo_store.storage()
+        monkeypatch.setattr(type(store), "keys",
+                            lambda self: iter(["ab/.tmp-renamed-meanwhile", "ab/gone.jpg"]))
+        assert not photo_store.find_orphans()
+
+
 def test_upload_endpoint_stores_one_pending_photo(env):
     app, w, client, photo_dir = env
     resp = client.post("/photos", content_type="multipart/form-data",

@@ -1,11 +1,12 @@
 """Store processed photos: files first (atomic), then the row, in the caller's transaction.
 
-A crash between the two leaves at worst a file with no row, which
-`patrol photos-orphans` reports and, with --fix, removes.
+A crash between the two leaves at worst a file with no row, and a crash during the
+write a temporary file; `patrol photos-orphans` reports both (once older than the
+write grace) and, with --fix, removes them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app
@@ -51,9 +52,23 @@ class Orphans:
     stray_files: list          # files no row points at (e.g. a crash before commit)
     missing: list              # (photo id, key) rows whose file is gone
     abandoned: list            # photo ids uploaded for a form that was never sent
+    # temporary files of writes that never finished (the process was killed mid-write)
+    unfinished: list = field(default_factory=list)
 
     def __bool__(self):
-        return bool(self.stray_files or self.missing or self.abandoned)
+        return bool(self.stray_files or self.missing or self.abandoned or self.unfinished)
+
+
+def _is_temporary(key: str) -> bool:
+    """LocalStorage.put writes to a `.tmp-*` file next to the final one, then renames it."""
+    return key.rsplit("/", 1)[-1].startswith(".tmp-")
+
+
+def _written_before(store, key: str, cutoff) -> bool:
+    try:
+        return store.modified_at(key) < cutoff
+    except FileNotFoundError:  # renamed (a write just finished) or deleted since listed
+        return False
 
 
 def find_orphans(now=None, pending_for=PENDING_GRACE, written_for=WRITE_GRACE) -> Orphans:
@@ -69,10 +84,13 @@ def find_orphans(now=None, pending_for=PENDING_GRACE, written_for=WRITE_GRACE) -
             referenced.add(key)
             if not store.exists(key):
                 missing.append((photo.id, key))
-    # Temporary files belong to writes in progress; an atomic rename finishes them.
-    stray = sorted(k for k in store.keys() if k not in referenced and "/.tmp-" not in f"/{k}"
-                   and store.modified_at(k) < now - written_for)
-    return Orphans(stray, missing, abandoned)
+    # A temporary file belongs to a write in progress (an atomic rename finishes it) until
+    # it is as old as the write grace: then its writer was killed and nobody will finish it.
+    stray, unfinished = [], []
+    for key in sorted(k for k in store.keys() if k not in referenced):
+        if _written_before(store, key, now - written_for):
+            (unfinished if _is_temporary(key) else stray).append(key)
+    return Orphans(stray, missing, abandoned, unfinished)
 
 
 def remove_orphans(orphans: Orphans):
@@ -87,5 +105,5 @@ def remove_orphans(orphans: Orphans):
         db.session.commit()
     referenced = {key for row in db.session.execute(db.select(Photo.key, Photo.thumb_key))
                   for key in row}
-    for key in (set(orphans.stray_files) | freed) - referenced:
+    for key in (set(orphans.stray_files) | set(orphans.unfinished) | freed) - referenced:
         storage().delete(key)
