@@ -3,7 +3,6 @@ import io
 import os
 import random
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -98,6 +97,17 @@ def _report(client, w, data: bytes, name="photo.jpg"):
 
 def _files(photo_dir: Path):
     return [p for p in photo_dir.rglob("*") if p.is_file()] if photo_dir.exists() else []
+
+
+def _file_clock(photo_dir: Path) -> float:
+    """Now, as file times see it. Not time.time(): the suite's clock is moved
+    (tests/conftest.py), the file system's is not."""
+    probe = photo_dir.parent / "clock-probe"
+    probe.write_bytes(b"")
+    try:
+        return probe.stat().st_mtime
+    finally:
+        probe.unlink()
 
 
 def test_stored_files_have_no_exif_end_to_end(env):
@@ -260,7 +270,7 @@ def test_orphans_are_found_and_fixed(env):
     fresh = runner.invoke(args=["photos-orphans", "--fix"])
     assert fresh.exit_code == 0 and "file without row" not in fresh.output
     assert len(_files(photo_dir)) == 4
-    an_hour_ago = time.time() - 3600
+    an_hour_ago = _file_clock(photo_dir) - 3600
     for path in _files(photo_dir):
         os.utime(path, (an_hour_ago, an_hour_ago))
     report = runner.invoke(args=["photos-orphans"])
@@ -278,7 +288,7 @@ def test_orphans_are_found_and_fixed(env):
 def test_temporary_files_of_killed_writes_are_found_and_fixed(env):
     """`kill -9` during LocalStorage.put leaves its `.tmp-*` file: past the write grace it
     is reported and removed; a young one may be a write in progress and is left alone.
-    (File times are the real clock, so they are set with os.utime.)"""
+    (File times are the file system's clock, not the app's, so they are set with os.utime.)"""
     import tempfile
     from patrol.services.photo_store import WRITE_GRACE
     app, w, client, photo_dir = env
@@ -291,7 +301,7 @@ def test_temporary_files_of_killed_writes_are_found_and_fixed(env):
             fh.write(jpeg_bytes()[:100])
         temporaries.append(Path(tmp))
     old, young = temporaries
-    past_grace = time.time() - WRITE_GRACE.total_seconds() - 60
+    past_grace = _file_clock(photo_dir) - WRITE_GRACE.total_seconds() - 60
     os.utime(old, (past_grace, past_grace))
     old_key = old.relative_to(photo_dir).as_posix()
     runner = app.test_cli_runner()
@@ -374,7 +384,7 @@ def test_a_stray_file_used_again_is_not_swept(env):
         user = db.session.get(User, w.vol_a)
         save_upload(jpeg_bytes(color=(7, 8, 9)), uploader=user, kind="before")
         db.session.rollback()
-    an_hour_ago = time.time() - 3600
+    an_hour_ago = _file_clock(photo_dir) - 3600
     for path in _files(photo_dir):
         os.utime(path, (an_hour_ago, an_hour_ago))
     with app.app_context():

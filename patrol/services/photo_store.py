@@ -72,6 +72,8 @@ def _written_before(store, key: str, cutoff) -> bool:
 
 
 def find_orphans(now=None, pending_for=PENDING_GRACE, written_for=WRITE_GRACE) -> Orphans:
+    """`now` (the app's clock) ages the rows; files are aged by the storage's own clock,
+    which set their times."""
     store = storage()
     now = now or utcnow()
     referenced, missing, abandoned = set(), [], []
@@ -87,8 +89,9 @@ def find_orphans(now=None, pending_for=PENDING_GRACE, written_for=WRITE_GRACE) -
     # A temporary file belongs to a write in progress (an atomic rename finishes it) until
     # it is as old as the write grace: then its writer was killed and nobody will finish it.
     stray, unfinished = [], []
+    written_cutoff = store.now() - written_for
     for key in sorted(k for k in store.keys() if k not in referenced):
-        if _written_before(store, key, now - written_for):
+        if _written_before(store, key, written_cutoff):
             (unfinished if _is_temporary(key) else stray).append(key)
     return Orphans(stray, missing, abandoned, unfinished)
 

@@ -15,6 +15,7 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
     def keys(self) -> Iterator[str]: ...
     def modified_at(self, key: str) -> datetime: ...
+    def now(self) -> datetime: ...
     def local_path(self, key: str) -> Path | None: ...
 
 
@@ -64,8 +65,25 @@ class LocalStorage:
 
     def modified_at(self, key: str) -> datetime:
         """Naive UTC, like the database's times."""
-        mtime = self._path(key).stat().st_mtime
-        return datetime.fromtimestamp(mtime, timezone.utc).replace(tzinfo=None)
+        return _naive_utc(self._path(key).stat().st_mtime)
+
+    def now(self) -> datetime:
+        """The clock that sets file times (naive UTC), to compare `modified_at` with.
+
+        Not the app's clock: that one can be moved (the tests run at fixed instants with
+        time-machine), and a file system, e.g. on another machine, keeps its own time.
+        A probe file is created and removed; were it left behind, it is a `.tmp-` file
+        like any interrupted write."""
+        fd, probe = tempfile.mkstemp(dir=self.root, prefix=".tmp-clock-")
+        try:
+            return _naive_utc(os.fstat(fd).st_mtime)
+        finally:
+            os.close(fd)
+            Path(probe).unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+
+def _naive_utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None)
