@@ -363,26 +363,38 @@ def test_a_host_that_changes_its_dns_answer_cannot_reach_a_private_address(
         napp, w, receiver, monkeypatch):
     """DNS rebinding: the receiver's name answers a public address when checked and
     127.0.0.1 when connected to. There is no internet DNS server here to play that
-    part, so the resolver is the one thing replaced; the sockets and the server are real."""
+    part, so the resolver is replaced; and no test may reach the internet, so the
+    socket's connect is replaced by a recorder that refuses. Delivery must connect to
+    the address it checked (the public one) and never look the name up again."""
     napp.config["WEBHOOK_ALLOW_PRIVATE"] = False
     napp.config["WEBHOOK_TIMEOUT"] = 1.0
-    real, asked = socket.getaddrinfo, []
+    public = "93.184.216.34"   # only ever checked, never connected to
+    host, port = "hooks.rebinding.invalid", receiver.server.server_port
+    real_resolve, real_connect = socket.getaddrinfo, socket.socket.connect
+    asked, connects = [], []
 
-    def rebinding(host, port, *args, **kwargs):
-        if host != "hooks.example.com":
-            return real(host, port, *args, **kwargs)
-        asked.append(host)
-        ip = "93.184.216.34" if len(asked) == 1 else "127.0.0.1"  # public, then local
+    def rebinding(name, port, *args, **kwargs):
+        if name != host:
+            return real_resolve(name, port, *args, **kwargs)
+        asked.append(name)
+        ip = public if len(asked) == 1 else "127.0.0.1"  # public, then local
         return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, port))]
 
+    def recording(sock, address):
+        if isinstance(address, tuple) and (address[0] == public or address[1] == port):
+            connects.append(address[:2])
+            raise ConnectionRefusedError(111, "refused by the test's recorder")
+        return real_connect(sock, address)
+
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    port = receiver.server.server_port
-    add_endpoint(napp, f"http://hooks.example.com:{port}/hook", "json", community=w.ca)
+    monkeypatch.setattr(socket.socket, "connect", recording)
+    add_endpoint(napp, f"http://{host}:{port}/hook", "json", community=w.ca)
     report_via_page(napp, w.vol_a, w.a1)
     notify_service.wait_for_background(napp)
+    assert asked == [host]                  # one answer, checked and used
+    assert connects == [(public, port)]     # the checked address; never 127.0.0.1
     assert receiver.requests == []
-    assert asked == ["hooks.example.com"]   # one answer, checked and used
-    assert deliveries(napp)[0]["error"]
+    assert "refused" in deliveries(napp)[0]["error"]
 
 
 def test_report_rolled_back_means_no_notification(napp, w, receiver):
@@ -460,13 +472,13 @@ def test_email_receiver(napp, w):
     smtp = SMTPReceiver()
     try:
         napp.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port, SMTP_STARTTLS=False,
-                           SMTP_FROM="patrol@example.org")
-        add_endpoint(napp, "wuye@example.org", "email", company=w.x)
+                           SMTP_FROM="patrol@example.invalid")
+        add_endpoint(napp, "wuye@example.invalid", "email", company=w.x)
         resp, _ = report_via_page(napp, w.vol_a, w.a1, note="楼道堆物")
         assert resp.status_code == 302
         notify_service.wait_for_background(napp)
         [msg] = smtp.messages
-        assert msg["To"] == "wuye@example.org" and msg["From"] == "patrol@example.org"
+        assert msg["To"] == "wuye@example.invalid" and msg["From"] == "patrol@example.invalid"
         assert "新隐患" in msg["Subject"]
         body = msg.get_content()
         assert "楼道堆物" in body and "http://patrol.test/items/" in body
@@ -510,7 +522,7 @@ def test_staff_add_list_test_and_remove_receivers(napp, w, receiver):
 def test_manager_adds_a_receiver_for_their_company_only(napp, w):
     mgr = sign_in(napp.test_client(), w.mgr_x)
     resp = mgr.post("/notifications", data={"name": "物业群", "kind": "json",
-                                            "target": "https://example.org/hook",
+                                            "target": "https://hooks.example.invalid/hook",
                                             "events": ["new_item"], "owner": f"community:{w.ca}"})
     assert resp.status_code == 302
     with napp.app_context():
@@ -536,7 +548,7 @@ def test_bad_urls_are_refused_with_a_message(napp, w, target, message):
 def test_email_needs_smtp_and_others_cannot_open_the_page(napp, w):
     staff = sign_in(napp.test_client(), w.staff_a)
     resp = staff.post("/notifications", data={"name": "x", "kind": "email",
-                                              "target": "a@example.org", "events": ["daily"]})
+                                              "target": "a@example.invalid", "events": ["daily"]})
     assert resp.status_code == 422 and "本服务器未配置电子邮件。" in resp.get_data(as_text=True)
     for who in (w.vol_a, w.com_a1):
         assert sign_in(napp.test_client(), who).get("/notifications").status_code == 403
