@@ -7,6 +7,7 @@ import email
 import hashlib
 import hmac
 import io
+import ipaddress
 import json
 import socket
 import socketserver
@@ -119,6 +120,40 @@ def closed_port_url():
     port = s.getsockname()[1]
     s.close()
     return f"http://127.0.0.1:{port}/hook"
+
+
+@pytest.fixture(autouse=True)
+def only_this_machine(monkeypatch):
+    """No test here reaches another machine: a connect to anything but loopback, or a
+    name lookup for anything but localhost or a `.invalid` name, fails the test (after
+    the delivery threads are done: their errors would otherwise end up in a Delivery)."""
+    real_connect, real_resolve, reached = socket.socket.connect, socket.getaddrinfo, []
+
+    def local_name(host):
+        host = host.decode() if isinstance(host, bytes) else str(host or "")
+        if host == "localhost" or host.endswith(".invalid"):
+            return True
+        try:
+            return ipaddress.ip_address(host.strip("[]").split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not local_name(address[0]):
+            reached.append(address[0])
+            raise ConnectionRefusedError(111, f"a test may not connect to {address[0]}")
+        return real_connect(sock, address)
+
+    def resolve(host, *args, **kwargs):
+        if not local_name(host):
+            reached.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, f"a test may not look up {host}")
+        return real_resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    yield
+    assert reached == [], f"tried to reach another machine: {reached}"
 
 
 @pytest.fixture
