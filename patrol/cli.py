@@ -66,6 +66,9 @@ def create_user_cmd(username, display_name, role, password, community_name, comp
     from .models import Community, Company, Compound, User
     from .services import accounts
 
+    if role == "volunteer":
+        base_url()  # before anything is created: a volunteer is useless without the link
+
     def find(model, name, label):
         obj = db.session.execute(db.select(model).where(model.name == name)).scalar_one_or_none()
         if obj is None:
@@ -99,8 +102,26 @@ def create_user_cmd(username, display_name, role, password, community_name, comp
     click.echo(f"created {role} {username}")
 
 
+def base_url() -> str:
+    """The public address for links and QR codes that leave this command (printed,
+    on paper). Refused when it is only the built-in default: this process cannot know
+    where the server runs (`PORT=5101 make run`), and a poster or an invite pointing at
+    a dead address fails only later, at a gate or on a volunteer's phone."""
+    from .config import DEFAULT_BASE_URL
+    cfg = current_app.config
+    url = (cfg.get("BASE_URL") or "").rstrip("/")
+    if not url or (not cfg.get("BASE_URL_SET") and url == DEFAULT_BASE_URL.rstrip("/")):
+        raise click.ClickException(
+            f"PATROL_BASE_URL is not set: links and QR codes would point at the default "
+            f"{DEFAULT_BASE_URL}, which may not be where the server runs. Set PATROL_BASE_URL "
+            f"to the address people open, the server's, e.g. `PATROL_BASE_URL="
+            f"http://127.0.0.1:5101 .venv/bin/patrol {click.get_current_context().info_name} …`"
+            f" (`make run` serves on http://127.0.0.1:$PORT, 5000 unless PORT is set).")
+    return url
+
+
 def invite_url(token: str) -> str:
-    return f"{current_app.config['BASE_URL'].rstrip('/')}/invite/{token}"
+    return f"{base_url()}/invite/{token}"
 
 
 @click.command("invite")
@@ -110,6 +131,7 @@ def invite_cmd(username):
     """Print a new one-time sign-in link for a volunteer."""
     from .models import User
     from .services import accounts
+    base_url()  # before a link is made that nobody could open
     user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
     if user is None or user.role != "volunteer":
         raise click.BadParameter(f"no volunteer named {username!r}")
@@ -147,6 +169,7 @@ def posters_cmd(community_name, compound_names, size, output):
     """Print gate QR posters to one PDF, one compound a page."""
     from .models import Community, Compound
     from .services.posters import poster_pdf
+    base = base_url()
     query = db.select(Compound).order_by(Compound.name)
     if community_name:
         query = query.join(Community).where(Community.name == community_name)
@@ -155,7 +178,7 @@ def posters_cmd(community_name, compound_names, size, output):
     compounds = db.session.execute(query).scalars().all()
     if not compounds:
         raise click.UsageError("no compounds match")
-    Path(output).write_bytes(poster_pdf(compounds, current_app.config["BASE_URL"], size=size))
+    Path(output).write_bytes(poster_pdf(compounds, base, size=size))
     click.echo(f"{len(compounds)} poster(s) written to {output}")
 
 
@@ -210,6 +233,7 @@ def weekly_cmd(community_name, company_name, compound_names, week, combined, lan
     from .web.helpers import hazard_form
 
     cfg = current_app.config
+    base = base_url()   # every item on the list has a QR code to its page
     now = utcnow()
     this_week = weekly.Week.containing(now, cfg["TIMEZONE"])
     try:
@@ -247,7 +271,7 @@ def weekly_cmd(community_name, company_name, compound_names, week, combined, lan
         for compound in compounds:
             report = weekly.build("compound", compound, the_week, now=now, tz=cfg["TIMEZONE"],
                                   form=form, ack_limit=cfg["ACK_ESCALATE"])
-            doc = weekly.render_document(report, base_url=cfg["BASE_URL"], tz=cfg["TIMEZONE"])
+            doc = weekly.render_document(report, base_url=base, tz=cfg["TIMEZONE"])
             pages = len(doc.pages)
             if combined:
                 documents.append(doc)

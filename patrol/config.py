@@ -4,6 +4,8 @@ from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The public address when PATROL_BASE_URL is not set: `make run`'s default port here.
+DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 
 
 def _env(name, default):
@@ -20,7 +22,10 @@ class Config:
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", None)  # default set in create_app
     PHOTO_DIR = _env("PHOTO_DIR", None)  # default: <instance>/photos
     FORMS_DIR = Path(_env("FORMS_DIR", ROOT / "forms"))
-    BASE_URL = _env("BASE_URL", "http://127.0.0.1:5000")
+    BASE_URL = _env("BASE_URL", DEFAULT_BASE_URL)
+    # Whether PATROL_BASE_URL was given (`make run` exports it). The CLI prints links and
+    # QR codes only for an address it was given: the default is a guess (see patrol/cli.py).
+    BASE_URL_SET = bool(_env("BASE_URL", ""))
     TIMEZONE = _env("TIMEZONE", "Asia/Shanghai")
 
     # Verification (回头看) must follow a scan of the compound's QR within this window.
