@@ -1,10 +1,13 @@
 """Sign-in: passwords for staff and managers, one-time invite links for volunteers."""
+import hashlib
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, current_app, flash, has_request_context, jsonify, redirect,
                    render_template, request, session, url_for)
 from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
+from limits import parse
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db, limiter
@@ -45,8 +48,47 @@ def _forget_browser_cache(resp):
     return resp
 
 
+def _login_username():
+    return request.form.get("username", "").strip().lower()[:60]
+
+
 def _login_key():
-    return f"login:{request.form.get('username', '').strip().lower()[:60]}"
+    return f"login:{_login_username()}"
+
+
+def _login_failed(response):
+    return response.status_code == 401
+
+
+# An address stays "clean" for an account until it has failed to sign in to it this often.
+# The per-account limit below never applies to a clean address: many addresses guessing
+# at one account are slowed down, but they cannot lock its owner out, who signs in from
+# an address of their own (a phone, an office) that has not been guessing.
+CLEAN_UNTIL = parse("3 per 15 minutes")
+
+
+def _failed_here_key():
+    return f"{get_remote_address()}|{_login_username()}"
+
+
+def _clean_address():
+    return request.method != "POST" or \
+        limiter.limiter.test(CLEAN_UNTIL, "login-failed", _failed_here_key())
+
+
+def _note_failed_login():
+    if limiter.enabled:
+        limiter.limiter.hit(CLEAN_UNTIL, "login-failed", _failed_here_key())
+
+
+def _invite_key():
+    """Per invite, by the token's hash (the limiter's store never holds a live token)."""
+    token = (request.view_args or {}).get("token", "")
+    return "invite:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _redeem_failed(response):
+    return response.status_code == 410   # unknown, used or expired: what a guess gets
 
 
 # Verifying a password takes the same time whether or not the user exists.
@@ -54,9 +96,12 @@ _DUMMY_HASH = generate_password_hash("not a password")
 
 
 @bp.route("/login", methods=["GET", "POST"])
+# Per address, every attempt: one address guessing at one or many accounts.
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+# Per account, failed attempts from addresses that are not clean for it (see CLEAN_UNTIL):
+# many addresses, one target.
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"],
-               key_func=_login_key)  # per account too: many addresses, one target
+               key_func=_login_key, deduct_when=_login_failed, exempt_when=_clean_address)
 def login():
     error = None
     username = request.form.get("username", "").strip()
@@ -73,6 +118,7 @@ def login():
             login_user(user)
             return _forget_browser_cache(redirect(_safe_next(request.args.get("next"))))
         error = _("Wrong user name or password.")
+        _note_failed_login()
     return render_template("auth/login.html", error=error, username=username), \
         (401 if error else 200)
 
@@ -98,7 +144,10 @@ def invite(token):
 
 
 @bp.post("/invite/<token>")
-@limiter.limit("20 per minute")
+# Per address, failed redeems only: guessing is throttled, while the volunteers behind one
+# address (a community office's Wi-Fi) each redeem their own invite.
+@limiter.limit("20 per minute", deduct_when=_redeem_failed)
+@limiter.limit("10 per minute", key_func=_invite_key)   # per invite: one link, many tries
 def redeem(token):
     try:
         user, login_id = accounts.redeem_invite(token, request.headers.get("User-Agent"))
