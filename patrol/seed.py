@@ -21,6 +21,7 @@ from .services.photo_store import save_upload
 from .web.helpers import hazard_form
 
 DEMO_PASSWORD = "patrol-demo"
+HISTORY_MONTHS = 8
 DEMO_USERS = [
     # username, display name, role, title, binding
     ("admin", "系统管理员", "admin", None, None),
@@ -170,8 +171,11 @@ _HISTORY_NOTES = {
 }
 
 
-def _demo_history(compounds, users, now, months=6):
+def _demo_history(compounds, users, now, months=HISTORY_MONTHS):
     """Items of the last `months` full months for both companies, through the services.
+
+    Eight months, so the last complete quarter (the ratings pages' default) always has
+    at least six months of history in its 12-month chart, whatever the day.
 
     Photos: a handful of real uploads; later events reuse their stored files (new rows,
     same content-addressed keys), so seeding stays fast."""

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 import pytest
+import time_machine
 from sqlalchemy import text
 
 from patrol import create_app
@@ -16,8 +18,53 @@ from patrol.extensions import db
 PG_URL = os.environ.get("PATROL_TEST_PG_URL") or None
 REQUIRE_PG = os.environ.get("PATROL_REQUIRE_PG") == "1"
 
+# --- the suite's clock --------------------------------------------------------------
+# No test reads today's date: the whole suite runs at a fixed instant (time-machine,
+# ticking, so timeouts and "a minute later" still work), and tests marked
+# `date_sensitive` run again at each awkward instant below. PATROL_TEST_NOW moves the
+# whole suite, e.g. PATROL_TEST_NOW=2027-03-01T00:10+08:00 make test.
+SUITE_INSTANT = os.environ.get("PATROL_TEST_NOW") or "2026-11-18T10:00:00+08:00"  # a Wednesday
+AWKWARD_INSTANTS = {
+    "first-of-month": "2027-03-01T00:10:00+08:00",
+    "new-years-eve": "2026-12-31T23:50:00+08:00",
+    "monday-0030-shanghai": "2027-01-04T00:30:00+08:00",   # Sunday 16:30 in UTC
+    "leap-day": "2028-02-29T12:00:00+08:00",
+}
+
+
+def instant(text_: str) -> datetime:
+    value = datetime.fromisoformat(text_)
+    if value.tzinfo is None:
+        raise pytest.UsageError(f"PATROL_TEST_NOW needs a UTC offset: {text_!r}")
+    return value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_clock():
+    with time_machine.travel(instant(SUITE_INSTANT), tick=True):
+        yield
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("date_sensitive"):
+        ids = ["suite-instant", *AWKWARD_INSTANTS]
+        metafunc.parametrize("clock_at", [SUITE_INSTANT, *AWKWARD_INSTANTS.values()],
+                             ids=ids, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def clock_at(request):
+    """The instant this test runs at: the suite's, or one of AWKWARD_INSTANTS."""
+    at = instant(getattr(request, "param", SUITE_INSTANT))
+    if at == instant(SUITE_INSTANT):
+        yield at
+        return
+    with time_machine.travel(at, tick=True):
+        yield at
+
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "date_sensitive: also run at each of AWKWARD_INSTANTS")
     if REQUIRE_PG and not PG_URL:
         raise pytest.UsageError("PATROL_REQUIRE_PG=1 but no PostgreSQL server could be started "
                                 "(PATROL_TEST_PG_URL is empty)")

@@ -18,6 +18,8 @@ from tests.conftest import sign_in
 from tests.factories import jpeg_bytes
 from tests.pdftools import embedded_fonts, require_poppler
 
+# Deadlines, 'due soon', escalations and rating periods at every awkward instant too.
+pytestmark = pytest.mark.date_sensitive
 WINDOW = timedelta(hours=2)
 
 

@@ -1,10 +1,6 @@
 import secrets
-from datetime import datetime, timezone
 
-
-def utcnow() -> datetime:
-    """Naive UTC. Stored naive on both SQLite and PostgreSQL so comparisons never mix."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+from ..clock import utcnow  # noqa: F401  (models use it as a column default)
 
 
 def new_token(nbytes: int = 24) -> str:

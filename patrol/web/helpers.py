@@ -1,9 +1,7 @@
 """Template helpers and small view utilities shared by the blueprints."""
 from __future__ import annotations
 
-import time
 import uuid
-
 from datetime import datetime
 from functools import wraps
 from zoneinfo import ZoneInfo
@@ -11,7 +9,7 @@ from zoneinfo import ZoneInfo
 from flask import abort, current_app, has_request_context, request
 from flask_login import current_user
 
-from .. import labels, lifecycle
+from .. import clock, labels, lifecycle
 from ..extensions import db
 from ..i18n import current_lang
 from ..models import utcnow
@@ -143,7 +141,7 @@ def install(app):
         reason_label=lambda r: labels.REASON.get(r, r),
         overdue=overdue, due_soon=due_soon, ack_late=ack_late, current_lang=current_lang,
         hazard_form=hazard_form, query_args=query_args, new_uuid=lambda: str(uuid.uuid4()),
-        epoch_now=lambda: int(time.time()),
+        epoch_now=clock.epoch,
         in_wechat=in_wechat,
     )
     app.jinja_env.filters["todatetime"] = datetime.fromisoformat

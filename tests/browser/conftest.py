@@ -9,12 +9,19 @@ The rate limiter stays off (as in every test app): it is per-IP, and all of a
 test's "phones" share 127.0.0.1.
 
 Never run `playwright install`: Debian's Chromium is used.
+
+The browser runs on the suite's clock too (tests/conftest.py moves the server with
+time-machine): Chromium is started under libfaketime (Debian's `faketime`) with the
+same offset from the real clock, so the phone's Date, cookie expiry and the server
+agree, at the suite's instant or an awkward one.
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,17 +43,56 @@ PHONE = dict(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=T
 GEO = {"latitude": 27.857, "longitude": 112.951, "accuracy": 20}
 SHOTS = Path(os.environ.get("PATROL_SHOTS", "/tmp/shots"))
 
-sync_api = pytest.importorskip("playwright.sync_api")
+REQUIRE_BROWSER = os.environ.get("PATROL_REQUIRE_BROWSER") == "1"
+
+if REQUIRE_BROWSER:
+    import playwright.sync_api as sync_api  # CI: a missing Playwright is an error, not a skip
+else:
+    sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def _unavailable(why):
+    if REQUIRE_BROWSER:
+        pytest.fail(f"PATROL_REQUIRE_BROWSER=1 but {why}")
+    pytest.skip(why)
+
+
+def clock_offset() -> int:
+    """Seconds between the app's clock (time-machine) and the machine's real clock."""
+    from time_machine import escape_hatch
+    return round(time.time() - escape_hatch.time.time())
+
+
+def faketime_env(offset: int) -> dict:
+    libs = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    if not libs:
+        _unavailable("libfaketime is missing (Debian package faketime), so the browser "
+                     "cannot run on the suite's clock")
+    return dict(os.environ, LD_PRELOAD=libs[0], FAKETIME=f"{offset:+d}", TZ="UTC")
 
 
 @pytest.fixture(scope="session")
-def browser():
+def _playwright():
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        _unavailable(f"no Chromium at {CHROMIUM}")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        browsers = {}
+        yield p, browsers
+        for b in browsers.values():
+            b.close()
+
+
+@pytest.fixture
+def browser(_playwright):
+    """Chromium on the app's clock: one browser per clock offset (within a minute)."""
+    p, browsers = _playwright
+    offset = clock_offset()
+    for known, b in browsers.items():
+        if abs(known - offset) <= 60:
+            return b
+    browsers[offset] = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                         env=faketime_env(offset))
+    return browsers[offset]
 
 
 @dataclass

@@ -15,10 +15,12 @@ import pytest
 from playwright.sync_api import expect
 
 from patrol.extensions import db
-from patrol.models import Company
-from patrol.seed import DEMO_PASSWORD, seed_demo
+from patrol.models import Company, utcnow
+from patrol.scoring import Period
+from patrol.seed import DEMO_PASSWORD, HISTORY_MONTHS, seed_demo
+from patrol.services.ratings import default_period
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.date_sensitive]
 
 GOOD, POOR = "宏远物业服务有限公司", "安居物业管理有限公司"
 
@@ -78,7 +80,16 @@ def test_red_black_list_and_scorecard_for_the_demo_district(live_server, demo, p
     assert page.locator("svg#chart rect.bar-reported").count() == 12
     heights = [float(h) for h in page.locator("svg#chart rect.bar-reported").evaluate_all(
         "els => els.map(e => e.getAttribute('height'))")]
-    assert sum(h > 0 for h in heights) >= 5   # the history months up to this period
+    # One bar for each demo history month inside the chart's 12 months (which end with
+    # the default period, the last complete quarter): never fewer than six.
+    with live.db():
+        quarter = default_period(utcnow())
+        this_month = default_period(utcnow(), "month").shift(1)
+    last = Period(quarter.year, "month", quarter.first_month + 2)
+    window = {last.shift(-k) for k in range(12)}
+    seeded = {this_month.shift(-k) for k in range(1, HISTORY_MONTHS + 1)}
+    assert len(window & seeded) >= 6
+    assert sum(h > 0 for h in heights) == len(window & seeded), heights
     expect(page.locator("#explain")).to_be_visible()
     expect(page.locator("#points")).to_be_visible()
     no_sideways_scroll(page, shots, "scorecard")
@@ -113,7 +124,7 @@ def test_red_black_list_and_scorecard_for_the_demo_district(live_server, demo, p
     page.locator("input[name=name]").fill("和平社区督办群")
     page.locator("select[name=kind]").select_option("wecom_markdown")
     page.locator("input[name=target]").fill(
-        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=demo-key")
+        "https://wecom-robot.invalid/cgi-bin/webhook/send?key=demo-key")
     page.locator("#add-endpoint button.primary").tap()
     expect(page.locator("#endpoints .endpoint")).to_have_count(1)
     expect(page.locator("#endpoints")).not_to_contain_text("demo-key")

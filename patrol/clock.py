@@ -1,0 +1,23 @@
+"""The app's one clock: everything that needs "now" asks here.
+
+Times are naive UTC, as the database stores them. Nothing else in the app reads
+the system clock directly, so tests move the whole app (and the demo data, which
+is built relative to `utcnow()`) to any instant with time-machine; see
+tests/conftest.py, which runs the suite at a fixed instant and the date-sensitive
+tests again at awkward ones (first of a month, New Year's Eve, Monday 00:30 in
+Shanghai, 29 February).
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    """Naive UTC. Stored naive on both SQLite and PostgreSQL so comparisons never mix."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def epoch() -> int:
+    """Seconds since the epoch, for pages whose scripts compare with the phone's clock."""
+    return int(time.time())
