@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # CJK fonts and HarfBuzz subsetting for WeasyPrint (without libharfbuzz-subset0
 # WeasyPrint falls back to slow fontTools subsetting), plus Pango.
 APT_RUN := fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 python3-venv
-APT_TEST := chromium poppler-utils postgresql
+APT_TEST := chromium poppler-utils postgresql faketime
 export PATROL_BASE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: run test install system-deps test-system-deps translations translations-update serve-prep bench
@@ -51,7 +51,10 @@ serve-prep: install
 	$(VENV)/bin/patrol seed-demo --if-empty
 	@$(PY) -m patrol.demo_banner
 
+# The notification sender runs beside gunicorn, never inside a web worker; it stops
+# with the server.
 run: serve-prep
+	@$(VENV)/bin/patrol deliver --watch & sender=$$!; trap 'kill $$sender 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/gunicorn --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - "patrol:create_app()"
 
 test: test-system-deps install

@@ -335,11 +335,18 @@ def daily_cmd(now_text, no_deliver):
 
 @click.command("deliver")
 @click.option("--now", "now_text", help="Pretend it is this moment (UTC, ISO format).")
+@click.option("--watch", is_flag=True,
+              help="Keep running: send what is due every --every seconds (`make run` starts "
+                   "this beside the web server, so web workers never send).")
+@click.option("--every", default=5.0, show_default=True, help="Seconds between rounds with --watch.")
 @with_appcontext
-def deliver_cmd(now_text):
+def deliver_cmd(now_text, watch, every):
     """Send queued notifications and retry failed ones whose backoff has passed
     (cron: every few minutes). Also queues 'overdue' for items that just became overdue."""
     from .services import notify
+    if watch:
+        notify.watch(every)
+        return
     now = _parse_now(now_text)
     queued = notify.enqueue_overdue(now)
     db.session.commit()

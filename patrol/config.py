@@ -43,9 +43,10 @@ class Config:
     RATING_MIN_ITEMS = int(_env("RATING_MIN_ITEMS", "5"))
 
     # Notifications (docs/notifications.md). Queued in the request's transaction; sent by
-    # a short-lived background thread after commit (NOTIFY_IMMEDIATE) and by
-    # `patrol deliver` / `patrol daily`, which also retry failures with backoff.
-    NOTIFY_IMMEDIATE = _flag("NOTIFY_IMMEDIATE", True)
+    # `patrol deliver --watch` (started by `make run`) or cron's `patrol deliver`, which
+    # also retry failures with backoff. Web workers never send, unless NOTIFY_IMMEDIATE
+    # asks for a thread after each commit (single-process setups without the watcher).
+    NOTIFY_IMMEDIATE = _flag("NOTIFY_IMMEDIATE", False)
     WEBHOOK_TIMEOUT = float(_env("WEBHOOK_TIMEOUT", "5"))
     # Refuse webhook URLs that resolve to loopback/private/link-local addresses.
     WEBHOOK_ALLOW_PRIVATE = _flag("WEBHOOK_ALLOW_PRIVATE", False)

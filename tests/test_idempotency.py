@@ -144,3 +144,57 @@ def test_same_key_with_other_extra_answers_is_a_conflict(db_app):
                 same(other)
         with pytest.raises(svc.ConflictError):
             same({"bikes": 3}, photo_count=1)
+
+
+def test_a_duplicate_send_that_loses_the_race_gets_the_duplicate_answer(db_app, monkeypatch):
+    """Two sends of one report with the same kept photo. The loser looks for an earlier
+    send, finds none, and only then does the winner arrive and claim the photo: the loser
+    must answer "already received" (200), never "please take a photo" (422)."""
+    from patrol.services import items as item_service
+    with db_app.app_context():
+        w = build_world()
+    client = sign_in(db_app.test_client(), w.vol_a)
+    photo_id = client.post("/photos", data={"photo": (io.BytesIO(jpeg_bytes()), "p.jpg")},
+                           content_type="multipart/form-data").get_json()["id"]
+    form = {"category": "flying_wire", "note": "同一条", "client_uuid": str(uuid.uuid4()),
+            "kept_photos": str(photo_id)}
+    answers = {}
+
+    def send(name):
+        resp = sign_in(db_app.test_client(), w.vol_a).post(
+            f"/compounds/{w.a1}/report", headers={"X-Patrol-Sync": "1"},
+            content_type="multipart/form-data", data=dict(form))
+        answers[name] = (resp.status_code, resp.get_json())
+
+    original = item_service.find_resent
+    barrier = threading.Barrier(2, timeout=30)
+    winner_done = threading.Event()
+
+    def find_resent(*args, **kwargs):
+        found = original(*args, **kwargs)
+        if threading.current_thread().name == "loser" and not barrier.broken \
+                and not winner_done.is_set():
+            barrier.wait()           # the winner starts only now...
+            winner_done.wait(30)     # ...and has committed before the loser goes on
+        return found
+
+    monkeypatch.setattr(item_service, "find_resent", find_resent)
+
+    def winner():
+        barrier.wait()
+        send("winner")
+        winner_done.set()
+
+    threads = [threading.Thread(target=send, args=("loser",), name="loser"),
+               threading.Thread(target=winner, name="winner")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert answers["winner"][0] == 201, answers
+    assert answers["loser"][0] == 200, answers
+    assert answers["loser"][1]["duplicate"] is True
+    assert answers["loser"][1]["id"] == answers["winner"][1]["id"]
+    with db_app.app_context():
+        items = db.session.execute(db.select(Item)).scalars().all()
+        assert len(items) == 1 and [p.id for p in items[0].photos] == [photo_id]

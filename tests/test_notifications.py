@@ -165,8 +165,11 @@ def receiver():
 
 @pytest.fixture
 def napp(tmp_path):
-    """Receivers on 127.0.0.1 are private addresses: allowed here, refused by default."""
-    app = make_app(tmp_path, WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_TIMEOUT=1.5)
+    """Receivers on 127.0.0.1 are private addresses: allowed here, refused by default.
+    The after-commit thread (off by default; `patrol deliver --watch` sends) is on, so
+    these tests see a delivery as soon as its request ends."""
+    app = make_app(tmp_path, WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_TIMEOUT=1.5,
+                   NOTIFY_IMMEDIATE=True)
     yield app
     notify_service.wait_for_background(app)
     with app.app_context():

@@ -6,11 +6,13 @@ How a notification travels (docs/notifications.md):
    `patrol deliver` / `patrol daily`) calls `notify_item()`, which adds one Delivery
    row per matching endpoint to the *same* transaction. If the report rolls back, no
    notification exists; if it commits, the notification cannot be lost.
-2. After the commit, a short-lived daemon thread tries those deliveries once
-   (NOTIFY_IMMEDIATE, on by default), with a short timeout. The user's request
-   never waits for it and never sees its errors.
-3. `patrol deliver` (cron, every few minutes) sends whatever is due: new rows the
-   thread did not get to, and failed ones whose backoff has elapsed. A row is
+2. `patrol deliver --watch`, a process of its own that `make run` starts beside the
+   web server, sends what is due every few seconds. Web workers never send: a sender
+   there competes with reports for SQLite's one write lock (a load test traced 500s to
+   it). NOTIFY_IMMEDIATE (off by default) brings back a short-lived daemon thread after
+   commit, for a single-process setup without the watcher.
+3. `patrol deliver` (cron, every few minutes) sends whatever is due: new rows nobody
+   got to yet, and failed ones whose backoff has elapsed. A row is
    claimed by moving `next_attempt_at` forward in one UPDATE, so the thread and cron
    never send the same row at once, and a sender that dies mid-way leaves a row
    that is simply tried again when the lease ends.
@@ -192,7 +194,7 @@ def digest_payload(scope_name: str, day: str, groups: dict[str, list[Item]], now
 # --- after-commit kick -----------------------------------------------------------
 
 def _remember_for_commit(delivery_id: int):
-    if not current_app.config.get("NOTIFY_IMMEDIATE", True):
+    if not current_app.config.get("NOTIFY_IMMEDIATE", False):
         return
     session = db.session()
     app, ids = session.info.get(KICK_KEY, (current_app._get_current_object(), []))
@@ -423,6 +425,35 @@ def deliver_due(now: datetime | None = None, limit: int = 500) -> dict[str, int]
         if outcome:
             counts[outcome] += 1
     return counts
+
+
+def watch(every: float, *, rounds: int | None = None, stop: threading.Event | None = None):
+    """`patrol deliver --watch`: a sender of its own, beside the web server, so web
+    workers never send (a sender inside a web worker holds SQLite's write lock while
+    reports wait for it). Each round queues 'overdue' and sends what is due; one round's
+    failure is logged and the next round tries again. Ends on SIGTERM/SIGINT."""
+    import signal
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    done = 0
+    while not stop.is_set() and (rounds is None or done < rounds):
+        try:
+            now = utcnow()
+            enqueue_overdue(now)
+            db.session.commit()
+            counts = deliver_due(now)
+            if any(counts.values()):
+                log.info("delivered: %s", counts)
+        except Exception:  # the database restarting, say: try again next round
+            db.session.rollback()
+            log.exception("delivery round failed")
+        finally:
+            db.session.remove()
+        done += 1
+        if rounds is None or done < rounds:
+            stop.wait(every)
 
 
 def enqueue_overdue(now: datetime) -> int:

@@ -108,19 +108,25 @@ def parse_device_at(form) -> datetime | None:
     return item_service.device_time(acted, now, current_app.config["OFFLINE_MAX_AGE"])
 
 
-def submit_report(compound, form, values) -> ReportOutcome:
-    cfg = current_app.config
-    client_uuid = _uuid(values.get("client_uuid"))
-    try:  # a resend of a form that already arrived answers with its item
+def _earlier_send(compound, form, values, client_uuid) -> ReportOutcome | None:
+    """The answer for a resend of a form that already arrived (its item, or a conflict)."""
+    try:
         earlier = item_service.find_resent(
             client_uuid, reporter=current_user, compound=compound,
             clean=validate_submission(form, values, building_ids={b.id for b in compound.buildings},
-                                      photo_count=0, max_photos=cfg["MAX_PHOTOS"])[0],
+                                      photo_count=0, max_photos=current_app.config["MAX_PHOTOS"])[0],
             photo_count=count_photos("photos"))
     except item_service.ConflictError:
         return ReportOutcome(conflict=True)
+    return ReportOutcome(item=earlier, duplicate=True) if earlier else None
+
+
+def submit_report(compound, form, values) -> ReportOutcome:
+    cfg = current_app.config
+    client_uuid = _uuid(values.get("client_uuid"))
+    earlier = _earlier_send(compound, form, values, client_uuid)
     if earlier:
-        return ReportOutcome(item=earlier, duplicate=True)
+        return earlier
     out = ReportOutcome()
     photos, out.photo_errors = collect_photos("photos", "before")
     on_spot = values.get("fixed_on_spot") == "1"
@@ -141,6 +147,12 @@ def submit_report(compound, form, values) -> ReportOutcome:
                                             cfg["VERIFY_WINDOW"]):
             out.errors["fixed_on_spot"] = "presence"
     if out.errors or out.photo_errors:
+        # Two sends of one form at once: the other may have arrived since we looked, and
+        # claimed the kept photos (so this one found none). It is the duplicate it is.
+        earlier = _earlier_send(compound, form, values, client_uuid)
+        if earlier:
+            db.session.rollback()
+            return earlier
         db.session.commit()  # keep the photos already received for the retry
         out.kept, out.kept_after = photos, after
         return out

@@ -3,6 +3,8 @@ from flask import jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
+from ..extensions import db
+
 CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; "
        "style-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
        "object-src 'none'; frame-ancestors 'none'")
@@ -21,7 +23,7 @@ def install(app):
         return resp
 
     def from_outbox():
-        return request.headers.get("X-Patrol-Sync") == "1"
+        return request.headers.get("X-Patrol-Sync") == "1" or request.path.startswith("/sync/")
 
     def page(code, title, message, **extra):
         if from_outbox():  # the phone's queue shows `error` next to the record it kept
@@ -63,6 +65,18 @@ def install(app):
     def out_of_range(e):
         # Numbers or dates too large for the database or the calendar: bad input.
         return page(400, _("Bad request"), _("A number or date in the address is out of range."))
+
+    @app.errorhandler(500)
+    def server_error(e):
+        # Whatever the request half-wrote is undone before anything else touches the
+        # session; the phone's outbox keeps the record and sends it again.
+        db.session.rollback()
+        if from_outbox():
+            return page(500, _("Server error"),
+                        _("The server had a problem. Nothing is lost: this will be sent again."),
+                        retry=True)
+        return page(500, _("Server error"),
+                    _("Something went wrong on our side. Please try again in a moment."))
 
     @app.errorhandler(429)
     def too_many(e):

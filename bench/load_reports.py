@@ -1,0 +1,302 @@
+"""Reports with photos under concurrent load, as `make run` serves them (issue 9, D1).
+
+300 reports, each a photo upload then the report (as the phone's outbox sends them),
+from 28 threads ("phones", each its own sign-in and its own address), against gunicorn
+with the Makefile's settings (2 workers x 4 threads), on SQLite and on PostgreSQL, with
+three notification receivers that always fail (names under .invalid: nothing leaves this
+machine) and with none. It prints, per run: 5xx count, items stored, duplicates, and
+throughput and latency. Targets: 0 5xx, exactly N items, 0 duplicates.
+
+    .venv/bin/python bench/load_reports.py                     # SQLite and PostgreSQL
+    .venv/bin/python bench/load_reports.py --db sqlite --reports 100 --threads 12
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def photo_bytes(seed: int) -> bytes:
+    """A unique 1600x1200 photo with grain, about the size the phone sends."""
+    from PIL import Image
+    rnd = random.Random(seed)
+    im = Image.effect_noise((1600, 1200), 40).convert("RGB")
+    im.paste((rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)), (0, 0, 400, 300))
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for name, value in fields.items():
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                  f"{value}\r\n".encode())
+    for name, (filename, data) in files.items():
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                  f'filename="{filename}"\r\nContent-Type: image/jpeg\r\n\r\n'.encode())
+        out.write(data + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+class Phone:
+    """One volunteer's phone: its own cookies and its own address (X-Forwarded-For)."""
+
+    def __init__(self, base, address):
+        self.base, self.address = base, address
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+    def call(self, method, path, body=None, headers=None):
+        req = urllib.request.Request(self.base + path, data=body, method=method,
+                                     headers={"X-Forwarded-For": self.address, **(headers or {})})
+        try:
+            with self.opener.open(req, timeout=120) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def sign_in(self, token):
+        status, page = self.call("GET", f"/invite/{token}")
+        csrf = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page).group(1).decode()
+        status, _ = self.call("POST", f"/invite/{token}", f"csrf_token={csrf}".encode(),
+                              {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status in (200, 302), f"sign-in failed: {status}"
+
+    def report(self, compound_id, photo, seed):
+        """The outbox's way: a token, the photo, then the form. [(status, seconds, path)]."""
+        calls = []
+
+        def timed(method, path, body=None, headers=None):
+            t = time.perf_counter()
+            status, data = self.call(method, path, body, headers)
+            calls.append((status, time.perf_counter() - t, path, data[:300]))
+            return status, data
+
+        status, data = timed("GET", "/sync/token")
+        if status != 200:
+            return calls, None
+        csrf = json.loads(data)["csrf"]
+        sync = {"X-CSRFToken": csrf, "X-Patrol-Sync": "1"}
+        body, ctype = multipart({"kind": "before"}, {"photo": ("p.jpg", photo)})
+        status, data = timed("POST", "/photos", body, {**sync, "Content-Type": ctype})
+        if status != 201:
+            return calls, None
+        key = str(uuid.uuid4())
+        body, ctype = multipart({"category": "flyers", "note": f"负载测试 {seed}",
+                                 "client_uuid": key, "kept_photos": json.loads(data)["id"]}, {})
+        status, data = timed("POST", f"/compounds/{compound_id}/report", body,
+                             {**sync, "Content-Type": ctype})
+        return calls, key if status in (200, 201) else None
+
+
+def python(script, env):
+    """Run `script` with the app's settings in `env`; its last line is JSON."""
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+                          capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"bench setup failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def prepare(env, volunteers, receivers):
+    """Migrate, seed the demo, add volunteers with invites and failing receivers."""
+    subprocess.run([VENV_BIN / "patrol", "db", "upgrade"], env=env, check=True,
+                   capture_output=True)
+    subprocess.run([VENV_BIN / "patrol", "seed-demo"], env=env, check=True, capture_output=True)
+    script = f"""
+import json
+from datetime import timedelta
+from patrol import create_app
+from patrol.extensions import db
+from patrol.models import Compound, NotifyEndpoint, Team, User
+from patrol.services import accounts
+app = create_app()
+with app.app_context():
+    team = db.session.execute(db.select(Team)).scalars().first()
+    compound = db.session.execute(db.select(Compound).order_by(Compound.id)).scalars().first()
+    admin = db.session.execute(db.select(User).where(User.username == "admin")).scalar_one()
+    tokens = []
+    for n in range({volunteers}):
+        user = User(username=f"load{{n}}", display_name=f"志愿者{{n}}", role="volunteer",
+                    title="志愿者", community_id=team.community_id, team=team)
+        db.session.add(user)
+        db.session.flush()
+        tokens.append(accounts.create_invite(user, admin, timedelta(hours=2)))
+    for n in range({receivers}):
+        db.session.add(NotifyEndpoint(name=f"坏接收端{{n}}", kind="json",
+                                      target=f"https://receiver-{{n}}.invalid/hook",
+                                      community_id=compound.community_id))
+    db.session.commit()
+    print(json.dumps({{"compound": compound.id, "tokens": tokens}}))
+"""
+    return python(script, env)
+
+
+def count_items(env):
+    script = """
+import json
+from patrol import create_app
+from patrol.extensions import db
+from patrol.models import Delivery, Item
+app = create_app()
+with app.app_context():
+    rows = db.session.execute(db.select(Item.client_uuid).where(Item.note.like("负载测试%"))).all()
+    keys = [r[0] for r in rows]
+    deliveries = db.session.execute(db.select(Delivery.status, db.func.count())
+                                    .group_by(Delivery.status)).all()
+    print(json.dumps({"items": len(keys), "distinct": len(set(keys)),
+                      "deliveries": {s: n for s, n in deliveries}}))
+"""
+    return python(script, env)
+
+
+def reset_pg(url):
+    from sqlalchemy import create_engine, text
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def run(db_url, reports, threads, receivers, photos):
+    tmp = Path(tempfile.mkdtemp(prefix="patrol-load-"))
+    port = free_port()
+    env = dict(os.environ,
+               PATROL_DATABASE_URL=db_url or f"sqlite:///{tmp / 'patrol.db'}",
+               PATROL_PHOTO_DIR=str(tmp / "photos"), PATROL_SECRET_KEY="bench",
+               PATROL_BASE_URL=f"http://127.0.0.1:{port}", PATROL_SECURE_COOKIES="0",
+               PATROL_PROXY_HOPS="1", PATROL_INSTANCE_DIR=str(tmp))
+    if db_url:
+        reset_pg(db_url)
+    setup = prepare(env, threads, receivers)
+    log = open(tmp / "gunicorn.log", "w")
+    server = subprocess.Popen(
+        [VENV_BIN / "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
+         "patrol:create_app()"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(base + "/login", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.2)
+    phones = [Phone(base, f"10.9.{n // 250}.{n % 250 + 1}") for n in range(threads)]
+    for phone, token in zip(phones, setup["tokens"]):
+        phone.sign_in(token)
+    work = list(range(reports))
+    lock = threading.Lock()
+    calls, keys = [], []
+
+    def walk(phone):
+        while True:
+            with lock:
+                if not work:
+                    return
+                n = work.pop()
+            got, key = phone.report(setup["compound"], photos[n % len(photos)], n)
+            with lock:
+                calls.extend(got)
+                keys.append(key)
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=walk, args=(p,)) for p in phones]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    time.sleep(2)  # let any background work of the server finish before counting
+    server.terminate()
+    server.wait(30)
+    log.close()
+    counted = count_items(env)
+    server_log = (tmp / "gunicorn.log").read_text(errors="replace")
+    errors5 = [c for c in calls if c[0] >= 500]
+    reports_lat = sorted(c[1] for c in calls if "/report" in c[2])
+    return {
+        "engine": "postgresql" if db_url else "sqlite", "receivers": receivers,
+        "reports": reports, "threads": threads, "seconds": round(elapsed, 1),
+        "reports_per_s": round(reports / elapsed, 2),
+        "acknowledged": sum(1 for k in keys if k), "stored": counted["items"],
+        "duplicates": counted["items"] - counted["distinct"],
+        "5xx": len(errors5), "other_errors": sum(1 for c in calls if 400 <= c[0] < 500),
+        "report_p50_s": round(statistics.median(reports_lat), 3) if reports_lat else None,
+        "report_p95_s": round(reports_lat[int(len(reports_lat) * 0.95) - 1], 3)
+        if reports_lat else None,
+        "locked_in_log": server_log.count("database is locked"),
+        "deliveries": counted["deliveries"],
+        "first_5xx": errors5[0][3].decode(errors="replace")[:200] if errors5 else None,
+    }
+
+
+def pg_url():
+    """A database of its own on this machine's PostgreSQL (never the tests' one)."""
+    url = subprocess.run(["bash", str(ROOT / "scripts/pg-test-db.sh")], capture_output=True,
+                         text=True).stdout.strip()
+    if not url:
+        return None
+    as_pg = ["su", "postgres", "-c"] if os.getuid() == 0 else ["sudo", "-u", "postgres", "bash", "-c"]
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    exists = subprocess.run(as_pg + [f"psql -p {port} -qtAc \"select 1 from pg_database "
+                                     f"where datname='patrol_bench'\""],
+                            capture_output=True, text=True).stdout.strip()
+    if exists != "1":
+        subprocess.run(as_pg + [f"createdb -p {port} -O patrol patrol_bench"], check=True)
+    return url.rsplit("/", 1)[0] + "/patrol_bench"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--reports", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=28)
+    ap.add_argument("--receivers", type=int, nargs="+", default=[3, 0])
+    args = ap.parse_args()
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M')}  machine: {os.uname().machine}, "
+          f"{os.cpu_count()} cores  load: {os.getloadavg()[0]:.2f}")
+    photos = [photo_bytes(n) for n in range(args.reports)]  # unique: no content-address reuse
+    engines = {"sqlite": [None], "postgresql": ["pg"], "both": [None, "pg"]}[args.db]
+    failed = False
+    for engine in engines:
+        url = pg_url() if engine == "pg" else None
+        if engine == "pg" and not url:
+            print("postgresql: no server, skipped")
+            continue
+        for receivers in args.receivers:
+            result = run(url, args.reports, args.threads, receivers, photos)
+            print(json.dumps(result, ensure_ascii=False))
+            failed |= (result["5xx"] > 0 or result["stored"] != args.reports
+                       or result["duplicates"] > 0 or result["acknowledged"] != args.reports)
+    print("RESULT:", "FAIL" if failed else "OK (0 5xx, every report stored once)")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
