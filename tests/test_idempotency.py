@@ -2,11 +2,12 @@
 import io
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 
 from patrol.extensions import db
-from patrol.models import Item, Photo
+from patrol.models import Item, Photo, utcnow
 from tests.conftest import sign_in
 from tests.factories import build_world, jpeg_bytes
 
@@ -15,6 +16,7 @@ def test_same_report_sent_20_times_at_once_makes_one_item(db_app):
     with db_app.app_context():
         w = build_world()
     key = str(uuid.uuid4())
+    made_at = (utcnow() - timedelta(minutes=10)).isoformat(timespec="seconds") + "Z"
     start = threading.Barrier(20)
     answers = []
 
@@ -24,7 +26,7 @@ def test_same_report_sent_20_times_at_once_makes_one_item(db_app):
         resp = client.post(f"/compounds/{w.a1}/report", headers={"X-Patrol-Sync": "1"},
                            content_type="multipart/form-data",
                            data={"category": "flying_wire", "note": "同一条", "client_uuid": key,
-                                 "device_at": "2026-11-27T10:00:00Z",
+                                 "device_at": made_at,
                                  "photos": (io.BytesIO(jpeg_bytes()), "p.jpg")})
         answers.append((resp.status_code, resp.get_json()))
 
@@ -40,6 +42,7 @@ def test_same_report_sent_20_times_at_once_makes_one_item(db_app):
     with db_app.app_context():
         items = db.session.execute(db.select(Item)).scalars().all()
         assert len(items) == 1 and items[0].client_uuid == key
+        assert items[0].device_created_at is not None   # the phone's time was plausible
         assert len(items[0].photos) == 1
         attached = db.session.scalar(db.select(db.func.count()).select_from(Photo)
                                      .where(Photo.item_id.is_not(None)))

@@ -413,7 +413,7 @@ def test_fetcher_refuses_everything_it_was_not_handed(local_server):
     assert fetcher.fetch("patrol-res:qr-1").read() == b"<svg/>"
     for bad in ("file:///etc/passwd", f"{url}/x.png", "http://127.0.0.1:1/", HUGE_DATA_URI,
                 "file:///dev/urandom", "patrol-res:qr-2", "patrol-res:../../etc/passwd",
-                "https://example.com/a.png", "ftp://127.0.0.1/x"):
+                "https://images.invalid/a.png", "ftp://127.0.0.1/x"):
         with pytest.raises(FetchRefused):
             fetcher.fetch(bad)
     assert len(fetcher.refused) == 9
