@@ -13,7 +13,7 @@ APT_RUN := fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 p
 APT_TEST := chromium poppler-utils postgresql faketime
 export PATROL_BASE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: run test install system-deps test-system-deps translations translations-update serve-prep bench
+.PHONY: run test install lock lint system-deps test-system-deps translations translations-update serve-prep bench
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -27,11 +27,19 @@ system-deps:
 test-system-deps: system-deps
 	$(call apt_install,$(APT_TEST))
 
-$(VENV)/.installed: pyproject.toml
+# Installs are reproducible: exact versions from requirements.lock (`make lock` after
+# changing pyproject.toml's dependencies), then the project itself without resolving.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
+
+lock: $(VENV)/.installed
+	$(PY) -m pip install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python-version 3.11 --no-header \
+	  --quiet -o requirements.lock
 
 install: system-deps $(VENV)/.installed translations
 
@@ -55,7 +63,7 @@ serve-prep: install
 # with the server.
 run: serve-prep
 	@$(VENV)/bin/patrol deliver --watch & sender=$$!; trap 'kill $$sender 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/gunicorn --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - "patrol:create_app()"
+	$(VENV)/bin/gunicorn --workers 2 --threads 4 --bind $(HOST):$(PORT) "patrol:create_app()"
 
 test: test-system-deps install
 	@PG_URL=$$(bash scripts/pg-test-db.sh 2>/dev/null) || PG_URL=""; \

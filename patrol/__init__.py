@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import settings
 from .config import ROOT, Config
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
@@ -18,6 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, static_folder=str(ROOT / "static"),
                 template_folder=str(ROOT / "templates"))
     app.config.from_object(Config)
+    app.config.update(settings.load().flask_config())
     if config:
         app.config.update(config)
     configure_paths(app)
@@ -28,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_security(app)
+    register_observability(app)
     register_template_helpers(app)
     register_commands(app)
     return app
@@ -92,13 +95,20 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 
 def register_blueprints(app: Flask):
-    from .web import admin, auth, compounds, items, lists, offline, photos, reports, notifications, ratings
-    for module in (auth, compounds, items, lists, photos, admin, offline, reports, ratings, notifications):
+    from .web import (admin, auth, compounds, health, items, lists, notifications, offline, photos,
+                      ratings, reports)
+    for module in (auth, compounds, items, lists, photos, admin, offline, reports, ratings,
+                   notifications, health):
         app.register_blueprint(module.bp)
 
 
 def register_security(app: Flask):
     from .web.security import install
+    install(app)
+
+
+def register_observability(app: Flask):
+    from .observability import install
     install(app)
 
 

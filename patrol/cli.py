@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from .extensions import db
+from .lifecycle import Role
 
 
 def _create_app():
@@ -25,9 +26,9 @@ def main():
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 def check_forms_cmd(directory):
     """Check form definitions in forms/ (or DIRECTORY); list every error."""
-    from .config import Config
+    from . import settings
     from .formdefs import check_forms
-    problems = check_forms(Path(directory or Config.FORMS_DIR))
+    problems = check_forms(Path(directory or settings.load().forms_dir))
     for file, path, message in problems:
         click.echo(f"{file}: {path}: {message}", err=True)
     if problems:
@@ -53,7 +54,7 @@ def seed_demo_cmd(if_empty):
 @click.option("--username", required=True)
 @click.option("--name", "display_name", required=True)
 @click.option("--role", required=True,
-              type=click.Choice(["volunteer", "manager", "staff", "committee", "admin"]))
+              type=click.Choice([r.value for r in Role]))
 @click.option("--password", help="Staff, managers, committee and admins only.")
 @click.option("--community", "community_name")
 @click.option("--company", "company_name")
@@ -64,9 +65,10 @@ def create_user_cmd(username, display_name, role, password, community_name, comp
                     compound_name, title):
     """Create a user. Volunteers get a one-time invite link instead of a password."""
     from .models import Community, Company, Compound, User
+    from .permissions import binding_of
     from .services import accounts
 
-    if role == "volunteer":
+    if role == Role.VOLUNTEER:
         base_url()  # before anything is created: a volunteer is useless without the link
 
     def find(model, name, label):
@@ -82,11 +84,11 @@ def create_user_cmd(username, display_name, role, password, community_name, comp
         user.company = find(Company, company_name, "company")
     if compound_name:
         user.compound = find(Compound, compound_name, "compound")
-    needs = {"volunteer": "community", "staff": "community", "manager": "company",
-             "committee": "compound"}.get(role)
+    binding = binding_of(role)  # community_id, company_id or compound_id; admins none
+    needs = binding and binding.removesuffix("_id")
     if needs and getattr(user, needs) is None:
         raise click.UsageError(f"a {role} needs --{needs}")
-    if role == "volunteer":
+    if role == Role.VOLUNTEER:
         if password:
             raise click.UsageError("volunteers sign in by invite link, not password")
     elif not password:
@@ -95,7 +97,7 @@ def create_user_cmd(username, display_name, role, password, community_name, comp
         user.set_password(password)
     db.session.add(user)
     db.session.flush()
-    if role == "volunteer":
+    if role == Role.VOLUNTEER:
         token = accounts.create_invite(user, None, current_app.config["INVITE_LIFETIME"])
         click.echo(invite_url(token))
     db.session.commit()
@@ -133,7 +135,7 @@ def invite_cmd(username):
     from .services import accounts
     base_url()  # before a link is made that nobody could open
     user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
-    if user is None or user.role != "volunteer":
+    if user is None or user.role != Role.VOLUNTEER:
         raise click.BadParameter(f"no volunteer named {username!r}")
     token = accounts.create_invite(user, None, current_app.config["INVITE_LIFETIME"])
     db.session.commit()
@@ -149,7 +151,7 @@ def set_password_cmd(username, password):
     from .models import User
     from .services import accounts
     user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
-    if user is None or user.role == "volunteer":
+    if user is None or user.role == Role.VOLUNTEER:
         raise click.BadParameter(f"no password user named {username!r}")
     if len(password) < 8:
         raise click.BadParameter("use at least 8 characters")
@@ -355,7 +357,21 @@ def deliver_cmd(now_text, watch, every):
                f"gave up {counts['failed']}")
 
 
+@click.command("settings")
+@click.option("--markdown", is_flag=True, help="Print README.md's configuration table.")
+def settings_cmd(markdown):
+    """The settings in effect (from PATROL_* variables), secrets hidden."""
+    from . import settings
+    if markdown:
+        click.echo(settings.markdown_table())
+        return
+    for name, value in settings.load().model_dump().items():
+        hidden = value is not None and any(w in name for w in ("secret", "password", "dsn"))
+        click.echo(f"{settings.PREFIX}{name.upper()}={'(set)' if hidden else value}")
+
+
 def install(app):
     for command in (check_forms_cmd, seed_demo_cmd, create_user_cmd, invite_cmd, set_password_cmd,
-                    posters_cmd, photos_orphans_cmd, weekly_cmd, daily_cmd, deliver_cmd):
+                    posters_cmd, photos_orphans_cmd, weekly_cmd, daily_cmd, deliver_cmd,
+                    settings_cmd):
         app.cli.add_command(command)

@@ -17,6 +17,8 @@ def install(app):
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["X-Frame-Options"] = "DENY"
         resp.headers["Referrer-Policy"] = "same-origin"
+        if request.is_secure and app.config.get("HSTS"):  # over HTTPS only (RFC 6797)
+            resp.headers["Strict-Transport-Security"] = "max-age=31536000"
         resp.headers.setdefault("Permissions-Policy", "camera=(self), geolocation=(self)")
         if request.endpoint != "static" and "Cache-Control" not in resp.headers:
             resp.headers["Cache-Control"] = "no-store"

@@ -1,0 +1,200 @@
+"""Every setting an operator can change: typed, with a default and a description.
+
+Each field is read from the environment variable PATROL_<NAME> (pydantic-settings). A
+bad value stops the app with a message naming the variable. README.md's configuration
+table is generated from these fields (`patrol settings --markdown`), and a test fails
+when the two drift apart.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+# The public address when PATROL_BASE_URL is not set: `make run`'s default port here.
+DEFAULT_BASE_URL = "http://127.0.0.1:5000"
+PREFIX = "PATROL_"
+
+
+class SettingsError(RuntimeError):
+    """A setting in the environment has a bad value; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
+
+    # Where things are
+    database_url: str | None = Field(
+        None, description="Database URL; default `sqlite:///var/patrol.db`. "
+        "PostgreSQL: `postgresql+psycopg://user:pw@host/patrol`")
+    base_url: str | None = Field(
+        None, description=f"Public address printed in QR codes and invite links (default "
+        f"`{DEFAULT_BASE_URL}`). The CLI prints links and QR codes only when it is set")
+    instance_dir: Path = Field(ROOT / "var", description="Folder for the SQLite database, "
+                               "the secret key and photos (default `var/`)")
+    photo_dir: Path | None = Field(None, description="Where photos are stored (default "
+                                   "`var/photos`)")
+    forms_dir: Path = Field(ROOT / "forms", description="Form definitions (default `forms/`)")
+    secret_key: str | None = Field(None, description="Session signing key (default: random, "
+                                   "kept in `var/secret_key`)")
+    timezone: str = Field("Asia/Shanghai", description="For deadlines, dates, weeks and the "
+                          "pages' times")
+
+    # The field loop
+    verify_window_minutes: int = Field(120, ge=1, description="How long after a QR scan a "
+                                       "volunteer may verify fixes there")
+    offline_max_days: int = Field(2, ge=1, description="How old work queued on a phone "
+                                  "without signal may be")
+    invite_hours: int = Field(72, ge=1, description="Invite link lifetime")
+    device_days: int = Field(180, ge=1, description="How long a phone stays signed in")
+    due_soon_hours: int = Field(6, ge=0, description="\"Due soon\" in lists: the last hours "
+                                "before a deadline")
+    ack_escalate_hours: float = Field(12, gt=0, description="Reported but not acknowledged "
+                                      "this long: on the staff's escalation list")
+    rating_min_items: int = Field(5, ge=1, description="Fewer items than this in a period: "
+                                  "\"insufficient data\" (docs/scoring.md)")
+    max_photos: int = Field(4, ge=1, description="Photos per item")
+    max_photo_mb: int = Field(15, ge=1, description="Largest photo, in MB")
+    max_upload_mb: int = Field(40, ge=1, description="Largest request, in MB")
+
+    # Notifications
+    notify_immediate: bool = Field(False, description="Send from a thread in the web "
+                                   "worker after each commit (only without `patrol deliver "
+                                   "--watch`; not with SQLite under load)")
+    webhook_timeout: float = Field(5, gt=0, description="Seconds before a receiver counts "
+                                   "as down")
+    webhook_allow_private: bool = Field(False, description="Allow webhook addresses on "
+                                        "loopback or private networks")
+    delivery_max_attempts: int = Field(8, ge=1, description="Tries before a notification "
+                                       "is given up")
+    delivery_backoff_seconds: int = Field(60, ge=1, description="First wait before a retry "
+                                          "(doubles each time)")
+    delivery_backoff_max_hours: int = Field(6, ge=1, description="Longest wait between "
+                                            "retries")
+    smtp_host: str | None = Field(None, description="Mail server; without it e-mail "
+                                  "receivers cannot be added")
+    smtp_port: int = Field(587, ge=1, le=65535, description="Mail server port (465: TLS)")
+    smtp_user: str | None = Field(None, description="Mail server user")
+    smtp_password: str | None = Field(None, description="Mail server password")
+    smtp_starttls: bool = Field(True, description="STARTTLS on port 587")
+    smtp_from: str = Field("patrol@localhost", description="Sender address of e-mails")
+
+    # Security and operations
+    secure_cookies: bool = Field(True, description="Keep `1` behind HTTPS; browsers treat "
+                                 "`http://127.0.0.1` as secure, a phone on a LAN address "
+                                 "over plain http does not")
+    hsts: bool = Field(True, description="Send Strict-Transport-Security on HTTPS requests")
+    proxy_hops: int = Field(0, ge=0, description="Trusted reverse-proxy hops "
+                            "(`X-Forwarded-For`), for rate limits and HTTPS detection")
+    ratelimit_storage_uri: str = Field("memory://", description="Shared limiter store for "
+                                       "several workers, e.g. `redis://localhost:6379`")
+    login_rate_limit: str = Field("10 per minute", description="Sign-in attempts per "
+                                  "address")
+    log_level: str = Field("INFO", description="Logging level (one line per request, with "
+                           "its request id)")
+    sentry_dsn: str | None = Field(None, description="Report errors to Sentry "
+                                   "(needs `pip install sentry-sdk`)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    def flask_config(self) -> dict:
+        """These settings as Flask config keys (the names the code reads)."""
+        return {
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "BASE_URL": self.base_url or DEFAULT_BASE_URL,
+            "BASE_URL_SET": bool(self.base_url),
+            "INSTANCE_DIR": self.instance_dir,
+            "PHOTO_DIR": str(self.photo_dir) if self.photo_dir else None,
+            "FORMS_DIR": self.forms_dir,
+            "SECRET_KEY": self.secret_key,
+            "TIMEZONE": self.timezone,
+            "BABEL_DEFAULT_TIMEZONE": self.timezone,
+            "VERIFY_WINDOW": timedelta(minutes=self.verify_window_minutes),
+            "OFFLINE_MAX_AGE": timedelta(days=self.offline_max_days),
+            "INVITE_LIFETIME": timedelta(hours=self.invite_hours),
+            "REMEMBER_COOKIE_DURATION": timedelta(days=self.device_days),
+            "DUE_SOON": timedelta(hours=self.due_soon_hours),
+            "ACK_ESCALATE": timedelta(hours=self.ack_escalate_hours),
+            "RATING_MIN_ITEMS": self.rating_min_items,
+            "MAX_PHOTOS": self.max_photos,
+            "MAX_PHOTO_BYTES": self.max_photo_mb * 1024 * 1024,
+            "MAX_CONTENT_LENGTH": self.max_upload_mb * 1024 * 1024,
+            "NOTIFY_IMMEDIATE": self.notify_immediate,
+            "WEBHOOK_TIMEOUT": self.webhook_timeout,
+            "WEBHOOK_ALLOW_PRIVATE": self.webhook_allow_private,
+            "DELIVERY_MAX_ATTEMPTS": self.delivery_max_attempts,
+            "DELIVERY_BACKOFF": timedelta(seconds=self.delivery_backoff_seconds),
+            "DELIVERY_BACKOFF_MAX": timedelta(hours=self.delivery_backoff_max_hours),
+            "SMTP_HOST": self.smtp_host,
+            "SMTP_PORT": self.smtp_port,
+            "SMTP_USER": self.smtp_user,
+            "SMTP_PASSWORD": self.smtp_password,
+            "SMTP_STARTTLS": self.smtp_starttls,
+            "SMTP_FROM": self.smtp_from,
+            "SESSION_COOKIE_SECURE": self.secure_cookies,
+            "REMEMBER_COOKIE_SECURE": self.secure_cookies,
+            "HSTS": self.hsts,
+            "PROXY_HOPS": self.proxy_hops,
+            "RATELIMIT_STORAGE_URI": self.ratelimit_storage_uri,
+            "LOGIN_RATE_LIMIT": self.login_rate_limit,
+            "LOG_LEVEL": self.log_level,
+            "SENTRY_DSN": self.sentry_dsn,
+        }
+
+
+def load(environ: dict | None = None) -> Settings:
+    """The settings from the environment (or `environ`); SettingsError names what is wrong."""
+    try:
+        if environ is None:
+            return Settings()
+        keys = {k[len(PREFIX):].lower(): v for k, v in environ.items() if k.startswith(PREFIX)}
+        return Settings.model_validate({k: v for k, v in keys.items()
+                                        if k in Settings.model_fields})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = PREFIX + "_".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"{name}={err.get('input')!r}: {err['msg']}")
+        raise SettingsError("Bad setting: " + "; ".join(problems)) from None
+
+
+def _default_text(name: str, field) -> str:
+    if field.default is None:
+        return "—"
+    value = field.default
+    if isinstance(value, bool):
+        return "`1`" if value else "`0`"
+    if isinstance(value, Path):
+        try:
+            value = value.relative_to(ROOT)
+        except ValueError:
+            pass
+    return f"`{value}`"
+
+
+def markdown_table() -> str:
+    """README.md's configuration table."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        lines.append(f"| `{PREFIX}{name.upper()}` | {_default_text(name, field)} | "
+                     f"{field.description} |")
+    return "\n".join(lines)
