@@ -78,8 +78,9 @@ def test_presence_outside_window_is_refused(db_app):
         svc.record_presence(vol, item.compound, now - WINDOW - timedelta(minutes=1))
         other = db.session.get(Compound, w.a2)
         svc.record_presence(vol, other, now)  # a scan of another compound does not count
-        with pytest.raises(TransitionError):
+        with pytest.raises(TransitionError) as err:
             _act(item, Action.VERIFY, vol, now, photos=1)
+        assert (err.value.code, err.value.detail) == ("missing_evidence", "presence")
 
 
 def test_failed_check_reopens_then_fix_again(db_app):
@@ -90,8 +91,9 @@ def test_failed_check_reopens_then_fix_again(db_app):
         vol = _u(w.vol_a)
         svc.record_presence(vol, item.compound, now)
         db.session.commit()
-        with pytest.raises(TransitionError):  # a reason is required
+        with pytest.raises(TransitionError) as err:  # a reason is required
             _act(item, Action.REOPEN, vol, now, photos=1)
+        assert (err.value.code, err.value.detail) == ("missing_evidence", "reason")
         db.session.rollback()
         _act(item, Action.REOPEN, vol, now, photos=1, reason="badly_fixed", note="没修好")
         assert item.status == "reopened" and item.deadline > now
@@ -111,8 +113,9 @@ def test_reject_merge_and_fix_on_spot(db_app):
         assert a.status == "rejected" and a.closed_at
         _act(b, Action.MERGE, staff, now, target_id=c.id)
         assert b.status == "merged" and b.merged_into_id == c.id
-        with pytest.raises(TransitionError):  # cannot merge into itself
+        with pytest.raises(TransitionError) as err:  # cannot merge into itself
             _act(c, Action.MERGE, staff, now, target_id=c.id)
+        assert (err.value.code, err.value.detail) == ("missing_evidence", "target")
         db.session.rollback()
         vol = _u(w.vol_a)
         svc.record_presence(vol, c.compound, now)
