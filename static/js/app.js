@@ -37,6 +37,43 @@
     }, function () {}, { timeout: 15000, maximumAge: 60000 });
   }
 
+  // "Copy link" (the invite page): the clipboard where the browser offers one; else the
+  // text is selected, for the user's own long press and Copy (older WeChat WebViews).
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    var field = document.getElementById(button.dataset.copy);
+    var status = document.getElementById("copy-status");
+    if (!field) return;
+    button.hidden = false;
+    function say(text, ok) {
+      if (!status) return;
+      status.textContent = text;
+      status.className = ok ? "flash ok" : "hint";
+      status.hidden = false;
+    }
+    function select() {
+      field.focus();
+      field.select();
+      field.setSelectionRange(0, field.value.length);  // iOS ignores select() alone
+    }
+    function byHand() {
+      select();
+      var copied = false;
+      try { copied = document.execCommand("copy"); } catch (e) { /* not allowed here */ }
+      if (copied) say(button.dataset.copied, true);
+      else say(button.dataset.manual, false);
+    }
+    button.addEventListener("click", function () {
+      if (navigator.clipboard && navigator.clipboard.writeText && window.isSecureContext) {
+        navigator.clipboard.writeText(field.value).then(function () {
+          select();
+          say(button.dataset.copied, true);
+        }, byHand);
+      } else {
+        byHand();
+      }
+    });
+  });
+
   // Report form: attach the location to photos when allowed.
   var form = document.getElementById("report-form");
   if (form && navigator.geolocation) {

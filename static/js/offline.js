@@ -48,43 +48,158 @@
     });
   }
 
-  // --- sending --------------------------------------------------------------------
-  var running = null;
-  var again = false; // a forced sync was asked for while one was running
-  var sentInRun = 0;  // records the background sync delivered, for the "N uploaded" note
+  // --- the network ------------------------------------------------------------------
+  // A link can be up and pass no data (a basement, a crowded cell): a request that hears
+  // nothing for IDLE ms (no upload progress, no answer) is given up, as is one that takes
+  // longer than TOTAL in all; the record then waits as if there were no signal. Tests set
+  // window.PatrolTimeouts = {idle: ms, total: ms} before the page's scripts run.
+  function limits() {
+    var o = window.PatrolTimeouts || {};
+    return { idle: o.idle || 20000, total: o.total || 120000 };
+  }
+
+  // Resolves (never rejects) with {wire: true, status, data}; status 0 when no answer came.
+  function request(method, url, body, headers) {
+    return new Promise(function (resolve) {
+      var xhr = new XMLHttpRequest(), lim = limits(), idle = null, cap = null, over = false;
+      function end(status, data) {
+        if (over) return;
+        over = true;
+        clearTimeout(idle);
+        clearTimeout(cap);
+        resolve({ wire: true, status: status, data: data || {} });
+      }
+      function giveUp() { end(0, { timeout: true }); xhr.abort(); }
+      function alive() {
+        if (over) return;
+        clearTimeout(idle);
+        idle = setTimeout(giveUp, lim.idle);
+      }
+      xhr.open(method, url);
+      Object.keys(headers || {}).forEach(function (k) { xhr.setRequestHeader(k, headers[k]); });
+      if (xhr.upload) xhr.upload.onprogress = alive;
+      xhr.onprogress = alive;
+      xhr.onreadystatechange = alive;
+      xhr.onload = function () {
+        var data = null;
+        try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+        end(xhr.status, data && typeof data === "object" ? data : {});
+      };
+      xhr.onerror = xhr.onabort = function () { end(0, {}); };
+      cap = setTimeout(giveUp, lim.total);
+      alive();
+      xhr.send(body || null);
+    });
+  }
 
   function token() {
-    return fetch("/sync/token", { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+    return request("GET", "/sync/token").then(function (r) {
       if (r.status === 401) throw { login: true };
-      if (!r.ok) throw { network: true };
-      return r.json();
-    }, function () { throw { network: true }; });
+      if (r.status !== 200 || !r.data.csrf) throw { network: true };
+      return r.data;
+    });
   }
 
   function post(url, body, csrf) {
-    return fetch(url, {
-      method: "POST", body: body, credentials: "same-origin",
-      headers: { "X-CSRFToken": csrf, "X-Patrol-Sync": "1" }
-    }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        return { status: r.status, data: data };
+    return request("POST", url, body, { "X-CSRFToken": csrf, "X-Patrol-Sync": "1" });
+  }
+
+  // --- one sender per record --------------------------------------------------------
+  // Two tabs, or a submit racing the background sync, must not send the same record at
+  // once. A sender takes a Web Lock named after the record (navigator.locks); where there
+  // is none (older iOS, some in-app browsers) it takes a lease written in the record
+  // itself, in one IndexedDB transaction, so only one sender can win. A lease outlives
+  // any one request (each is capped, see limits) and is renewed at each step; a tab that
+  // died mid-send leaves a lease that simply runs out.
+  function leaseMs() { return limits().total + 60000; }
+
+  // Read-modify-write in one transaction: change(current) returns the record to store,
+  // or nothing to leave it as it is. Resolves with what was stored, or null.
+  function update(key, change) {
+    return dbp.then(function (db) {
+      return new Promise(function (resolve, reject) {
+        var tx = db.transaction("outbox", "readwrite"), s = tx.objectStore("outbox"), out = null;
+        var req = s.get(key);
+        req.onsuccess = function () {
+          out = change(req.result) || null;
+          if (out) s.put(out);
+        };
+        tx.oncomplete = function () { resolve(out); };
+        tx.onerror = tx.onabort = function () { reject(tx.error); };
       });
-    }, function () { return { status: 0, data: {} }; });
+    });
+  }
+
+  function claim(key, locked, opts) {
+    var holder = uuid(), now = Date.now();
+    return update(key, function (cur) {
+      if (!cur || cur.user !== me) return null;                      // gone: sent by another
+      if (cur.state === "rejected" && !(opts.manual && cur.fault)) return null;
+      if (!locked && cur.state === "sending" && cur.lease > now) return null;  // being sent
+      if (!opts.force && cur.next > now) return null;
+      cur.state = "sending";
+      cur.by = holder;
+      cur.lease = now + leaseMs();
+      return cur;
+    });
+  }
+
+  // Store our copy of a record we hold; {lost: true} if another sender took it over.
+  function save(rec) {
+    if (rec.state === "sending") rec.lease = Date.now() + leaseMs();
+    return update(rec.key, function (cur) {
+      return cur && cur.by === rec.by ? rec : null;
+    }).then(function (stored) {
+      if (!stored) throw { lost: true };
+      return stored;
+    });
+  }
+
+  // Send one record if no other sender has it: {ok, …} or {busy: true}.
+  function sendKey(key, csrf, opts) {
+    function go(locked) {
+      return claim(key, locked, opts || {}).then(function (rec) {
+        return rec ? sendOne(rec, csrf) : { ok: false, busy: true };
+      }, function (err) { return { ok: false, error: String(err) }; });
+    }
+    if (!navigator.locks || !navigator.locks.request) return go(false);
+    var ran = false;
+    return navigator.locks.request("patrol-outbox:" + key, { ifAvailable: true }, function (lock) {
+      ran = true;
+      return lock ? go(true) : { ok: false, busy: true };
+    }).catch(function (err) {
+      if (ran) return { ok: false, error: String(err) };
+      return go(false);  // the lock manager itself failed (e.g. an opaque origin)
+    });
+  }
+
+  // --- sending --------------------------------------------------------------------
+  var running = null;
+  var again = false; // a forced sync was asked for while one was running
+  var againManual = false;
+  var sentInRun = 0;  // records the background sync delivered, for the "N uploaded" note
+
+  function field(rec, name) {
+    for (var i = 0; i < rec.fields.length; i++) if (rec.fields[i][0] === name) return rec.fields[i][1];
+    return "";
   }
 
   function sendPhotos(rec, csrf) {
     // Photos first, one by one; each stored id is saved so a retry never resends it.
+    // The phone's location goes with each, as it does when a photo goes at once.
+    var lat = field(rec, "lat"), lon = field(rec, "lon");
     return rec.photos.reduce(function (chain, photo) {
       return chain.then(function () {
         if (photo.id) return null;
         var body = new FormData();
         body.append("photo", photo.blob, "photo.jpg");
         body.append("kind", photo.kind || "before");
-        return post("/photos", body, csrf).then(function (res) {
+        if (lat && lon) { body.append("lat", lat); body.append("lon", lon); }
+        return save(rec).then(function () { return post("/photos", body, csrf); }).then(function (res) {
           if (res.status === 201) {
             photo.id = res.data.id;
             delete photo.blob;
-            return put(rec);
+            return save(rec);
           }
           throw res;
         });
@@ -93,52 +208,78 @@
   }
 
   function sendOne(rec, csrf) {
-    rec.state = "sending";
     render();
     return sendPhotos(rec, csrf).then(function () {
       var body = new FormData();
       rec.fields.forEach(function (kv) { body.append(kv[0], kv[1]); });
       rec.photos.forEach(function (p) { body.append(p.field, p.id); });
       body.append("sent_at", new Date().toISOString()); // lets the server correct our clock
-      return post(rec.url, body, csrf);
+      return save(rec).then(function () { return post(rec.url, body, csrf); });
     }).then(function (res) {
       if (res.status >= 200 && res.status < 300) {
         return remove(rec.key).then(function () { return { ok: true, url: res.data.url }; });
       }
       throw res;
     }).catch(function (res) {
-      var status = res && res.status || 0;
+      if (res && res.lost) return { ok: false, busy: true };  // another sender has it now
+      var status = res && res.wire ? res.status : 0;
       rec.attempts = (rec.attempts || 0) + 1;
-      if (status === 401) {
+      rec.fault = false;
+      if (!(res && res.wire)) {
+        // Not the network, not the server: a bug, or a record this phone cannot read any
+        // more. Retrying by itself would fail the same way for ever: the user decides
+        // (立即上传 tries once more, or discard).
+        if (window.console) console.error("outbox: record " + rec.key + " cannot be sent", res);
+        rec.state = "rejected";
+        rec.fault = true;
+        rec.error = t("fault", rec.faultText || "This record could not be sent because of an error on this phone.") +
+          " (" + String(res && res.message || res) + ")";
+      } else if (status === 401) {
         rec.state = "login";
         rec.error = t("login", "Please sign in again.");
       } else if (status >= 400 && status < 500 && status !== 408 && status !== 429 &&
-                 !(res.data && res.data.retry)) {
+                 !res.data.retry) {
         rec.state = "rejected"; // the server said no: keep it, say why, don't retry
-        rec.error = (res.data && res.data.error) || ("HTTP " + status);
+        rec.error = res.data.error || ("HTTP " + status);
       } else {
         rec.state = "waiting";
-        rec.error = (res.data && res.data.error) || (status ? "HTTP " + status : t("noSignal", "No signal"));
+        rec.error = res.data.error || (status ? "HTTP " + status : t("noSignal", "No signal"));
         rec.next = Date.now() + Math.min(MAX_BACKOFF, 5000 * Math.pow(2, rec.attempts - 1));
       }
-      return put(rec).then(function () {
-        return { ok: false, status: status, error: rec.error, rejected: rec.state === "rejected" };
-      });
+      rec.lease = 0;
+      var out = { ok: false, status: status, error: rec.error,
+        rejected: rec.state === "rejected" && !rec.fault, fault: rec.fault };
+      return save(rec).then(function () { return out; }, function () { return out; });
     });
   }
 
   // On-the-spot checks (and fixes on the spot) need their scan on the server first.
   function needsScan(rec) {
-    return rec.kind === "act" || rec.fields.some(function (kv) { return kv[0] === "fixed_on_spot"; });
+    return rec.kind === "act" || (Array.isArray(rec.fields) &&
+      rec.fields.some(function (kv) { return kv[0] === "fixed_on_spot"; }));
+  }
+  // A scan still to reach the server (one it refused never will: the server decides).
+  function scanWaits(o, rec) {
+    return o.user === me && o.kind === "scan" && o.created <= rec.created && !o.sent && o.state !== "rejected";
   }
 
-  function sync(force) {
+  // force: ignore the back-off (the button, the `online` event, page start);
+  // manual: the user tapped 立即上传, which also retries records that failed on the phone.
+  function sync(force, manual) {
     // A tap during a run must not be lost: records that failed in this run would
     // otherwise sit out their backoff. Run once more, forced, when this one ends.
-    if (running) { if (force) again = true; return running; }
+    if (running) {
+      if (force) again = true;
+      if (manual) againManual = true;
+      return running;
+    }
     running = all().then(function (list) {
-      var mine = list.filter(function (r) { return r.user === me && r.state !== "rejected"; });
-      var due = mine.filter(function (r) { return force || !r.next || r.next <= Date.now(); });
+      var now = Date.now();
+      var mine = list.filter(function (r) { return r.user === me; });
+      var due = mine.filter(function (r) {
+        if (r.state === "rejected") return !!(manual && r.fault);
+        return force || !r.next || r.next <= now;
+      });
       if (!due.length) return null;
       return token().then(function (tok) {
         if (String(tok.user) !== me) return null; // a kept page of another user: wait
@@ -146,19 +287,25 @@
         // except that a check waits for any earlier scan still on the phone.
         return due.reduce(function (chain, rec) {
           return chain.then(function () {
-            var scanFirst = needsScan(rec) && mine.some(function (o) {
-              return o.kind === "scan" && o.created <= rec.created && !o.sent;
-            });
+            var scanFirst = needsScan(rec) && mine.some(function (o) { return scanWaits(o, rec); });
             if (scanFirst) return null;
-            return sendOne(rec, tok.csrf).then(function (res) {
+            return sendKey(rec.key, tok.csrf, { force: force, manual: manual }).then(function (res) {
               if (res.ok) { rec.sent = true; sentInRun += 1; }
             });
+          }).catch(function (err) {  // one record's trouble never stops the others
+            if (window.console) console.error("outbox:", err);
           });
         }, Promise.resolve());
       }, function (err) {
-        if (err && err.login) {
-          due.forEach(function (r) { r.state = "login"; r.error = t("login", "Please sign in again."); put(r); });
-        }
+        if (!(err && err.login)) return null;
+        return Promise.all(due.map(function (r) {
+          return update(r.key, function (cur) {
+            if (!cur || cur.lease > Date.now()) return null;
+            cur.state = "login";
+            cur.error = t("login", "Please sign in again.");
+            return cur;
+          }).catch(function () { return null; });
+        }));
       });
     }).then(finish, finish);
     return running;
@@ -168,7 +315,11 @@
     running = null;
     render();
     if (sentInRun) { announce(sentInRun); sentInRun = 0; }
-    if (again) { again = false; return sync(true); }
+    if (again) {
+      var manual = againManual;
+      again = againManual = false;
+      return sync(true, manual);
+    }
   }
 
   // The bar just vanishing says nothing: say what went.
@@ -204,8 +355,13 @@
       }
       list.forEach(function (r) {
         var li = document.createElement("li");
-        li.className = "q-" + r.state;
-        li.textContent = r.label + " · " + t("state_" + r.state, r.state) + (r.error ? " · " + r.error : "");
+        // "sending" whose sender went away (a closed tab) without a word: it waits.
+        var state = r.state === "sending" && !(r.lease > Date.now()) ? "waiting" : r.state;
+        li.className = "q-" + state;
+        // A record the phone itself could not send says so in its message (no "refused":
+        // the server never saw it).
+        li.textContent = r.label + (r.fault ? "" : " · " + t("state_" + state, state)) +
+          (r.error ? " · " + r.error : "");
         if (r.state === "rejected") {
           var drop = document.createElement("button");
           drop.type = "button";
@@ -241,7 +397,9 @@
   }
 
   // Save a form (with its photo entries from photos.js) and try to send it at once.
-  function submit(form, photoFields) {
+  // opts.queueOnly: the link just stalled (a photo upload timed out): keep it for the
+  // background sync, as without signal, instead of making the user wait once more.
+  function submit(form, photoFields, opts) {
     var fields = [];
     new FormData(form).forEach(function (value, name) {
       if (typeof value === "string" && name !== "csrf_token" && name.indexOf("kept_") !== 0) fields.push([name, value]);
@@ -255,19 +413,40 @@
       });
     });
     var rec = { key: uuid(), user: me, kind: form.dataset.kind || "form", url: form.getAttribute("action") || location.pathname,
-      fields: fields, photos: photos, created: now, label: label(form), state: "waiting", attempts: 0 };
+      fields: fields, photos: photos, created: now, label: label(form), state: "waiting", attempts: 0,
+      faultText: form.dataset.fault || "" };
     return put(rec).then(render).then(function () {
-      if (!navigator.onLine) return { ok: false, queued: true };
-      return (running || Promise.resolve()).then(function () {
-        return token().then(function (tok) {
-          if (String(tok.user) !== me) return { ok: false, status: 0 };
-          return sendOne(rec, tok.csrf);
-        }, function () { return { ok: false, status: 0 }; });
-      });
+      if (!navigator.onLine || (opts && opts.queueOnly)) return { ok: false, queued: true };
+      if (needsScan(rec)) return sendAfterScans(rec);
+      return token().then(function (tok) {
+        if (String(tok.user) !== me) return { ok: false, status: 0 };
+        return sendKey(rec.key, tok.csrf, { force: true });
+      }, function () { return { ok: false, status: 0 }; });
     }).then(function (res) {
       res.key = rec.key;
       render();
       return res;
+    });
+  }
+
+  // A check goes after any scan still on the phone, so it goes through the sync (which
+  // keeps that order); the answer is read from what the sync left.
+  function sendAfterScans(rec) {
+    return all().then(function (list) {
+      var scans = list.some(function (o) { return scanWaits(o, rec); });
+      if (!scans && !running) {
+        return token().then(function (tok) {
+          if (String(tok.user) !== me) return { ok: false, status: 0 };
+          return sendKey(rec.key, tok.csrf, { force: true });
+        }, function () { return { ok: false, status: 0 }; });
+      }
+      return sync(true).then(function () {  // a run under way runs once more, forced
+        return store("readonly").then(function (s) { return done(s.get(rec.key)); });
+      }).then(function (left) {
+        if (!left) return { ok: true, url: "" };
+        return { ok: false, status: 0, error: left.error, rejected: left.state === "rejected" && !left.fault,
+          fault: !!left.fault };
+      });
     });
   }
 
@@ -299,16 +478,58 @@
       if (waiting) { note.hidden = true; return; }
       var age = Date.now() - Number(note.dataset.at) * 1000;
       if (!navigator.onLine || !(Math.abs(age) < FRESH_PAGE)) return;
-      document.querySelectorAll("#act-verify form, #act-reopen form").forEach(function (form) {
-        var button = form.querySelector("button.btn");
+      var gated = [];
+      document.querySelectorAll("#act-verify, #act-reopen").forEach(function (details) {
+        var button = details.querySelector("form button.btn");
         if (!button) return;
         button.disabled = true;
-        var why = note.cloneNode(true);
-        why.removeAttribute("id");
-        why.className += " needs-scan";
-        form.insertBefore(why, button);
+        gated.push(details);
+      });
+      showOnce(note, gated);
+    });
+  }
+
+  // The notice is said once: above the buttons, or, while a check form is open, inside
+  // it next to its disabled button. A form that shows an error (the server refused it)
+  // says what is wrong itself, so the notice goes back above the buttons rather than
+  // stacking under the error.
+  function showOnce(note, gated) {
+    if (!gated.length) return;
+    var home = document.createComment("scan-first");
+    note.parentNode.insertBefore(home, note);
+    var refused = document.getElementById("action-error");  // the open form was refused
+    var last = null;
+    function hasError(details) {
+      if (refused && details.dataset.openedRefused) return true;
+      return Array.prototype.some.call(details.querySelectorAll("form .error"), function (e) {
+        return !e.hidden && e.textContent.trim() !== "" && !e.closest("[hidden]");
+      });
+    }
+    function place() {
+      var open = gated.filter(function (d) { return d.open && !hasError(d); });
+      var target = open.indexOf(last) !== -1 ? last : open[0];
+      if (target) {
+        var button = target.querySelector("form button.btn");
+        if (note.nextSibling !== button) button.parentNode.insertBefore(note, button);
+        note.classList.add("needs-scan");
+      } else {
+        if (home.nextSibling !== note) home.parentNode.insertBefore(note, home.nextSibling);
+        note.classList.remove("needs-scan");
+      }
+    }
+    gated.forEach(function (details) {
+      if (refused && details.open) details.dataset.openedRefused = "1";
+      details.addEventListener("toggle", function () {
+        if (details.open) last = details;
+        place();
+      });
+      // photos.js says when a form's message appears or goes.
+      details.addEventListener("patrol:message", function () {
+        delete details.dataset.openedRefused;  // a new attempt: the old refusal is history
+        place();
       });
     });
+    place();
   }
 
   window.PatrolQueue = { submit: submit, sync: sync, all: all, discard: discard };
@@ -316,7 +537,8 @@
 
   // --- wiring -----------------------------------------------------------------------
   if (bar) {
-    bar.querySelector("button.sync").addEventListener("click", function () { sync(true); });
+    // The user's own tap also retries a record that failed on the phone (see sendOne).
+    bar.querySelector("button.sync").addEventListener("click", function () { sync(true, true); });
   }
   window.addEventListener("online", function () { sync(true); });
   setInterval(function () { if (navigator.onLine) sync(false); }, PERIOD);

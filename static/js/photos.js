@@ -12,6 +12,15 @@
   try { T = JSON.parse(document.body.dataset.t || "{}"); } catch (e) { /* English fallbacks */ }
   var t = function (key, fallback) { return T[key] || fallback; };
 
+  // A link that is up but passes no data must not leave "Sending…" waiting for ever: an
+  // upload with no progress (and no answer) for `idle` ms, or longer than `total` in all,
+  // is given up, and the report goes to the outbox as without signal. Tests set
+  // window.PatrolTimeouts = {idle: ms, total: ms} before the page's scripts run.
+  function limits() {
+    var o = window.PatrolTimeouts || {};
+    return { idle: o.idle || 20000, total: o.total || 120000 };
+  }
+
   function csrf(form) {
     var el = form.querySelector("input[name=csrf_token]");
     return el ? el.value : "";
@@ -150,6 +159,7 @@
     var self = this;
     if (entry.state === "removed" || entry.state === "done") return Promise.resolve();
     entry.state = "uploading";
+    entry.timedOut = false;
     entry.el.classList.remove("failed");
     entry.msg.textContent = "";
     return new Promise(function (resolve) {
@@ -160,11 +170,31 @@
       ["lat", "lon"].forEach(function (k) {
         if (self.form.elements[k] && self.form.elements[k].value) body.append(k, self.form.elements[k].value);
       });
-      var xhr = new XMLHttpRequest();
+      var xhr = new XMLHttpRequest(), lim = limits(), idle = null, cap = null, over = false;
       entry.xhr = xhr;
+      function stop() { over = true; clearTimeout(idle); clearTimeout(cap); }
+      function giveUp() {
+        if (over) return;
+        stop();
+        entry.timedOut = true;
+        xhr.abort();
+        self.failed(entry);
+        resolve();
+      }
+      function alive() {
+        if (over) return;
+        clearTimeout(idle);
+        idle = setTimeout(giveUp, lim.idle);
+      }
       xhr.open("POST", "/photos");
-      xhr.upload.onprogress = function (e) { if (e.lengthComputable) entry.bar.value = e.loaded / e.total; };
+      xhr.upload.onprogress = function (e) {
+        alive();
+        if (e.lengthComputable) entry.bar.value = e.loaded / e.total;
+      };
+      xhr.onprogress = xhr.onreadystatechange = alive;
       xhr.onload = function () {
+        if (over) return;
+        stop();
         var data = {};
         try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
         if (xhr.status === 201 && data.id) {
@@ -187,8 +217,15 @@
         }
         resolve();
       };
-      xhr.onerror = xhr.ontimeout = function () { self.failed(entry); resolve(); };
-      xhr.onabort = function () { resolve(); };
+      xhr.onerror = function () {
+        if (over) return;
+        stop();
+        self.failed(entry);
+        resolve();
+      };
+      xhr.onabort = function () { if (!over) { stop(); resolve(); } };  // removed by the user
+      cap = setTimeout(giveUp, lim.total);
+      alive();
       xhr.send(body);
     });
   };
@@ -228,15 +265,18 @@
     note.setAttribute("role", "alert");
     var button = form.querySelector("button[type=submit], button:not([type])");
     button.parentNode.insertBefore(note, button);
-    function say(text) { note.textContent = text; note.hidden = false; }
+    // The page (offline.js) places its own notices around this one.
+    function told() { form.dispatchEvent(new CustomEvent("patrol:message", { bubbles: true })); }
+    function say(text) { note.textContent = text; note.hidden = false; told(); }
+    function quiet() { if (!note.hidden) { note.hidden = true; told(); } }
     // "Please take a photo" goes once the photo is there.
     form.addEventListener("patrol:photo-added", function () {
-      if (!missingPhotos(fields).length) note.hidden = true;
+      if (!missingPhotos(fields).length) quiet();
     });
     form.addEventListener("submit", function (e) {
       if (form.dataset.ready) return;
       e.preventDefault();
-      note.hidden = true;
+      quiet();
       var missing = missingPhotos(fields);
       if (missing.length) {
         say(t("needPhoto", "Please take a photo."));
@@ -256,7 +296,12 @@
             form.submit();
           });
         }
-        return window.PatrolQueue.submit(form, fields).then(function (res) {
+        // A photo whose upload just timed out: the link is up but passes nothing. Straight
+        // to the outbox, as without signal, rather than a second wait for the same result.
+        var stalled = fields.some(function (f) {
+          return f.live().some(function (e) { return e.state === "failed" && e.timedOut; });
+        });
+        return window.PatrolQueue.submit(form, fields, { queueOnly: stalled }).then(function (res) {
           if (res.ok) { location.href = res.url || form.dataset.after; return; }
           restore();
           if (res.rejected) {

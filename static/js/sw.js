@@ -5,6 +5,8 @@
  *   served when there is no signal.
  * - /c/<token> without signal: redirect to the kept compound page with ?offline_scan=,
  *   where the page queues the scan with the phone's time (offline.js).
+ * - Refresh (/sync/pages, asked for by the page): 3 pages at a time, then the kept pages
+ *   are trimmed to the list (and the thumbnails its pages show).
  * Forms are never replayed here: the page's queue (IndexedDB) sends them.
  */
 "use strict";
@@ -39,10 +41,15 @@ function withTimeout(promise, ms) {
   });
 }
 
-function keep(path, response) {
+// Keep a copy of a page (or thumbnail) as it goes to the page. The write is part of the
+// event (waitUntil): the browser may stop an idle worker, and a write outside the event
+// could be cut off halfway.
+function keep(path, response, event) {
   if (response.ok && response.type === "basic" && !response.redirected) {
     var copy = response.clone();
-    caches.open(PAGES).then(function (c) { c.put(path, copy); });
+    var write = caches.open(PAGES).then(function (c) { return c.put(path, copy); })
+      .catch(function () { /* storage full: the page still shows */ });
+    try { event.waitUntil(write); } catch (e) { /* the event is over: the write goes on anyway */ }
   }
   return response;
 }
@@ -60,9 +67,9 @@ function aliases() {
     .then(function (r) { return r ? r.json() : {}; }).catch(function () { return {}; });
 }
 
-function page(request, url) {
-  return withTimeout(fetch(request), NETWORK_TIMEOUT).then(function (response) {
-    return KEEP.test(url.pathname) ? keep(url.pathname, response) : response;
+function page(event, url) {
+  return withTimeout(fetch(event.request), NETWORK_TIMEOUT).then(function (response) {
+    return KEEP.test(url.pathname) ? keep(url.pathname, response, event) : response;
   }).catch(function () {
     if (url.pathname.indexOf("/c/") === 0) {
       // The kept map knows gate tokens only by their SHA-256 (see /sync/pages).
@@ -93,10 +100,10 @@ self.addEventListener("fetch", function (event) {
       return hit || fetch(request);
     }));
   } else if (request.mode === "navigate") {
-    event.respondWith(page(request, url));
+    event.respondWith(page(event, url));
   } else if (/^\/photos\/\d+\/thumb\.jpg$/.test(url.pathname)) {
     event.respondWith(caches.match(request).then(function (hit) {
-      return hit || fetch(request).then(function (r) { return keep(url.pathname, r); });
+      return hit || fetch(request).then(function (r) { return keep(url.pathname, r, event); });
     }));
   }
 });
@@ -143,34 +150,80 @@ function recentlyPrecached() {
     .then(function (when) { return Date.now() - Number(when) < PRECACHE_EVERY; });
 }
 
+// A few pages at a time: a phone on a weak link (and the server) is not hit with every
+// page of the list at once.
+var PRECACHE_PARALLEL = 3;
+var THUMBS = /\/photos\/\d+\/thumb\.jpg/g;  // thumbnails a kept page shows
+
+function inTurn(list, parallel, work) {
+  var next = 0;
+  function worker() {
+    if (next >= list.length) return null;
+    var item = list[next++];
+    return Promise.resolve(item).then(work).catch(function () { /* work says */ }).then(worker);
+  }
+  var workers = [];
+  for (var i = 0; i < Math.min(parallel, list.length); i++) workers.push(worker());
+  return Promise.all(workers);
+}
+
+// Kept pages are the list's pages and the thumbnails those pages show; the rest (pages
+// of compounds no longer on the list, items long closed) go, so the cache does not grow
+// for ever.
+function trim(pages, urls) {
+  var wanted = {};
+  urls.forEach(function (path) { wanted[path] = true; });
+  return pages.keys().then(function (requests) {
+    var path = function (r) { return new URL(r.url).pathname; };
+    return Promise.all(requests.filter(function (r) { return wanted[path(r)]; }).map(function (r) {
+      return pages.match(r).then(function (resp) { return resp ? resp.text() : ""; })
+        .then(function (html) { (html.match(THUMBS) || []).forEach(function (p) { wanted[p] = true; }); });
+    })).then(function () {
+      return Promise.all(requests.filter(function (r) { return !wanted[path(r)]; })
+        .map(function (r) { return pages.delete(r); }));
+    });
+  });
+}
+
+// A fetch whose answer (body included) is used within `ms`, else given up: a link that
+// passes no data must not hold the one refresh run (and so every later one) for ever.
+var PRECACHE_TIMEOUT = 30000;
+function fetchWithin(path, options, use) {
+  var ctl = self.AbortController ? new AbortController() : null;
+  if (ctl) options.signal = ctl.signal;
+  return withTimeout(fetch(path, options).then(use), PRECACHE_TIMEOUT).catch(function (err) {
+    if (ctl) ctl.abort();
+    throw err;
+  });
+}
+
 function precache() {
   // The gate-token map is small and written first, so a scan without signal finds its
   // compound even if the signal fades halfway through the pages. Each page stands alone:
   // one that fails (no signal, or server trouble) does not undo the others. The time is written last, so an interrupted
   // run is simply done again next time.
-  return fetch("/sync/pages", { credentials: "same-origin" })
-    .then(function (r) { return r.ok ? r.json() : null; })
-    .then(function (list) {
-      if (!list) return null;
-      var failed = false;
+  return fetchWithin("/sync/pages", { credentials: "same-origin" }, function (r) {
+    return r.ok ? r.json() : null;
+  }).then(function (list) {
+    if (!list) return null;
+    var failed = false;
+    return caches.open(META).then(function (meta) {
+      return meta.put("/__aliases", new Response(JSON.stringify(list.aliases),
+        { headers: { "Content-Type": "application/json" } }));
+    }).then(function () {
+      return caches.open(PAGES);
+    }).then(function (pages) {
+      return inTurn(list.urls, PRECACHE_PARALLEL, function (path) {
+        return fetchWithin(path, { credentials: "same-origin", headers: PRECACHE_HEADERS }, function (r) {
+          if (r.status >= 500) { failed = true; return null; }  // server trouble: again later
+          return r.ok && !r.redirected ? pages.put(path, r) : null;
+        }).catch(function () { failed = true; });
+      }).then(function () { return trim(pages, list.urls); });
+    }).then(function () {
+      if (failed) return null;
       return caches.open(META).then(function (meta) {
-        return meta.put("/__aliases", new Response(JSON.stringify(list.aliases),
-          { headers: { "Content-Type": "application/json" } }));
-      }).then(function () {
-        return caches.open(PAGES);
-      }).then(function (pages) {
-        return Promise.all(list.urls.map(function (path) {
-          var request = fetch(path, { credentials: "same-origin", headers: PRECACHE_HEADERS });
-          return request.then(function (r) {
-            if (r.status >= 500) { failed = true; return null; }  // server trouble: again later
-            return r.ok && !r.redirected ? pages.put(path, r) : null;
-          }).catch(function () { failed = true; });
-        }));
-      }).then(function () {
-        if (failed) return null;
-        return caches.open(META).then(function (meta) {
-          return meta.put("/__precached", new Response(String(Date.now())));
-        });
+        return meta.put("/__precached", new Response(String(Date.now())));
       });
-    }).catch(function () { return null; });
+    });
+  }).catch(function () { return null; });
 }
