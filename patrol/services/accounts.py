@@ -8,16 +8,79 @@ request, remember-cookie included.
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from ..extensions import db
+from ..lifecycle import Role
 from ..models import Device, Invite, User, utcnow
-from ..models.people import hash_secret
+from ..models.people import TITLES, hash_secret
+
+DEFAULT_TITLE = "志愿者"
+NAME_MAX = 60
+PHONE_MAX = 30
 
 
 class InviteError(Exception):
     def __init__(self, code):
         super().__init__(code)
         self.code = code  # "unknown", "used", "expired"
+
+
+class VolunteerInvalid(Exception):
+    """The volunteer was not created; `errors` maps fields to codes: display_name "name",
+    phone "phone", title "title", team_id "team" (no community, or a team outside it),
+    username "username" (empty or too long) or "username_taken"."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def normal_phone(phone: str | None) -> str:
+    """NFKC, so digits typed with a Chinese input method (１３８) are digits too."""
+    return unicodedata.normalize("NFKC", phone or "").strip()
+
+
+def create_volunteer(*, display_name: str, created_by, lifetime, community_id: int | None = None,
+                     team=None, phone: str | None = None, title: str | None = None,
+                     username: str | None = None) -> tuple[User, str]:
+    """A volunteer and their first one-time sign-in link: (user, raw invite token).
+
+    The one way to make a volunteer (staff's page and `patrol create-user` alike): a name
+    of at most 60 characters; a phone number of digits (with +, - and spaces) or none; a
+    title from TITLES (none: 志愿者); a community, given or the team's, and a team, if
+    any, of that community. Volunteers never type a user name; without one a unique one
+    is made. Raises VolunteerInvalid listing every problem; creates nothing then.
+    """
+    errors = {}
+    name = (display_name or "").strip()
+    if not name or len(name) > NAME_MAX:
+        errors["display_name"] = "name"
+    phone = normal_phone(phone)
+    digits = phone.removeprefix("+").replace("-", "").replace(" ", "")  # "+86 138…" too
+    if phone and (len(phone) > PHONE_MAX or not (digits.isascii() and digits.isdigit())):
+        errors["phone"] = "phone"
+    title = title or DEFAULT_TITLE
+    if title not in TITLES:
+        errors["title"] = "title"
+    if community_id is None and team is not None:
+        community_id = team.community_id
+    if community_id is None or (team is not None and team.community_id != community_id):
+        errors["team_id"] = "team"
+    if username is not None:
+        username = username.strip()
+        if not username or len(username) > 60:
+            errors["username"] = "username"
+        elif db.session.execute(db.select(User.id).where(User.username == username)).first():
+            errors["username"] = "username_taken"
+    if errors:
+        raise VolunteerInvalid(errors)
+    user = User(username=username or f"v-{secrets.token_hex(5)}", display_name=name,
+                phone=phone or None, role=Role.VOLUNTEER.value, title=title, community_id=community_id,
+                team=team)
+    db.session.add(user)
+    db.session.flush()
+    return user, create_invite(user, created_by, lifetime)
 
 
 def create_invite(user: User, created_by, lifetime) -> str:

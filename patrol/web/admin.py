@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import base64
-import secrets
-import unicodedata
 
 import sqlalchemy as sa
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
@@ -47,6 +45,19 @@ def _in_scope(query, column):
     return query.where(column == current_user.community_id)
 
 
+VOLUNTEER_ERRORS = {
+    "name": lambda: _("Please enter a name (at most 60 characters)."),
+    "phone": lambda: _("Please enter a phone number using digits only."),
+    "title": lambda: _("Please choose one of the options."),
+    "team": lambda: _("Please choose a team."),
+}
+
+
+def _own_community():
+    """Staff make volunteers in their own community; admins in the chosen team's."""
+    return current_user.community_id if current_user.role == "staff" else None
+
+
 @bp.route("/volunteers", methods=["GET", "POST"])
 @roles_required("staff", "admin")
 def volunteers():
@@ -57,28 +68,15 @@ def volunteers():
     teams = db.session.execute(teams_q).scalars().all()
     if request.method == "POST":
         values = request.form.to_dict()
-        name = values.get("display_name", "").strip()
-        # NFKC: digits typed with a Chinese input method (１３８) are digits too.
-        phone = unicodedata.normalize("NFKC", values.get("phone", "")).strip()
-        title = values.get("title") if values.get("title") in TITLES else "志愿者"
         team = next((t for t in teams if str(t.id) == values.get("team_id")), None)
-        if not name or len(name) > 60:
-            errors["display_name"] = _("Please enter a name (at most 60 characters).")
-        digits = phone.removeprefix("+").replace("-", "").replace(" ", "")  # "+86 138…" too
-        if phone and (len(phone) > 30 or not (digits.isascii() and digits.isdigit())):
-            errors["phone"] = _("Please enter a phone number using digits only.")
-        community_id = current_user.community_id if current_user.role == "staff" else None
-        if community_id is None and team is None:
-            errors["team_id"] = _("Please choose a team.")
-        if not errors:
-            # Volunteers never type a user name; it only has to be unique.
-            user = User(username=f"v-{secrets.token_hex(5)}",
-                        display_name=name, phone=phone or None, role="volunteer", title=title,
-                        community_id=team.community_id if team else community_id, team=team)
-            db.session.add(user)
-            db.session.flush()
-            token = accounts.create_invite(user, current_user,
-                                           current_app.config["INVITE_LIFETIME"])
+        try:
+            user, token = accounts.create_volunteer(
+                display_name=values.get("display_name", ""), phone=values.get("phone"),
+                title=values.get("title"), team=team, community_id=_own_community(),
+                created_by=current_user, lifetime=current_app.config["INVITE_LIFETIME"])
+        except accounts.VolunteerInvalid as exc:
+            errors = {field: VOLUNTEER_ERRORS[code]() for field, code in exc.errors.items()}
+        else:
             db.session.commit()
             return _show_invite_once(user, token)
     people = db.session.execute(query).scalars().all()
