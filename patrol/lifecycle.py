@@ -9,6 +9,11 @@ reason (a self-transition: the status stays, the history records the new deadlin
 Views and services never assign a status themselves: they call `transition()`,
 which checks the move, the actor's role and the evidence, and returns the new
 status plus what must go into the append-only history.
+
+Reading that history back is `replay()`, a fold over an item's events that takes
+the status after each event from the same table. The weekly lists, the ratings
+and anything else that asks "what happened to this item, and when" use it, so an
+action added to RULES is followed everywhere without further edits.
 """
 from __future__ import annotations
 
@@ -197,3 +202,144 @@ def clamp_deadline(requested: datetime | None, default: datetime, role: Role) ->
     if Role(role) == Role.MANAGER and requested > default:
         raise TransitionError("deadline_extension", "only staff may extend a deadline")
     return requested
+
+
+# --- an item's history, replayed ---------------------------------------------------------
+#
+# The status after each event comes from RULES (a self-transition keeps it). Every other
+# fact is read off the move between two statuses, never off an action's name: entering
+# ACKNOWLEDGED is an acknowledgement, leaving FIXED is the on-the-spot check of a fix
+# (passed if it closes the item as VERIFIED), reaching VERIFIED from anything but FIXED is
+# a fix on the spot, entering owed work from outside it starts a deadline, and so on.
+
+REPORT = "report"   # the event that creates an item; not an Action (nobody takes it)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of an item's history, as plain data."""
+    at: datetime
+    action: str                       # REPORT or an Action's value
+    deadline: datetime | None = None  # the deadline this event set (report, acknowledge, …)
+    rating: int | None = None         # the 1–5 stars a verifier gave
+
+    @classmethod
+    def from_record(cls, at: datetime, action: str, data: dict | None) -> Event:
+        """From a stored ItemEvent (`data` is its JSON column); a malformed deadline or
+        rating is left out."""
+        data = data or {}
+        deadline = None
+        if data.get("deadline"):
+            try:
+                deadline = datetime.fromisoformat(data["deadline"])
+            except (TypeError, ValueError):
+                pass
+        rating = data.get("rating")
+        return cls(at, action, deadline, int(rating) if isinstance(rating, int) else None)
+
+
+def rule_for(action) -> Rule | None:
+    """The table's rule for an Action or an action's name; None if the table has none."""
+    name = getattr(action, "value", action)
+    return next((r for a, r in RULES.items() if getattr(a, "value", a) == name), None)
+
+
+def status_after(status, action) -> Status | None:
+    """The status after `action` taken in `status`, by the table: the report creates the
+    item, a self-transition keeps the status, an action the table does not know changes
+    nothing. The history is what happened: the move is not checked again here."""
+    if getattr(action, "value", action) == REPORT:
+        return Status.REPORTED
+    rule = rule_for(action)
+    if rule is None or rule.target is SAME:
+        return status
+    return Status(rule.target)
+
+
+@dataclass
+class Replay:
+    """What an item's history says, as of the last event replayed."""
+    status: Status | None = None          # None: not reported (yet)
+    deadline: datetime | None = None
+    statuses: list = field(default_factory=list)    # (at, Status): each change of status
+    deadlines: list = field(default_factory=list)   # (at, deadline): each deadline set
+    reported_at: datetime | None = None
+    first_acknowledged_at: datetime | None = None
+    acknowledged_at: datetime | None = None         # the latest acknowledgement
+    first_fix_at: datetime | None = None            # the company's first fix (→ fixed)
+    fixed_at: datetime | None = None                # the latest fix, the company's or on the spot
+    verified_at: datetime | None = None
+    closed_at: datetime | None = None
+    reopened_at: datetime | None = None             # the latest reopening
+    reopens: int = 0
+    first_check: bool | None = None   # the first on-the-spot check of a fix: passed or not
+    fixed_on_spot: bool = False       # verified with no fix by the company (立行立改)
+    rating: int | None = None         # the stars given when it was verified
+    late: bool = False                # at some moment still owed work after its deadline
+
+    def status_at(self, moment: datetime) -> Status | None:
+        """The status at `moment` (within what was replayed)."""
+        status = None
+        for at, s in self.statuses:
+            if at > moment:
+                break
+            status = s
+        return status
+
+
+def replay(events, *, until: datetime | None = None,
+           default_hours: float | None = None) -> Replay:
+    """Fold an item's history into a Replay. Pure.
+
+    `events`: Events (or anything with `at`, `action`, `deadline`, `rating`), in any
+    order; ties in time keep the given order. Events after `until` are ignored, and
+    with `until` the item counts as late if it is overdue then.
+    `default_hours`: for histories recorded before report and reopen events carried
+    their deadline: an event that starts owed work (the report, a reopening) without a
+    deadline sets one that many hours later, as the category's default did.
+    """
+    out = Replay()
+    for ev in sorted(events, key=lambda e: e.at):
+        if until is not None and ev.at > until:
+            break
+        at, before = ev.at, out.status
+        after = status_after(before, ev.action)
+        # An owed stretch that lasts past its deadline makes the item late, whatever
+        # ends it (a late acknowledgement, a late fix, an extension granted afterwards).
+        if before in OWED and out.deadline is not None and at > out.deadline:
+            out.late = True
+        deadline = ev.deadline
+        if deadline is None and default_hours is not None and after in OWED \
+                and before not in OWED:
+            deadline = at + timedelta(hours=default_hours)
+        if deadline is not None:
+            out.deadline = deadline
+            out.deadlines.append((at, deadline))
+        if getattr(ev.action, "value", ev.action) == REPORT and out.reported_at is None:
+            out.reported_at = at
+        if after != before:
+            out.statuses.append((at, after))
+            if after == Status.ACKNOWLEDGED:
+                out.first_acknowledged_at = out.first_acknowledged_at or at
+                out.acknowledged_at = at
+            elif after == Status.FIXED:
+                out.first_fix_at = out.first_fix_at or at
+                out.fixed_at = at
+            elif after == Status.REOPENED:
+                out.reopened_at = at
+                out.reopens += 1
+            if after == Status.VERIFIED:
+                out.verified_at = at
+                if before != Status.FIXED:
+                    out.fixed_on_spot, out.fixed_at = True, at
+                if ev.rating is not None:
+                    out.rating = max(1, min(5, int(ev.rating)))
+            if before == Status.FIXED and out.first_check is None:
+                out.first_check = after == Status.VERIFIED
+            if after in CLOSED and before not in CLOSED:
+                out.closed_at = at
+        out.status = after
+    if until is not None and out.status is not None and is_overdue(out.status, out.deadline,
+                                                                     until):
+        out.late = True
+    return out

@@ -8,6 +8,9 @@ Every figure is about one cohort: the items a company was answerable for that we
 *reported* in the period, seen as of `now` (the moment of computing). Rejected and
 merged items (not the company's work) and items a volunteer fixed on the spot
 (立行立改, no work left for the company) are left out.
+
+What happened to an item, and when, is read by lifecycle.replay(), the one fold over
+a history; this module only turns its answers into figures.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from .lifecycle import Event, Status, replay  # noqa: F401  (Event: re-exported)
+
 # --- the documented constants (docs/scoring.md) -----------------------------------
 MIN_ITEMS = 5                     # fewer items in the period → insufficient data
 WEIGHTS = {"on_time": 35, "first_pass": 25, "satisfaction": 25, "ack_speed": 15}
@@ -25,8 +30,6 @@ ACK_ZERO_HOURS = 28               # ≥ 28 h: no points; linear in between
 STARS = ((90, 5), (75, 4), (60, 3), (40, 2))   # score ≥ threshold → stars; else 1
 RED_MIN_SCORE, RED_MIN_ON_TIME = 80, 0.90      # 红榜: score ≥ 80 and on-time ≥ 90 %
 BLACK_MAX_SCORE, BLACK_MIN_ON_TIME = 50, 0.60  # 黑榜: score < 50 or on-time < 60 %
-
-OWED = {"reported", "acknowledged", "reopened"}
 
 
 # --- periods ----------------------------------------------------------------------
@@ -100,13 +103,7 @@ def _add_months(d: date, k: int) -> date:
 
 # --- input ------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Event:
-    at: datetime
-    action: str                       # report, acknowledge, fix, verify, reopen, …
-    deadline: datetime | None = None  # the deadline this event set (report, ack, extend, reopen)
-    rating: int | None = None         # verify: the verifier's 1–5 stars
-
+# An Event (at, action, deadline, rating) is lifecycle.Event, imported above.
 
 @dataclass(frozen=True)
 class ItemHistory:
@@ -114,6 +111,7 @@ class ItemHistory:
     company_id: int | None
     created_at: datetime
     events: tuple                     # Event, in order; events after `now` are ignored
+    default_hours: float | None = None  # the category's deadline (old histories: see replay)
 
 
 # --- one item ---------------------------------------------------------------------
@@ -140,52 +138,18 @@ def _hours(delta: timedelta) -> float:
 
 
 def item_facts(history: ItemHistory, now: datetime) -> ItemFacts:
-    events = sorted((e for e in history.events if e.at <= now), key=lambda e: e.at)
-    status, deadline = "reported", None
-    first_ack = first_fix = None
-    first_check = rating = None
-    overdue = on_spot = False
-    for ev in events:
-        if ev.action == "report":
-            deadline = ev.deadline
-            continue
-        # An owed stretch that lasts past its deadline makes the item overdue, whatever
-        # ends it (a late acknowledgement, a late fix, an extension granted afterwards).
-        if status in OWED and deadline is not None and ev.at > deadline:
-            overdue = True
-        if ev.action == "acknowledge":
-            status = "acknowledged"
-            deadline = ev.deadline or deadline
-            first_ack = first_ack or ev.at
-        elif ev.action == "extend_deadline":
-            deadline = ev.deadline or deadline
-        elif ev.action == "fix":
-            status = "fixed"
-            first_fix = first_fix or ev.at
-        elif ev.action == "verify":
-            status = "verified"
-            first_check = True if first_check is None else first_check
-            if ev.rating is not None:
-                rating = max(1, min(5, int(ev.rating)))
-        elif ev.action == "reopen":
-            status = "reopened"
-            deadline = ev.deadline or deadline
-            first_check = False if first_check is None else first_check
-        elif ev.action == "fix_on_spot":
-            status, on_spot = "verified", True
-        elif ev.action in ("reject", "merge"):
-            status = "rejected" if ev.action == "reject" else "merged"
-    if status in OWED and deadline is not None and now > deadline:
-        overdue = True
+    seen = replay(history.events, until=now, default_hours=history.default_hours)
+    status = seen.status or Status.REPORTED     # no history at all: as reported
+    first_ack, first_fix = seen.first_acknowledged_at, seen.first_fix_at
     created = history.created_at
-    counted = (history.company_id is not None and not on_spot
-               and status not in ("rejected", "merged"))
+    counted = (history.company_id is not None and not seen.fixed_on_spot
+               and status not in (Status.REJECTED, Status.MERGED))
     return ItemFacts(
-        id=history.id, created_at=created, status=status, counted=counted,
+        id=history.id, created_at=created, status=status.value, counted=counted,
         ack_hours=_hours((first_ack or now) - created), ack_waiting=first_ack is None,
         fix_hours=_hours((first_fix or now) - created), fix_waiting=first_fix is None,
-        overdue=overdue, decided=first_fix is not None or overdue,
-        first_check=first_check, rating=rating)
+        overdue=seen.late, decided=first_fix is not None or seen.late,
+        first_check=seen.first_check, rating=seen.rating)
 
 
 # --- one company ------------------------------------------------------------------

@@ -135,3 +135,49 @@ def test_escalation_is_derived():
     assert is_escalated(S.ACKNOWLEDGED, fresh, past, NOW, limit)  # overdue
     assert not is_escalated(S.ACKNOWLEDGED, old, future, NOW, limit)
     assert not is_escalated(S.FIXED, old, past, NOW, limit)
+
+
+# --- replaying a history ----------------------------------------------------------------
+
+def test_replay_reads_every_fact_off_the_table():
+    from patrol.lifecycle import Event, replay
+    t, h = NOW, timedelta(hours=1)
+    events = [Event(t, "report", t + 24 * h),
+              Event(t + 2 * h, "acknowledge", t + 20 * h),
+              Event(t + 5 * h, "fix"),
+              Event(t + 6 * h, "reopen"),                    # an old history: no deadline
+              Event(t + 7 * h, "acknowledge", t + 30 * h),
+              Event(t + 8 * h, "extend_deadline", t + 40 * h),
+              Event(t + 9 * h, "fix"),
+              Event(t + 10 * h, "verify", rating=9)]
+    seen = replay(events, default_hours=24)
+    assert seen.status == S.VERIFIED and seen.closed_at == seen.verified_at == t + 10 * h
+    assert [s.value for _, s in seen.statuses] == [
+        "reported", "acknowledged", "fixed", "reopened", "acknowledged", "fixed", "verified"]
+    assert seen.deadlines == [(t, t + 24 * h), (t + 2 * h, t + 20 * h),
+                              (t + 6 * h, t + 30 * h),       # reopen + the default 24 h
+                              (t + 7 * h, t + 30 * h), (t + 8 * h, t + 40 * h)]
+    assert (seen.first_acknowledged_at, seen.acknowledged_at) == (t + 2 * h, t + 7 * h)
+    assert (seen.first_fix_at, seen.fixed_at) == (t + 5 * h, t + 9 * h)
+    assert (seen.reopened_at, seen.reopens, seen.first_check) == (t + 6 * h, 1, False)
+    assert seen.rating == 5 and not seen.fixed_on_spot and not seen.late
+    # As of a moment: later events are ignored, and being overdue then makes it late.
+    middle = replay(events, until=t + 5 * h + timedelta(minutes=30))
+    assert middle.status == S.FIXED and middle.reopens == 0 and middle.first_check is None
+    assert replay(events[:2], until=t + 21 * h).late          # acknowledged, past 20 h
+    assert replay([Event(t, "report")]).status == S.REPORTED
+    assert replay([]).status is None
+
+
+def test_replay_fix_on_the_spot_and_closing():
+    from patrol.lifecycle import Event, replay
+    t, h = NOW, timedelta(hours=1)
+    on_spot = replay([Event(t, "report", t + h), Event(t + 2 * h, "fix_on_spot", rating=4)])
+    assert on_spot.fixed_on_spot and on_spot.fixed_at == on_spot.verified_at == t + 2 * h
+    assert on_spot.first_fix_at is None and on_spot.first_check is None and on_spot.rating == 4
+    assert on_spot.late                       # owed work past its deadline until fixed
+    rejected = replay([Event(t, "report"), Event(t + h, "reject")])
+    assert rejected.status == S.REJECTED and rejected.closed_at == t + h
+    assert rejected.verified_at is None
+    # An action the table does not know (a retired one) changes no status.
+    assert replay([Event(t, "report"), Event(t + h, "comment")]).status == S.REPORTED

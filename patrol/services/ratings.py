@@ -1,13 +1,15 @@
-"""Ratings from the database: load item histories, hand them to the pure scoring module."""
+"""Ratings from the database: load item histories, hand them to the pure scoring module
+(which reads each history with lifecycle.replay)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import current_app
 
 from .. import scoring
 from ..extensions import db
+from ..lifecycle import Event
 from ..models import Company, Compound, Item, ItemEvent
 from ..models.base import utcnow
 
@@ -17,13 +19,6 @@ def _category_hours(form_id: str, code: str) -> int:
     form = forms.get(form_id) or forms.get("hazard")
     category = form.category(code) if form else None
     return category["deadline_hours"] if category else 72
-
-
-def _parse(value) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if value else None
-    except (TypeError, ValueError):
-        return None
 
 
 def load_histories(conditions, start: datetime, end: datetime) -> list[scoring.ItemHistory]:
@@ -41,21 +36,17 @@ def load_histories(conditions, start: datetime, end: datetime) -> list[scoring.I
             .join(Item, Item.id == ItemEvent.item_id).where(*where)
             .order_by(ItemEvent.item_id, ItemEvent.id)):
         events[item_id].append((at, action, data or {}))
+    hours: dict[tuple, int] = {}
     out = []
     for row in items:
-        hours = None
-        history = []
-        for at, action, data in events[row.id]:
-            deadline = _parse(data.get("deadline"))
-            if deadline is None and action in ("report", "reopen"):
-                # Histories recorded before deadlines were written into report and
-                # reopen events: rebuild them from the category's default.
-                hours = hours or _category_hours(row.form_id, row.category)
-                deadline = at + timedelta(hours=hours)
-            rating = data.get("rating") if action == "verify" else None
-            history.append(scoring.Event(at, action, deadline,
-                                         int(rating) if isinstance(rating, int) else None))
-        out.append(scoring.ItemHistory(row.id, row.company_id, row.created_at, tuple(history)))
+        key = (row.form_id, row.category)
+        if key not in hours:
+            # For histories recorded before deadlines were written into report and
+            # reopen events: lifecycle.replay rebuilds them from the category's default.
+            hours[key] = _category_hours(*key)
+        history = tuple(Event.from_record(at, action, data) for at, action, data in events[row.id])
+        out.append(scoring.ItemHistory(row.id, row.company_id, row.created_at, history,
+                                       default_hours=hours[key]))
     return out
 
 

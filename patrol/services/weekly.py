@@ -4,7 +4,8 @@ Pure parts (no Flask, no database), tested directly:
   * `Week`: parse "2026-W48", the week containing a moment, and its bounds —
     Monday 00:00 to the next Monday 00:00 in the configured time zone, returned
     as naive UTC because the database stores naive UTC (models/base.py).
-  * `replay()`: an item's state at a moment, rebuilt from its append-only history,
+  * `replay()`: an item's state at a moment, read from its append-only history by
+    lifecycle.replay() (the one fold over a history, next to the transition table),
     so last week's list printed today shows last week's state.
   * `classify()`: which section an item belongs to.
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from .. import lifecycle
 from ..lifecycle import OWED, Status, is_ack_late, is_overdue
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,6 @@ SECTIONS = ("new", "open", "fixed", "verified", "reopened")
 NOTE_CHARS = 140          # a printed list shows the start of long notes
 _WEEK_RE = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.I)
 _OWED = frozenset(s.value for s in OWED)
-_CLOSE_ACTIONS = ("verify", "fix_on_spot")
-_DEADLINE_ACTIONS = ("acknowledge", "reopen")
 
 
 # --- the week ---------------------------------------------------------------------------
@@ -101,7 +101,8 @@ class Week:
 
 @dataclass(frozen=True)
 class Ev:
-    """The parts of an ItemEvent the weekly list needs (plain data, for tests)."""
+    """An ItemEvent as plain data (for tests; build() passes the rows themselves).
+    `to_status` is what was recorded; the replay takes the status from lifecycle.RULES."""
     at: datetime
     action: str
     to_status: str
@@ -121,47 +122,27 @@ class State:
     reopened_in_week: bool = False
 
 
-def replay(events: list[Ev], as_of: datetime, *, week_start: datetime, created_at: datetime,
+def replay(events, as_of: datetime, *, week_start: datetime, created_at: datetime,
            deadline_hours: int | None, current_deadline: datetime | None) -> State:
-    """The item's state at `as_of` from its events (those at or before `as_of`).
+    """The item's state at `as_of` from its events (ItemEvents or Evs) at or before it.
 
-    The deadline is the stored one unless a later acknowledge/reopen changed it;
-    then it is rebuilt (report: created + category hours; acknowledge: the deadline
-    in the event's data; reopen: event time + category hours).
+    The deadline is the stored one unless an event after `as_of` changed it; then it
+    is the one the history had set by `as_of` (`deadline_hours`, the category's, for
+    old report and reopen events that did not record theirs).
     """
-    state = State(status=None, deadline=None)
-    rebuild = any(e.at > as_of and e.action in _DEADLINE_ACTIONS for e in events)
-    for ev in sorted(events, key=lambda e: (e.at, e.id or 0)):
-        if ev.at > as_of:
-            break
-        state.status = ev.to_status
-        if ev.action == "report":
-            if deadline_hours is not None:
-                state.deadline = created_at + timedelta(hours=deadline_hours)
-        elif ev.action == "acknowledge":
-            state.acknowledged_at = ev.at
-            if ev.data.get("deadline"):
-                try:
-                    state.deadline = datetime.fromisoformat(ev.data["deadline"])
-                except (TypeError, ValueError):
-                    pass
-        elif ev.action in ("fix", "fix_on_spot"):
-            state.fixed_at = ev.at
-        elif ev.action == "reopen":
-            state.reopened_at = ev.at
-            if ev.at >= week_start:
-                state.reopened_in_week = True
-            if deadline_hours is not None:
-                state.deadline = ev.at + timedelta(hours=deadline_hours)
-        if ev.action in _CLOSE_ACTIONS:
-            state.verified_at = ev.at
-        if ev.to_status in ("verified", "rejected", "merged"):
-            state.closed_at = ev.at
-    if state.status is None and not events and created_at <= as_of:
-        state.status = Status.REPORTED.value  # no history at all: trust the row
-    if not rebuild:
-        state.deadline = current_deadline
-    return state
+    ordered = sorted(events, key=lambda e: (e.at, e.id or 0))
+    history = [lifecycle.Event.from_record(e.at, e.action, e.data) for e in ordered]
+    seen = lifecycle.replay(history, until=as_of, default_hours=deadline_hours)
+    changed_later = any(at > as_of for at, _ in
+                        lifecycle.replay(history, default_hours=deadline_hours).deadlines)
+    status = seen.status.value if seen.status else None
+    if status is None and not history and created_at <= as_of:
+        status = Status.REPORTED.value  # no history at all: trust the row
+    return State(
+        status=status, deadline=seen.deadline if changed_later else current_deadline,
+        acknowledged_at=seen.acknowledged_at, fixed_at=seen.fixed_at,
+        verified_at=seen.verified_at, closed_at=seen.closed_at, reopened_at=seen.reopened_at,
+        reopened_in_week=seen.reopened_at is not None and seen.reopened_at >= week_start)
 
 
 def classify(state: State, *, created_at: datetime, start: datetime, as_of: datetime) -> str | None:
@@ -259,9 +240,8 @@ def build(scope: str, target, week: Week, *, now: datetime, tz: str, form,
 
     sections: dict[str, list[Entry]] = {key: [] for key in SECTIONS}
     for item in items:
-        events = [Ev(e.at, e.action, e.to_status, e.data or {}, e.id) for e in item.events]
         category = form.category(item.category) if form else None
-        state = replay(events, as_of, week_start=start, created_at=item.created_at,
+        state = replay(item.events, as_of, week_start=start, created_at=item.created_at,
                        deadline_hours=category["deadline_hours"] if category else None,
                        current_deadline=item.deadline)
         section = classify(state, created_at=item.created_at, start=start, as_of=as_of)
