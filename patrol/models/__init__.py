@@ -1,6 +1,6 @@
 """Database models, one module per area."""
 from .base import utcnow  # noqa: F401
-from .places import Community, Company, Compound, Building  # noqa: F401
+from .places import Street, Community, Company, Compound, Building  # noqa: F401
 from .people import User, Team, TeamCompound, Invite, Device  # noqa: F401
 from .items import Item, ItemEvent, Photo, Presence  # noqa: F401
 from .notify import NotifyEndpoint, Delivery  # noqa: F401

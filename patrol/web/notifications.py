@@ -11,7 +11,7 @@ from flask_login import current_user
 from .. import labels, notify, permissions
 from ..extensions import db
 from ..models import Community, Company, Delivery, NotifyEndpoint, utcnow
-from ..services import notify as notify_service
+from ..services import receivers
 from .helpers import get_or_404, roles_required
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
@@ -28,6 +28,16 @@ def _owners():
         return [], [db.session.get(Company, current_user.company_id)]
     return (db.session.execute(db.select(Community).order_by(Community.name)).scalars().all(),
             db.session.execute(db.select(Company).order_by(Company.name)).scalars().all())
+
+
+def _receiver_error(code: str) -> str:
+    if code == "name":
+        return _("Please enter a name (at most 60 characters).")
+    if code == "no_events":
+        return _("Choose at least one kind of message.")
+    if code == "bad_owner":
+        code = "bad_kind"  # "Please choose one of the options."
+    return str(labels.TARGET_ERROR[code])
 
 
 def _parse_owner(value: str, communities, companies):
@@ -57,27 +67,13 @@ def index():
             owner_kind, owner = "company", companies[0]
         else:
             owner_kind, owner = _parse_owner(values.get("owner"), communities, companies)
-        if not name or len(name) > 60:
-            errors["name"] = _("Please enter a name (at most 60 characters).")
-        if kind not in notify.KINDS:
-            errors["kind"] = str(labels.TARGET_ERROR["bad_kind"])
-        elif kind == "email" and not cfg.get("SMTP_HOST"):
-            errors["kind"] = str(labels.TARGET_ERROR["no_smtp"])
+        try:
+            receivers.add_receiver(actor=current_user, name=name, kind=kind,
+                                   target=values.get("target", ""), events=events, owner=owner,
+                                   email_enabled=bool(cfg.get("SMTP_HOST")))
+        except receivers.ReceiverInvalid as exc:
+            errors = {field: _receiver_error(code) for field, code in exc.errors.items()}
         else:
-            try:
-                target = notify.validate_target(kind, values.get("target", ""))
-            except notify.InvalidTarget as exc:
-                errors["target"] = str(labels.TARGET_ERROR[exc.code])
-        if not events:
-            errors["events"] = _("Choose at least one kind of message.")
-        if owner is None:
-            errors["owner"] = str(labels.TARGET_ERROR["bad_kind"])
-        if not errors:
-            endpoint = NotifyEndpoint(
-                name=name, kind=kind, target=target, events=events, created_by_id=current_user.id,
-                community_id=owner.id if owner_kind == "community" else None,
-                company_id=owner.id if owner_kind == "company" else None)
-            db.session.add(endpoint)
             db.session.commit()
             flash(_("Receiver “%(name)s” added.", name=name), "ok")
             return redirect(url_for("notifications.index"))
@@ -107,7 +103,7 @@ def _managed(endpoint_id) -> NotifyEndpoint:
 def delete(endpoint_id):
     endpoint = _managed(endpoint_id)
     name = endpoint.name
-    db.session.delete(endpoint)
+    receivers.remove_receiver(endpoint)
     db.session.commit()
     flash(_("Receiver “%(name)s” removed.", name=name), "ok")
     return redirect(url_for("notifications.index"))
@@ -118,14 +114,9 @@ def delete(endpoint_id):
 def test(endpoint_id):
     """Queue a test message; it is sent after this request, like every notification."""
     endpoint = _managed(endpoint_id)
-    now = utcnow()
-    with notify_service._zh():
-        payload = {"event": "test", "title": _("[Patrol] Test message"),
-                   "lines": [_("If you can read this, the receiver “%(name)s” works.",
-                               name=endpoint.name)],
-                   "url": current_app.config["BASE_URL"], "at": now.isoformat() + "Z"}
-    notify_service.enqueue(endpoint, "test", payload, now=now,
-                           dedupe_key=f"test:{now.isoformat()}:{current_user.id}")
+    cfg = current_app.config
+    receivers.queue_test_message(endpoint, actor=current_user, now=utcnow(),
+                                 base_url=cfg["BASE_URL"], locale=cfg["BABEL_DEFAULT_LOCALE"])
     db.session.commit()
     flash(_("Test message queued. Its result appears below in a moment."), "ok")
     return redirect(url_for("notifications.index"))

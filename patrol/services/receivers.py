@@ -1,0 +1,78 @@
+"""Notification receivers (webhooks, WeCom group robots, e-mail): adding, removing and
+testing one. Who may manage which receivers is permissions.py's; sending is notify.py's.
+
+Changes models and flushes; the caller commits.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import force_locale, gettext as _
+
+from .. import notify
+from ..extensions import db
+from ..models import Community, Company, Delivery, NotifyEndpoint
+from . import notify as notify_service
+
+NAME_MAX = 60
+
+
+class ReceiverInvalid(Exception):
+    """The receiver was not added; `errors` maps form fields to codes: name "name",
+    events "no_events", owner "bad_owner", kind "bad_kind" or "no_smtp", and target
+    the code of notify.validate_target (e.g. "bad_url")."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def add_receiver(*, actor, name: str, kind: str, target: str, events: list[str],
+                 owner: Community | Company | None, email_enabled: bool) -> NotifyEndpoint:
+    """A new receiver for `owner` (a community or a company the actor may manage), or
+    ReceiverInvalid listing every problem."""
+    name = (name or "").strip()
+    events = [e for e in events if e in notify.EVENTS]
+    errors = {}
+    if not name or len(name) > NAME_MAX:
+        errors["name"] = "name"
+    if kind not in notify.KINDS:
+        errors["kind"] = "bad_kind"
+    elif kind == "email" and not email_enabled:
+        errors["kind"] = "no_smtp"
+    else:
+        try:
+            target = notify.validate_target(kind, target or "")
+        except notify.InvalidTarget as exc:
+            errors["target"] = exc.code
+    if not events:
+        errors["events"] = "no_events"
+    if not isinstance(owner, (Community, Company)):
+        errors["owner"] = "bad_owner"
+    if errors:
+        raise ReceiverInvalid(errors)
+    endpoint = NotifyEndpoint(
+        name=name, kind=kind, target=target, events=events, created_by_id=actor.id,
+        community_id=owner.id if isinstance(owner, Community) else None,
+        company_id=owner.id if isinstance(owner, Company) else None)
+    db.session.add(endpoint)
+    db.session.flush()
+    return endpoint
+
+
+def remove_receiver(endpoint: NotifyEndpoint) -> None:
+    db.session.delete(endpoint)
+    db.session.flush()
+
+
+def queue_test_message(endpoint: NotifyEndpoint, *, actor, now: datetime, base_url: str,
+                       locale: str) -> Delivery | None:
+    """Queue a test message (in the receivers' language, `locale`); it is sent after the
+    commit, like every notification."""
+    with force_locale(locale):
+        payload = {"event": "test", "title": _("[Patrol] Test message"),
+                   "lines": [_("If you can read this, the receiver “%(name)s” works.",
+                               name=endpoint.name)],
+                   "url": base_url, "at": now.isoformat() + "Z"}
+    return notify_service.enqueue(endpoint, "test", payload, now=now,
+                                  dedupe_key=f"test:{now.isoformat()}:{actor.id}")
