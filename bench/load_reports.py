@@ -201,9 +201,11 @@ def run(db_url, reports, threads, receivers, photos):
         [VENV_BIN / "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
          "patrol:create_app()"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    for _ in range(300):   # gunicorn on a loaded 2-core machine: up to a minute
+        if server.poll() is not None:
+            sys.exit("the server did not start:\n" + (tmp / "gunicorn.log").read_text()[-3000:])
         try:
-            urllib.request.urlopen(base + "/login", timeout=2)
+            urllib.request.urlopen(base + "/healthz", timeout=2)
             break
         except OSError:
             time.sleep(0.2)
@@ -291,7 +293,7 @@ def main():
             continue
         for receivers in args.receivers:
             result = run(url, args.reports, args.threads, receivers, photos)
-            print(json.dumps(result, ensure_ascii=False))
+            print(json.dumps(result, ensure_ascii=False), flush=True)
             failed |= (result["5xx"] > 0 or result["stored"] != args.reports
                        or result["duplicates"] > 0 or result["acknowledged"] != args.reports)
     print("RESULT:", "FAIL" if failed else "OK (0 5xx, every report stored once)")
