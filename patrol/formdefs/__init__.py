@@ -1,2 +1,2 @@
 """Form definitions as data: load `forms/*.toml`, check them, report every error at once."""
-from .loader import FormDefError, FormDefinition, load_forms, check_forms  # noqa: F401
+from .loader import FormDefError, FormDefinition, FormSet, load_forms, check_forms  # noqa: F401

@@ -8,6 +8,7 @@ from pathlib import Path
 from marshmallow import ValidationError
 
 from .schema import FormFileSchema
+from .store import check_stores, stored_in_answers
 
 
 class FormDefError(Exception):
@@ -35,6 +36,44 @@ class FormDefinition:
 
     def label(self, obj: dict, lang: str) -> str:
         return obj["label"].get(lang) or obj["label"]["zh"]
+
+    def answer_rows(self, answers: dict | None, lang: str) -> list[tuple[str, str]]:
+        """An item's extra answers (fields stored in "answers") as (label, text) in the
+        form's order; a choice shows its label. Answers this definition does not know
+        (a field since removed) follow under their own names. Text, not markup."""
+        answers = {k: v for k, v in (answers or {}).items() if v is not None and str(v) != ""}
+        rows = []
+        for f in self.fields:
+            if f["name"] not in answers or not stored_in_answers(f):
+                continue
+            value = answers.pop(f["name"])
+            if f["type"] == "choice":
+                choice = next((c for c in f["choices"] if c["value"] == value), None)
+                value = self.label(choice, lang) if choice else value
+            rows.append((self.label(f, lang), str(value)))
+        rows += [(name, str(value)) for name, value in answers.items()]
+        return rows
+
+
+class FormSet(dict):
+    """The loaded forms: `forms[id]` and `forms.get(id)` are each form's current (highest)
+    version; older versions (kept as files such as forms/hazard.v1.toml) stay loadable,
+    so an item is shown with the labels of the version it was made with."""
+
+    def __init__(self, versions: dict[tuple[str, int], FormDefinition]):
+        self.versions = dict(versions)
+        current = {}
+        for (form_id, version), form in sorted(versions.items()):
+            current[form_id] = form          # sorted by version: the last one wins
+        super().__init__(current)
+
+    def version(self, form_id: str, version: int | None) -> FormDefinition | None:
+        """That exact version, else the form's current one, else None."""
+        return self.versions.get((form_id, version)) or self.get(form_id)
+
+    def for_item(self, item, default: str = "hazard") -> FormDefinition | None:
+        """The definition an item was made with (the current one if it was retired)."""
+        return self.version(item.form_id, item.form_version) or self.get(default)
 
 
 def _flatten(messages, prefix=""):
@@ -74,6 +113,7 @@ def _cross_check(data: dict) -> list[tuple[str, str]]:
             values = [c["value"] for c in f["choices"]]
             if len(values) != len(set(values)):
                 problems.append((f"fields.{i}.choices", "choice values must be unique"))
+    problems += check_stores(data.get("fields_", []))
     return problems
 
 
@@ -97,8 +137,11 @@ def load_file(path: Path) -> FormDefinition:
                           source=name)
 
 
-def load_forms(directory: Path) -> dict[str, FormDefinition]:
-    """Load every forms/*.toml; one FormDefError lists the problems of all files."""
+def load_forms(directory: Path) -> FormSet:
+    """Load every forms/*.toml; one FormDefError lists the problems of all files.
+
+    Several files may define one form id with different versions (the highest is the
+    current form); the same id and version twice is an error."""
     forms, problems = {}, []
     files = sorted(Path(directory).glob("*.toml"))
     if not files:
@@ -109,13 +152,15 @@ def load_forms(directory: Path) -> dict[str, FormDefinition]:
         except FormDefError as exc:
             problems.extend(exc.problems)
             continue
-        if form.id in forms:
+        key = (form.id, form.version)
+        if key in forms:
             problems.append((str(path), "form.id",
-                             f"form id '{form.id}' is also used by {forms[form.id].source}"))
-        forms[form.id] = form
+                             f"form id '{form.id}' version {form.version} is also used by "
+                             f"{forms[key].source}"))
+        forms[key] = form
     if problems:
         raise FormDefError(problems)
-    return forms
+    return FormSet(forms)
 
 
 def check_forms(directory: Path) -> list[tuple[str, str, str]]:

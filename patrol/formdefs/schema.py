@@ -39,6 +39,11 @@ class FieldSchema(Schema):
     max_length = fields.Integer(strict=True, validate=validate.Range(min=1, max=5000),
                                 load_default=None)
     choices = fields.List(fields.Nested(ChoiceSchema), load_default=None)
+    # Where the answer is kept (formdefs/store.py): "answers" (the default) or
+    # "column:<name>" for one of the item's columns; checked against the model by the loader.
+    store = fields.String(load_default=None, validate=validate.Regexp(
+        r"^(answers|column:[a-z][a-z0-9_]{0,39})$",
+        error='must be "answers" or "column:<name>", e.g. "column:floor"'))
 
     @validates_schema
     def _choices_for_choice_fields(self, data, **kwargs):

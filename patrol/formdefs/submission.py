@@ -1,12 +1,17 @@
 """Validate a report submission against its form definition. Pure: no Flask."""
 from __future__ import annotations
 
+from .store import column_of
+
 
 def validate_submission(form, values: dict, *, building_ids: set[int], photo_count: int,
                         max_photos: int) -> tuple[dict, dict[str, str]]:
     """Return (clean values, {field name: error code}). Codes are translated by the view.
 
     `values` maps field names to submitted strings; photos are counted by the caller.
+    Clean values are keyed by where they are stored (formdefs/store.py): `category`,
+    `building`, each item column a field names in its `store` (e.g. `floor`), and
+    `extra`, the answers (field name → value).
     """
     clean, errors, extra = {}, {}, {}
     for f in form.fields:
@@ -39,19 +44,21 @@ def validate_submission(form, values: dict, *, building_ids: set[int], photo_cou
                 errors[name] = "bad_choice"
                 continue
             clean["building"] = value
-        elif kind == "integer":
-            try:
-                extra[name] = int(raw)
-            except ValueError:
-                errors[name] = "not_integer"
-        elif kind == "choice":
-            if raw not in {c["value"] for c in f["choices"]}:
-                errors[name] = "bad_choice"
-            else:
-                extra[name] = raw
-        elif name in ("unit", "floor", "note"):
-            clean[name] = raw
         else:
-            extra[name] = raw
+            value = raw
+            if kind == "integer":
+                try:
+                    value = int(raw)
+                except ValueError:
+                    errors[name] = "not_integer"
+                    continue
+            elif kind == "choice" and raw not in {c["value"] for c in f["choices"]}:
+                errors[name] = "bad_choice"
+                continue
+            column = column_of(f)
+            if column:
+                clean[column] = value
+            else:
+                extra[name] = value
     clean["extra"] = extra
     return clean, errors
