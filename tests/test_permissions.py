@@ -202,4 +202,6 @@ def test_only_volunteers_and_staff_record_scans_online_or_from_the_outbox(app, w
         assert queued.status_code == 403 and scans() == 0
         # The outbox keeps the record and shows `error`, in the user's language.
         assert queued.get_json() == {"error": "只有志愿者和社区工作人员可以记录扫码。"
-                                     if may_see else "您没有权限访问此页面。"}
+                                     if may_see else "您没有权限访问此页面。",
+                                     "code": "scan_not_allowed" if may_see else "forbidden",
+                                     "fields": {}}

@@ -186,9 +186,10 @@ def test_the_phone_outbox_gets_errors_it_can_show_and_retry(tmp_path):
     sync = {"X-Patrol-Sync": "1", "X-CSRFToken": "stale"}
     resp = phone.post(f"/compounds/{w.a1}/report", headers=sync, data={"category": "flyers"})
     assert resp.status_code == 400
-    assert resp.get_json() == {"error": "表单已过期，将自动重新发送。", "retry": True}
+    assert resp.get_json() == {"error": "表单已过期，将自动重新发送。", "retry": True,
+                               "code": "csrf", "fields": {}}
     assert phone.get("/nothing-here", headers=sync).get_json() == {
-        "error": "页面不存在，或链接已失效。"}
+        "error": "页面不存在，或链接已失效。", "code": "not_found", "fields": {}}
     # Pages still get pages.
     page = phone.post(f"/compounds/{w.a1}/report", data={"category": "flyers"})
     assert page.status_code == 400 and page.mimetype == "text/html"

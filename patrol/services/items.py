@@ -1,6 +1,9 @@
 """Item operations: report, and every lifecycle action.
 
-They change models and flush; the request handler (or CLI) commits once.
+They change models and flush; the request handler (or CLI) commits once. The one
+exception is `submit_report`, the whole report use case, which commits itself: photos
+must survive a refused form, and of two sends of one form the database's unique key
+decides only at commit.
 `actor` and `now` are arguments, so everything here runs without a request.
 """
 from __future__ import annotations
@@ -8,15 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
+from ..formdefs.store import ITEM_COLUMNS
+from ..formdefs.submission import validate_submission
 from ..lifecycle import (Action, Evidence, Role, Status, TransitionError, EXTEND_REASONS,
                          REJECT_REASONS, REOPEN_REASONS, check_extension, clamp_deadline,
                          presence_valid, transition)
-from ..models import Item, ItemEvent, Presence
+from ..models import Item, ItemEvent, Photo, Presence
 from .. import permissions
 from . import notify
+from .photo_store import save_upload
+from .photos import PhotoRejected
 
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -56,6 +64,14 @@ def latest_presence(user, compound_id, now, window) -> Presence | None:
     return None
 
 
+def on_the_spot(actor, compound_id, *, now: datetime, device_at: datetime | None,
+                window: timedelta) -> Presence | None:
+    """The scan that puts `actor` on the spot for something done now, or, when it was
+    queued offline, at `device_at`: a scan within the window before the moment the phone
+    recorded it, not before it reached us. One rule for checks and fixes on the spot."""
+    return latest_presence(actor, compound_id, device_at or now, window)
+
+
 def device_time(value: datetime | None, now: datetime, max_age: timedelta) -> datetime | None:
     """A phone's clock reading for something done offline, if plausible; else TransitionError."""
     if value is None:
@@ -72,6 +88,18 @@ def record_presence(user, compound, now, *, lat=None, lon=None, accuracy=None,
     db.session.add(presence)
     db.session.flush()
     return presence
+
+
+def record_offline_scan(user, compound, now, *, device_at: datetime, lat=None, lon=None
+                        ) -> tuple[Presence, bool]:
+    """A gate scan made without signal, sent later by the phone's outbox. Sent again
+    after a lost answer it is the same scan, not a second one: (presence, created)."""
+    again = db.session.execute(db.select(Presence).where(
+        Presence.user_id == user.id, Presence.compound_id == compound.id,
+        Presence.device_at == device_at)).scalars().first()
+    if again:
+        return again, False
+    return record_presence(user, compound, now, lat=lat, lon=lon, device_at=device_at), True
 
 
 def _event(item, actor, now, action, source, target, *, note=None, reason=None, data=None,
@@ -111,8 +139,8 @@ def find_resent(client_uuid, *, reporter, compound, clean, photo_count=None) -> 
 
     same = (item.reporter_id == reporter.id and item.compound_id == compound.id
             and all(norm(getattr(item, attr)) == norm(clean.get(key)) for attr, key in (
-                ("category", "category"), ("note", "note"), ("building_id", "building"),
-                ("unit", "unit"), ("floor", "floor")))
+                ("category", "category"), ("building_id", "building"),
+                *((name, name) for name in ITEM_COLUMNS)))
             and answers(item.answers) == answers(clean.get("extra"))
             and (photo_count is None
                  or photo_count == sum(p.kind == "before" for p in item.photos)))
@@ -141,10 +169,11 @@ def report(*, form, compound, reporter, clean: dict, photos: list, now: datetime
     if not permissions.can_report(reporter, compound):
         raise TransitionError("forbidden_object", "cannot report in this compound")
     category = form.category(clean["category"])
+    # The columns the form's fields name in their `store` (formdefs/store.py).
+    columns = {name: clean.get(name) or None for name in ITEM_COLUMNS}
     item = Item(compound_id=compound.id, community_id=compound.community_id,
                 company_id=compound.company_id, building_id=clean.get("building"),
-                unit=clean.get("unit") or None, floor=clean.get("floor") or None,
-                category=category["code"], note=clean.get("note") or None,
+                category=category["code"], **columns,
                 answers=clean.get("extra", {}), form_id=form.id, form_version=form.version,
                 status=Status.REPORTED.value, reporter_id=reporter.id, created_at=now,
                 updated_at=now, deadline=now + timedelta(hours=category["deadline_hours"]),
@@ -188,13 +217,12 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
     if action == Action.EXTEND_DEADLINE and given.reason in EXTEND_REASONS:
         evidence.add(Evidence.REASON)
     if action in (Action.VERIFY, Action.REOPEN, Action.FIX_ON_SPOT):
-        # Queued offline: on the spot means a scan within the window before the
-        # moment the phone recorded the action, not before it reached us.
-        presence = latest_presence(actor, item.compound_id, given.device_at or now, window)
+        presence = on_the_spot(actor, item.compound_id, now=now, device_at=given.device_at,
+                               window=window)
         if presence:
             evidence.add(Evidence.PRESENCE)
     if action == Action.ACKNOWLEDGE:
-        default = _default_deadline(item, form, now)
+        default = default_deadline(item, form, now)
         deadline = clamp_deadline(given.deadline, default, Role(actor.role))
         if deadline <= now:
             raise TransitionError("deadline_past", "deadline must be in the future")
@@ -261,7 +289,22 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
     return ev
 
 
-def _default_deadline(item, form, now):
+def act_once(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
+             window: timedelta) -> None:
+    """`act`, then commit; if the same form arrives twice at the same moment, the unique
+    key of its history entry decides, and the second send gets the first one's success."""
+    try:
+        act(item, action, actor, now, given, form=form, window=window)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        item = db.session.get(Item, item.id)
+        if not find_repeated(given.client_uuid, item=item, actor=actor, action=action):
+            raise
+
+
+def default_deadline(item, form, now) -> datetime:
+    """The deadline acknowledging proposes: the category's hours from the report."""
     category = form.category(item.category) if form else None
     hours = category["deadline_hours"] if category else 72
     base = item.created_at if item.status == Status.REPORTED.value else now
@@ -269,3 +312,155 @@ def _default_deadline(item, form, now):
     # The clock runs from the report; an item acknowledged late still gets a
     # deadline an hour ahead, so acknowledging stays possible.
     return max(default, now + timedelta(hours=1))
+
+
+# --- the report use case: a form from the page or the phone's outbox ------------------------
+
+@dataclass
+class PhotoSend:
+    """The photos one form field brings: new uploads (file-like, with `filename` and
+    `read()`) and the ids of photos stored by an earlier send that was refused, so a
+    retry never asks for a photo twice."""
+    uploads: list = field(default_factory=list)
+    kept_ids: list = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """How many photos this is, without reading them (each kept id once)."""
+        return len(set(self.kept_ids)) + sum(1 for f in self.uploads if f.filename)
+
+
+def store_photos(sent: PhotoSend, *, uploader, kind: str, lat=None, lon=None
+                 ) -> tuple[list[Photo], list[tuple[str, str]]]:
+    """Store a form's uploads, kept even if the form has other errors; reuse its kept
+    photos (the uploader's own, not yet claimed by an item).
+
+    Returns (photos, [(file name, PhotoRejected code)]).
+    """
+    photos, refused = [], []
+    if sent.kept_ids:
+        photos.extend(db.session.execute(
+            db.select(Photo).where(Photo.id.in_(sent.kept_ids), Photo.uploader_id == uploader.id,
+                                   Photo.item_id.is_(None))).scalars())
+    for upload in sent.uploads:
+        data = upload.read()
+        if not data and not upload.filename:
+            continue
+        try:
+            photos.append(save_upload(data, uploader=uploader, kind=kind, lat=lat, lon=lon))
+        except PhotoRejected as exc:
+            refused.append((upload.filename or "", exc.code))
+    if photos:
+        db.session.flush()
+    return photos, refused
+
+
+@dataclass
+class ReportSend:
+    """A report form as sent, parsed by the view."""
+    values: dict                                 # the form's fields (strings)
+    client_uuid: str | None = None               # idempotency key of the form
+    photos: PhotoSend = field(default_factory=PhotoSend)
+    after_photos: PhotoSend = field(default_factory=PhotoSend)  # when fixed on the spot
+    lat: float | None = None
+    lon: float | None = None
+    device_at: datetime | None = None            # the phone's time, if plausible
+
+    @property
+    def fixed_on_spot(self) -> bool:
+        return self.values.get("fixed_on_spot") == "1"
+
+
+@dataclass
+class ReportOutcome:
+    item: Item | None = None
+    duplicate: bool = False          # an earlier send of this form made the item
+    conflict: bool = False           # the form's key was used for a different report
+    errors: dict = field(default_factory=dict)        # field name → error code
+    photo_errors: list = field(default_factory=list)  # (field, file name, PhotoRejected code)
+    kept: list = field(default_factory=list)          # photos stored for the retry
+    kept_after: list = field(default_factory=list)
+
+
+def submit_report(*, form, compound, reporter, sent: ReportSend, now: datetime,
+                  max_photos: int, window: timedelta) -> ReportOutcome:
+    """Report a hazard from a form: validate it, store its photos, create the item (and,
+    fixed on the spot, close it at once), exactly once per form.
+
+    A resend of a form that already arrived answers with its item (`duplicate`), or a
+    `conflict` if the same key came with different content. A refused form keeps its
+    photos (committed) for the retry. Commits; rolls back what it does not keep.
+    """
+    earlier = _earlier_send(form, compound, reporter, sent, max_photos)
+    if earlier:
+        return earlier
+    out = ReportOutcome()
+    photos, refused = store_photos(sent.photos, uploader=reporter, kind="before",
+                                   lat=sent.lat, lon=sent.lon)
+    out.photo_errors = [("photos", *r) for r in refused]
+    after = []
+    if sent.fixed_on_spot:
+        after, refused = store_photos(sent.after_photos, uploader=reporter, kind="after",
+                                      lat=sent.lat, lon=sent.lon)
+        out.photo_errors += [("after_photos", *r) for r in refused]
+    clean, out.errors = validate_submission(
+        form, sent.values, building_ids={b.id for b in compound.buildings},
+        photo_count=len(photos), max_photos=max_photos)
+    if sent.fixed_on_spot:
+        if not after:
+            out.errors["after_photos"] = "required_photo"
+        if not on_the_spot(reporter, compound.id, now=now, device_at=sent.device_at,
+                           window=window):
+            out.errors["fixed_on_spot"] = "presence"
+    if out.errors or out.photo_errors:
+        # Two sends of one form at once: the other may have arrived since we looked, and
+        # claimed the kept photos (so this one found none). It is the duplicate it is.
+        earlier = _earlier_send(form, compound, reporter, sent, max_photos)
+        if earlier:
+            db.session.rollback()
+            return earlier
+        db.session.commit()  # keep the photos already received for the retry
+        out.kept, out.kept_after = photos, after
+        return out
+    try:
+        out.item, out.duplicate = _report_once(form, compound, reporter, sent, clean, photos,
+                                               after, now, window)
+    except ConflictError:
+        db.session.rollback()
+        return ReportOutcome(conflict=True)
+    return out
+
+
+def _earlier_send(form, compound, reporter, sent: ReportSend, max_photos) -> ReportOutcome | None:
+    """The answer for a resend of a form that already arrived (its item, or a conflict)."""
+    try:
+        earlier = find_resent(
+            sent.client_uuid, reporter=reporter, compound=compound,
+            clean=validate_submission(form, sent.values,
+                                      building_ids={b.id for b in compound.buildings},
+                                      photo_count=0, max_photos=max_photos)[0],
+            photo_count=sent.photos.count)
+    except ConflictError:
+        return ReportOutcome(conflict=True)
+    return ReportOutcome(item=earlier, duplicate=True) if earlier else None
+
+
+def _report_once(form, compound, reporter, sent: ReportSend, clean, photos, after, now, window):
+    """Create the item; if the same form arrives twice at the same moment, the unique key
+    decides. Returns (item, duplicate)."""
+    try:
+        item = report(form=form, compound=compound, reporter=reporter, clean=clean,
+                      photos=photos, now=now, client_uuid=sent.client_uuid,
+                      device_at=sent.device_at)
+        if sent.fixed_on_spot:
+            act(item, Action.FIX_ON_SPOT, reporter, now,
+                ActionInput(photos=after, device_at=sent.device_at), form=form, window=window)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        item = find_resent(sent.client_uuid, reporter=reporter, compound=compound, clean=clean,
+                           photo_count=len(photos))
+        if item is None:
+            raise
+        return item, True
+    return item, False

@@ -2,7 +2,7 @@
 import hashlib
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, current_app, flash, has_request_context, jsonify, redirect,
+from flask import (Blueprint, current_app, flash, has_request_context, redirect,
                    render_template, request, session, url_for)
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
@@ -13,6 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..extensions import db, limiter
 from ..models import User
 from ..services import accounts
+from .sync import error_json, wants_json
 
 bp = Blueprint("auth", __name__)
 
@@ -172,8 +173,8 @@ def set_lang():
 
 def unauthorized():
     """Pages send people to sign in; the background queue gets a 401 it can show."""
-    if request.headers.get("X-Patrol-Sync") == "1" or request.path.startswith("/sync/"):
-        return jsonify(error=_("Please sign in again."), login=True), 401
+    if wants_json():
+        return error_json(401, "login_required", _("Please sign in again."), login=True)
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 

@@ -16,7 +16,7 @@ from ..extensions import db, limiter
 from ..lifecycle import Status, TransitionError
 from ..models import Compound, Item, Presence, TeamCompound, utcnow
 from ..services import items as item_service
-from .items import parse_device_at
+from .sync import error_json, parse_device_at
 
 bp = Blueprint("offline", __name__)
 
@@ -93,29 +93,28 @@ def presence():
         db.select(Compound).where(Compound.qr_token == request.form.get("token", ""))
     ).scalar_one_or_none()
     if compound is None:
-        return jsonify(error="unknown compound"), 404
+        return error_json(404, "unknown_compound", _("This QR code does not belong to any "
+                                                     "compound. Scan the poster at the gate "
+                                                     "again."))
     if not permissions.can_see_compound(current_user, compound):
         abort(403)
     if not permissions.can_record_presence(current_user, compound):
         # The same rule as /c/<token>; answered in the outbox's shape, so the phone keeps
         # the record and shows why (it is not retried).
-        return jsonify(error=_("Only volunteers and community staff record gate scans.")), 403
+        return error_json(403, "scan_not_allowed",
+                          _("Only volunteers and community staff record gate scans."))
     try:
         device_at = parse_device_at(request.form)
     except TransitionError:
         device_at = None
     if device_at is None:
-        return jsonify(error=str(labels.TRANSITION_ERROR["device_time"])), 422
-    # Sent again after a lost answer: the same scan, not a second one.
-    again = db.session.execute(db.select(Presence).where(
-        Presence.user_id == current_user.id, Presence.compound_id == compound.id,
-        Presence.device_at == device_at)).scalars().first()
-    if again:
-        return jsonify(id=again.id, compound=compound.id), 200
-    p = item_service.record_presence(current_user, compound, utcnow(), device_at=device_at,
-                                     lat=_coord("lat", 90), lon=_coord("lon", 180))
+        return error_json(422, "device_time", labels.TRANSITION_ERROR["device_time"],
+                          fields={"device_at": labels.TRANSITION_ERROR["device_time"]})
+    p, created = item_service.record_offline_scan(
+        current_user, compound, utcnow(), device_at=device_at,
+        lat=_coord("lat", 90), lon=_coord("lon", 180))
     db.session.commit()
-    return jsonify(id=p.id, compound=compound.id), 201
+    return jsonify(id=p.id, compound=compound.id), (201 if created else 200)
 
 
 def _coord(name, limit):

@@ -9,6 +9,7 @@ from ..models import Photo
 from ..services.photo_store import save_upload, storage
 from ..services.photos import PhotoRejected
 from .helpers import get_or_404
+from .sync import error_json
 
 bp = Blueprint("photos", __name__)
 
@@ -47,7 +48,7 @@ def upload():
         abort(403)
     upload_file = request.files.get("photo")
     if upload_file is None:
-        return jsonify(error=_("No photo was received.")), 400
+        return error_json(400, "no_photo", _("No photo was received."))
     kind = request.form.get("kind")
     try:
         photo = save_upload(upload_file.read(), uploader=current_user,
@@ -55,7 +56,8 @@ def upload():
                             lat=_coord(request.form.get("lat"), 90),
                             lon=_coord(request.form.get("lon"), 180))
     except PhotoRejected as exc:
-        return jsonify(error=str(labels.PHOTO_ERROR[exc.code]), code=exc.code), 422
+        return error_json(422, "photo_rejected", labels.PHOTO_ERROR[exc.code],
+                          fields={"photo": labels.PHOTO_ERROR[exc.code]}, reason=exc.code)
     db.session.commit()
     return jsonify(id=photo.id, width=photo.width, height=photo.height, size=photo.size,
                    thumb=url_for("photos.serve", photo_id=photo.id, size="thumb")), 201

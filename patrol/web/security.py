@@ -1,9 +1,10 @@
 """Security headers and error pages, in the user's language."""
-from flask import jsonify, render_template, request
+from flask import render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
 from ..extensions import db
+from .sync import error_json, wants_json
 
 CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; "
        "style-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
@@ -24,63 +25,63 @@ def install(app):
             resp.headers["Cache-Control"] = "no-store"
         return resp
 
-    def from_outbox():
-        return request.headers.get("X-Patrol-Sync") == "1" or request.path.startswith("/sync/")
-
-    def page(code, title, message, **extra):
-        if from_outbox():  # the phone's queue shows `error` next to the record it kept
-            return jsonify(error=message, **extra), code
-        return render_template("error.html", code=code, title=title, message=message), code
+    def page(status, code, title, message, retry=False):
+        if wants_json():  # the phone's queue shows `error` next to the record it kept
+            return error_json(status, code, message, retry=retry)
+        return render_template("error.html", code=status, title=title, message=message), status
 
     @app.errorhandler(CSRFError)
     def csrf_error(e):
-        if from_outbox():
+        if wants_json():
             # The queue fetched its token just before sending, so the session changed in
             # between (signed in again in another tab): try again with a new token.
-            return page(400, _("Form expired"), _("The form had expired; it will be sent again."),
-                        retry=True)
-        return page(400, _("Form expired"),
+            return page(400, "csrf", _("Form expired"),
+                        _("The form had expired; it will be sent again."), retry=True)
+        return page(400, "csrf", _("Form expired"),
                     _("This form has expired. Go back, reload the page and try again."))
 
     @app.errorhandler(400)
     def bad_request(e):
-        return page(400, _("Bad request"), _("The request could not be understood."))
+        return page(400, "bad_request", _("Bad request"), _("The request could not be understood."))
 
     @app.errorhandler(403)
     def forbidden(e):
-        return page(403, _("Not allowed"), _("You do not have access to this page."))
+        return page(403, "forbidden", _("Not allowed"), _("You do not have access to this page."))
 
     @app.errorhandler(404)
     def not_found(e):
-        return page(404, _("Not found"), _("This page does not exist, or the link is out of date."))
+        return page(404, "not_found", _("Not found"),
+                    _("This page does not exist, or the link is out of date."))
 
     @app.errorhandler(405)
     def method_not_allowed(e):
-        return page(405, _("Not allowed"), _("This action is not possible here."))
+        return page(405, "method_not_allowed", _("Not allowed"),
+                    _("This action is not possible here."))
 
     @app.errorhandler(413)
     def too_large(e):
-        return page(413, _("Upload too large"),
+        return page(413, "too_large", _("Upload too large"),
                     _("The photos are too large to send together. Send fewer photos at once."))
 
     @app.errorhandler(OverflowError)
     def out_of_range(e):
         # Numbers or dates too large for the database or the calendar: bad input.
-        return page(400, _("Bad request"), _("A number or date in the address is out of range."))
+        return page(400, "out_of_range", _("Bad request"),
+                    _("A number or date in the address is out of range."))
 
     @app.errorhandler(500)
     def server_error(e):
         # Whatever the request half-wrote is undone before anything else touches the
         # session; the phone's outbox keeps the record and sends it again.
         db.session.rollback()
-        if from_outbox():
-            return page(500, _("Server error"),
+        if wants_json():
+            return page(500, "server_error", _("Server error"),
                         _("The server had a problem. Nothing is lost: this will be sent again."),
                         retry=True)
-        return page(500, _("Server error"),
+        return page(500, "server_error", _("Server error"),
                     _("Something went wrong on our side. Please try again in a moment."))
 
     @app.errorhandler(429)
     def too_many(e):
-        return page(429, _("Too many attempts"),
+        return page(429, "rate_limited", _("Too many attempts"),
                     _("Too many attempts. Please wait a minute and try again."))
