@@ -256,7 +256,7 @@ def weekly_cmd(community_name, company_name, compound_names, week, combined, lan
     from .models import Community, Company, Compound, utcnow
     from .services import weekly
     from .services.pdf import write_documents
-    from .web.helpers import hazard_form
+    from .display import hazard_form
 
     cfg = current_app.config
     base = base_url()   # every item on the list has a QR code to its page

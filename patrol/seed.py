@@ -18,7 +18,7 @@ from .lifecycle import Action
 from .models import Building, Community, Company, Compound, Photo, Team, User, utcnow
 from .services import items as svc
 from .services.photo_store import save_upload
-from .web.helpers import hazard_form
+from .display import hazard_form
 
 DEMO_PASSWORD = "patrol-demo"
 HISTORY_MONTHS = 8

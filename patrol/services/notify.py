@@ -108,7 +108,7 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def _local(dt):
-    from ..web.helpers import local
+    from ..display import local
     return local(dt)
 
 
@@ -117,11 +117,9 @@ def item_url(item_id: int) -> str:
 
 
 def _category_label(item) -> str:
-    forms = current_app.extensions["patrol.forms"]
-    form = forms.get(item.form_id) or forms.get("hazard")
-    category = form.category(item.category) if form else None
-    return form.label(category, current_app.config["BABEL_DEFAULT_LOCALE"]) if category \
-        else item.category
+    from ..display import category_label, form_for
+    return category_label(item.category, current_app.config["BABEL_DEFAULT_LOCALE"],
+                          form=form_for(item))
 
 
 def item_payload(event: str, item: Item, now: datetime, *, extra_lines=()) -> dict:

@@ -360,17 +360,12 @@ def resources_for(report: Report, base_url: str, *, full_size: bool = False):
     return resources, names
 
 
-def _context(report: Report, base_url: str, tz: str, names):
+def _context(report: Report, base_url: str, tz: str, names, lang: str | None = None):
     from flask_babel import gettext as _
 
-    from .. import labels
-    from ..web.helpers import category_label
+    from .. import display, labels
 
-    from ..i18n import current_lang
-    from ..web.helpers import hazard_form
-
-    zone = ZoneInfo(tz)
-    form, lang = hazard_form(), current_lang()
+    form, lang = display.hazard_form(), lang or display.current_lang()
 
     def field_label(name, fallback):
         spec = form.field(name)
@@ -379,7 +374,7 @@ def _context(report: Report, base_url: str, tz: str, names):
     unit_label, floor_label = field_label("unit", "Unit"), field_label("floor", "Floor")
 
     def local(dt, fmt="%Y-%m-%d %H:%M"):
-        return dt.replace(tzinfo=UTC).astimezone(zone).strftime(fmt) if dt else ""
+        return display.local(dt, fmt, tz=tz)
 
     def location(item, with_compound: bool) -> str:
         parts = [item.compound.name] if with_compound else []
@@ -392,41 +387,47 @@ def _context(report: Report, base_url: str, tz: str, names):
         return " · ".join(parts)
 
     return dict(r=report, names=names, base_url=base_url, local=local, location=location,
-                category_label=category_label,
+                category_label=lambda code: display.category_label(code, lang),
+                current_lang=lambda: lang,
                 status_label=lambda s: labels.STATUS.get(s, s),
                 page_counter=page_counter_css(_("Page %(page)s of %(pages)s")),
                 item_url=lambda i: item_url(base_url, i))
 
 
-def render_document(report: Report, *, base_url: str, tz: str, full_size: bool = False):
-    """The report as a WeasyPrint Document (laid out, not yet written)."""
+def render_document(report: Report, *, base_url: str, tz: str, full_size: bool = False,
+                    lang: str | None = None):
+    """The report as a WeasyPrint Document (laid out, not yet written), in `lang`
+    (default: display.current_lang(), the language being shown)."""
     from flask import render_template
 
+    from .. import display
     from .pdf import document_from_html
 
+    lang = lang or display.current_lang()
     resources, names = resources_for(report, base_url, full_size=full_size)
-    html = render_template("pdf/weekly.html", **_context(report, base_url, tz, names))
+    with display.language(lang):
+        html = render_template("pdf/weekly.html", **_context(report, base_url, tz, names, lang))
     return document_from_html(html, resources)
 
 
-def render_pdf(report: Report, *, base_url: str, tz: str, full_size: bool = False) -> bytes:
+def render_pdf(report: Report, *, base_url: str, tz: str, full_size: bool = False,
+               lang: str | None = None) -> bytes:
     from .pdf import write_documents
     return write_documents([render_document(report, base_url=base_url, tz=tz,
-                                            full_size=full_size)])
+                                            full_size=full_size, lang=lang)])
 
 
 @contextmanager
 def rendering_locale(lang: str | None):
-    """Render in `lang` outside a web request (the CLI): labels, categories and gettext
-    all follow it. Inside a request with lang None, the user's own language is kept."""
-    from flask import current_app, has_request_context, session
-    from flask_babel import force_locale
+    """Render in `lang` (the CLI; an app context is enough): labels, categories and
+    gettext all follow it. Inside a request with lang None, the user's own language is
+    kept; outside one, the default language is used."""
+    from flask import current_app, has_request_context
+
+    from .. import display
 
     if lang is None and has_request_context():
         yield
         return
-    lang = lang or current_app.config["BABEL_DEFAULT_LOCALE"]
-    with current_app.test_request_context("/"):
-        session["lang"] = lang      # read by patrol.i18n (category labels)
-        with force_locale(lang):    # read by gettext
-            yield
+    with display.language(lang or current_app.config["BABEL_DEFAULT_LOCALE"]):
+        yield

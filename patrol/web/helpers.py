@@ -10,25 +10,10 @@ from flask import abort, current_app, has_request_context, request
 from flask_login import current_user
 
 from .. import clock, labels, lifecycle
+from ..display import (  # noqa: F401  (re-exported: patrol/display.py, shared with services)
+    category_icon, category_label, current_lang, form_for, hazard_form, local)
 from ..extensions import db
-from ..i18n import current_lang
 from ..models import utcnow
-
-
-def hazard_form():
-    return current_app.extensions["patrol.forms"]["hazard"]
-
-
-def form_for(item):
-    """The definition an item was made with, or the current one if it was retired."""
-    return current_app.extensions["patrol.forms"].get(item.form_id) or hazard_form()
-
-
-def local(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    if dt is None:
-        return ""
-    tz = ZoneInfo(current_app.config["TIMEZONE"])
-    return dt.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).strftime(fmt)
 
 
 def parse_time(value: str | None, default_zone: str | None = None) -> datetime | None:
@@ -54,17 +39,6 @@ def parse_time(value: str | None, default_zone: str | None = None) -> datetime |
 def parse_local(value: str | None) -> datetime | None:
     """A datetime-local input (in the configured zone) → naive UTC, or None."""
     return parse_time(value)
-
-
-def category_label(code: str) -> str:
-    form = hazard_form()
-    category = form.category(code)
-    return form.label(category, current_lang()) if category else code
-
-
-def category_icon(code: str) -> str:
-    category = hazard_form().category(code)
-    return category.get("icon", "") if category else ""
 
 
 def overdue(item, now=None) -> bool:
