@@ -127,12 +127,12 @@ def _allow_new_action(db):
 def test_every_reader_follows_the_new_action_through_the_database(db_app, withdraw_fix):
     """Histories written as a service for the new action would write them; the weekly
     list and the ratings read them back from the database."""
+    from patrol.display import hazard_form
     from patrol.extensions import db
     from patrol.models import Compound, ItemEvent, User, utcnow
     from patrol.services import items as svc
     from patrol.services import ratings
     from patrol.services.photo_store import save_upload
-    from patrol.web.helpers import hazard_form
     from tests.factories import build_world, jpeg_bytes
 
     with db_app.app_context():
