@@ -259,19 +259,9 @@ def run(db_url, reports, threads, receivers, photos):
 
 
 def pg_url():
-    """A database of its own on this machine's PostgreSQL (never the tests' one)."""
-    url = subprocess.run(["bash", str(ROOT / "scripts/pg-test-db.sh")], capture_output=True,
-                         text=True).stdout.strip()
-    if not url:
-        return None
-    as_pg = ["su", "postgres", "-c"] if os.getuid() == 0 else ["sudo", "-u", "postgres", "bash", "-c"]
-    port = url.rsplit(":", 1)[1].split("/")[0]
-    exists = subprocess.run(as_pg + [f"psql -p {port} -qtAc \"select 1 from pg_database "
-                                     f"where datname='patrol_bench'\""],
-                            capture_output=True, text=True).stdout.strip()
-    if exists != "1":
-        subprocess.run(as_pg + [f"createdb -p {port} -O patrol patrol_bench"], check=True)
-    return url.rsplit("/", 1)[0] + "/patrol_bench"
+    sys.path.insert(0, str(ROOT))
+    from bench.pgdb import bench_url
+    return bench_url("patrol_bench")
 
 
 def main():

@@ -186,19 +186,23 @@ def set_password_cmd(username, password):
 
 
 @click.command("posters")
+@click.option("--street", "street_name", help="All compounds of this street (after an import).")
 @click.option("--community", "community_name", help="All compounds of this community.")
 @click.option("--compound", "compound_names", multiple=True, help="One compound (repeatable).")
 @click.option("--size", type=click.Choice(["A4", "A5"]), default="A4")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
 @with_appcontext
-def posters_cmd(community_name, compound_names, size, output):
+def posters_cmd(street_name, community_name, compound_names, size, output):
     """Print gate QR posters to one PDF, one compound a page."""
-    from .models import Community, Compound
+    from .models import Community, Compound, Street
     from .services.posters import poster_pdf
     base = base_url()
-    query = db.select(Compound).order_by(Compound.name)
+    query = db.select(Compound).join(Community).where(Compound.archived_at.is_(None)) \
+        .order_by(Community.name, Compound.name)
+    if street_name:
+        query = query.join(Street).where(Street.name == street_name)
     if community_name:
-        query = query.join(Community).where(Community.name == community_name)
+        query = query.where(Community.name == community_name)
     if compound_names:
         query = query.where(Compound.name.in_(compound_names))
     compounds = db.session.execute(query).scalars().all()
@@ -399,3 +403,6 @@ def install(app):
                     posters_cmd, photos_orphans_cmd, weekly_cmd, daily_cmd, deliver_cmd,
                     settings_cmd):
         app.cli.add_command(command)
+    from .cli_import import import_cmd, import_template_cmd
+    app.cli.add_command(import_template_cmd)
+    app.cli.add_command(import_cmd)

@@ -70,8 +70,8 @@ def district(compounds=565, streets=6, communities=40, companies=30, volunteers=
     def plant(sheet, column, row):
         planted.append((sheet, row, column))
 
-    street_names = [f"{n}街道" for n in ("和平", "建设", "东风", "红旗", "友谊", "解放",
-                                           "胜利", "团结", "光明", "新华")[:streets]]
+    stems = ("和平", "建设", "东风", "红旗", "友谊", "解放", "胜利", "团结", "光明", "新华")
+    street_names = [f"{stems[i % 10]}{i // 10 or ''}街道" for i in range(streets)]
     community_names = [f"{rnd.choice('金银翠桂松柏桃李')}{n}社区" for n in range(communities)]
     if communities > 1 and streets > 1:   # one name in two streets: parent + name is the key
         community_names[1] = community_names[0]

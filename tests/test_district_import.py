@@ -224,6 +224,14 @@ def test_cli_dry_run_then_import(db_app, tmp_path):
     assert "新增 0 条，修改 0 条" in result.output
     with db_app.app_context():
         assert _counts() == clean.counts
+    # The new compounds' posters, a street at a time, in one PDF.
+    with db_app.app_context():
+        street = db.session.execute(db.select(Street).order_by(Street.name)).scalars().first()
+        expected = sum(len(c.compounds) for c in street.communities)
+    posters = tmp_path / "posters.pdf"
+    result = runner.invoke(args=["posters", "--street", street.name, "-o", str(posters)])
+    assert result.exit_code == 0, result.output
+    assert f"{expected} poster(s)" in result.output and posters.read_bytes()[:4] == b"%PDF"
     out = tmp_path / "t.xlsx"
     assert runner.invoke(args=["import-template", "-o", str(out)]).exit_code == 0
     assert load_workbook(out).sheetnames[0] == "说明"

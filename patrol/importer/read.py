@@ -31,8 +31,19 @@ class Table:
     sheet: Sheet
     header_row: int
     columns: dict[str, int]                      # column name → 0-based index
-    rows: list[tuple[int, dict[str, object]]] = field(default_factory=list)  # (row no., cells)
+    # (row number, values of `used` in order): tuples, as a city's sheet has 100,000 rows
+    rows: list[tuple[int, tuple]] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)  # columns we do not use
+
+    @property
+    def used(self) -> list[str]:
+        return [c for c in self.sheet.columns if c in self.columns]
+
+    def cells(self):
+        """(row number, {column: value}) for each row, made one at a time."""
+        used = self.used
+        for number, values in self.rows:
+            yield number, dict(zip(used, values))
 
 
 def read(data: bytes, filename: str) -> dict[str, Table]:
@@ -152,9 +163,10 @@ def _table(sheet: Sheet, rows) -> Table:
             columns[name] = index
     table = Table(sheet, header_row, columns,
                   extra=[n for n in columns if n not in sheet.columns])
+    indexes = [columns[c] for c in table.used]
     for number, values in rows:
-        cells = {name: (values[i] if i < len(values) else None) for name, i in columns.items()}
-        if all(normalise.text(v) == "" for v in cells.values()):
+        cells = tuple(values[i] if i < len(values) else None for i in indexes)
+        if all(normalise.text(v) == "" for v in cells):
             continue   # empty rows, and rows of spaces
         table.rows.append((number, cells))
     return table

@@ -39,6 +39,7 @@ class Plan:
     new: dict[str, int] = field(default_factory=dict)       # sheet → rows that add something
     changed: dict[str, int] = field(default_factory=dict)   # sheet → rows that change something
     ops: list = field(default_factory=list)                 # callables, in order
+    buildings: list = field(default_factory=list)           # (compound, name, sort key): bulk
     changes: list[str] = field(default_factory=list)        # what changes, in words
 
     @property
@@ -61,8 +62,10 @@ class _Directory:
                             for c in q(db.select(Community)).scalars()}
         self.companies = {c.name: c for c in q(db.select(Company)).scalars()}
         self.compounds = {(c.community_id, c.name): c for c in q(db.select(Compound)).scalars()}
-        self.buildings = {(b.compound_id, normalise.building_key(b.name)): b
-                          for b in q(db.select(Building)).scalars()}
+        # Only the keys: a city has 100,000 buildings, and they are never updated here.
+        self.buildings = {(compound_id, normalise.building_key(name))
+                          for compound_id, name in q(db.select(Building.compound_id,
+                                                               Building.name))}
         self.teams = {(t.community_id, t.name): t for t in q(db.select(Team)).scalars()}
         self.users = {u.username: u for u in q(db.select(User)).scalars()}
         self.volunteers = {u.phone: u for u in self.users.values()
@@ -89,6 +92,11 @@ def apply(result: Plan) -> None:
     for op in result.ops:
         op()
     db.session.flush()
+    # Buildings come by the thousand: inserted in bulk, not as one object each.
+    rows = [{"compound_id": compound.id, "name": name, "sort_key": key}
+            for compound, name, key in result.buildings]
+    for start in range(0, len(rows), 5000):
+        db.session.execute(db.insert(Building), rows[start:start + 5000])
 
 
 # --- sheets ------------------------------------------------------------------------
@@ -97,7 +105,7 @@ def _rows(table: Table, out: Plan):
     """Cleaned rows, without the template's example row and without duplicates."""
     sheet = table.sheet
     seen = {}
-    for number, cells in table.rows:
+    for number, cells in table.cells():
         row = {k: normalise.text(v) for k, v in cells.items()}
         row["_raw"] = cells
         if row.get(sheet.required[0], "").startswith(_EXAMPLE):   # the template's example
@@ -271,10 +279,8 @@ def _buildings(table, d, out):
             if key in d.buildings:
                 continue
             digits = "".join(ch for ch in normalise.building_key(name) if ch.isdigit())
-            building = Building(name=name, compound=compound,
-                                sort_key=int(digits) if digits else 0)
-            d.buildings[key] = building
-            out.ops.append(lambda b=building: db.session.add(b))
+            d.buildings.add(key)
+            out.buildings.append((compound, name[:50], int(digits[:9]) if digits else 0))
             _count(out, sheet, "new")
 
 
