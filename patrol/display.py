@@ -29,8 +29,8 @@ def hazard_form():
 
 
 def form_for(item):
-    """The definition an item was made with, or the current one if it was retired."""
-    return current_app.extensions["patrol.forms"].get(item.form_id) or hazard_form()
+    """The definition (and version) an item was made with; the current one if retired."""
+    return current_app.extensions["patrol.forms"].for_item(item) or hazard_form()
 
 
 # --- language ---------------------------------------------------------------------------
