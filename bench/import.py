@@ -54,6 +54,8 @@ def one(size: str, db_url: str | None, workbook: Path) -> dict:
         db.session.rollback()
         out["dry_run_s"] = round(time.perf_counter() - t + out["read_s"], 1)
         assert plan.ok, plan.problems[:3]
+        del tables, plan   # each phase on its own, as separate CLI runs would be
+        db.session.expunge_all()
         t = time.perf_counter()
         plan = district_import.plan(read(data, workbook.name))
         district_import.apply(plan)
@@ -61,6 +63,8 @@ def one(size: str, db_url: str | None, workbook: Path) -> dict:
         out["import_s"] = round(time.perf_counter() - t, 1)
         out["compounds"] = db.session.scalar(text("SELECT count(*) FROM compound"))
         out["buildings"] = db.session.scalar(text("SELECT count(*) FROM building"))
+        del plan
+        db.session.expunge_all()
         t = time.perf_counter()
         again = district_import.plan(read(data, workbook.name))
         db.session.rollback()
