@@ -95,10 +95,10 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 
 def register_blueprints(app: Flask):
-    from .web import (admin, auth, compounds, health, items, lists, notifications, offline, photos,
-                      ratings, reports)
+    from .web import (admin, auth, compounds, district, health, items, lists, notifications,
+                      offline, photos, ratings, reports)
     for module in (auth, compounds, items, lists, photos, admin, offline, reports, ratings,
-                   notifications, health):
+                   notifications, district, health):
         app.register_blueprint(module.bp)
 
 

@@ -166,6 +166,37 @@ def invite_cmd(username):
     click.echo(invite_url(token))
 
 
+@click.command("invite-cards")
+@click.option("--team", "team_name", required=True, help="The team's name.")
+@click.option("--community", "community_name",
+              help="The team's community, when teams of several communities have that name.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@with_appcontext
+def invite_cards_cmd(team_name, community_name, output):
+    """Print one-time sign-in cards for every volunteer of a team (8 per A4 sheet, to cut
+    apart). Their older unused cards and links stop working."""
+    from .models import Community, Team
+    from .services import invite_cards
+    base = base_url()  # before any invite is made that nobody could open
+    query = db.select(Team).where(Team.name == team_name).order_by(Team.id)
+    if community_name:
+        query = query.join(Community, Team.community_id == Community.id).where(
+            Community.name == community_name)
+    teams = db.session.execute(query).scalars().all()
+    if not teams:
+        raise click.BadParameter(f"no team named {team_name!r}", param_hint="--team")
+    if len(teams) > 1:
+        raise click.UsageError(f"{len(teams)} teams are named {team_name!r} (communities: "
+                               + ", ".join(t.community.name for t in teams) + "); add --community")
+    pdf, count = invite_cards.team_cards(teams[0], created_by=None, base_url=base,
+                                         lifetime=current_app.config["INVITE_LIFETIME"])
+    if not count:
+        raise click.UsageError(f"team {team_name!r} has no volunteers")
+    Path(output).write_bytes(pdf)
+    db.session.commit()   # only once the cards are written: the old ones stop working now
+    click.echo(f"{count} card(s) written to {output}")
+
+
 @click.command("set-password")
 @click.argument("username")
 @click.password_option(help="The new password (asked twice if not given).")
@@ -399,9 +430,9 @@ def settings_cmd(markdown):
 
 
 def install(app):
-    for command in (check_forms_cmd, seed_demo_cmd, create_user_cmd, invite_cmd, set_password_cmd,
-                    posters_cmd, photos_orphans_cmd, weekly_cmd, daily_cmd, deliver_cmd,
-                    settings_cmd):
+    for command in (check_forms_cmd, seed_demo_cmd, create_user_cmd, invite_cmd, invite_cards_cmd,
+                    set_password_cmd, posters_cmd, photos_orphans_cmd, weekly_cmd, daily_cmd,
+                    deliver_cmd, settings_cmd):
         app.cli.add_command(command)
     from .cli_import import import_cmd, import_template_cmd
     app.cli.add_command(import_template_cmd)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import unicodedata
+from datetime import timedelta
 
 from ..extensions import db
 from ..lifecycle import Role
@@ -89,6 +90,17 @@ def create_invite(user: User, created_by, lifetime) -> str:
     db.session.add(invite)
     db.session.flush()
     return token
+
+
+def void_open_invites(user: User) -> int:
+    """End every invite of `user` that is neither used nor expired (reprinted cards replace
+    the old ones): they expire now, so an old card answers "expired". Returns how many."""
+    now = utcnow()
+    return db.session.execute(
+        db.update(Invite).where(Invite.user_id == user.id, Invite.used_at.is_(None),
+                                Invite.expires_at > now)
+        .values(expires_at=now - timedelta(seconds=1))
+    ).rowcount
 
 
 def find_invite(token: str) -> Invite:

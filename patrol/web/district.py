@@ -1,0 +1,218 @@
+"""District setup for community staff and admins: the district import from the web (the
+template, an upload, its preview, a confirm that applies exactly what was previewed, the
+new compounds' posters) and invite cards for a whole team.
+
+The rules of who may import what live in services/district_uploads.py; this module parses
+the request, calls the services, commits once and renders.
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
+                   request, url_for)
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+
+from .. import permissions
+from ..extensions import db
+from ..importer.sheets import SHEETS
+from ..lifecycle import Role
+from ..models import Compound, Team
+from ..services import district_uploads, invite_cards
+from ..services.posters import poster_pdf
+from .helpers import get_or_404, roles_required
+
+bp = Blueprint("district", __name__, url_prefix="/district")
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _attachment(filename: str, ascii_name: str) -> str:
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+REFUSALS = {
+    "role": lambda p: _("Only administrators and community staff can import."),
+    "places": lambda p: _("You can import the rows of your own community (%(own)s) only. "
+                          "This file also has rows of: %(others)s.",
+                          own=p["own"], others="、".join(p["others"])),
+    "accounts": lambda p: _("Accounts (the 账号 sheet, rows %(rows)s) are imported by an "
+                            "administrator.", rows=p["rows"]),
+    "volunteers": lambda p: _("The volunteers on rows %(rows)s of the 志愿者 sheet belong to "
+                              "another community (same phone number); an administrator can "
+                              "move them.", rows=p["rows"]),
+    "companies": lambda p: _("Only an administrator can change a property company already in "
+                             "the system: %(changes)s", changes="；".join(p["changes"])),
+    "outside": lambda p: _("The import would change data outside your community; nothing was "
+                           "written."),
+}
+
+
+def _in_words(refusals) -> list[str]:
+    return [REFUSALS[r.code](r.params) for r in refusals]
+
+
+def _managed_teams() -> list[Team]:
+    teams = db.session.execute(db.select(Team).order_by(Team.name, Team.id)).scalars()
+    return [t for t in teams if permissions.can_manage_community(current_user, t.community_id)]
+
+
+def _import_page(errors=(), status=200):
+    if not district_uploads.may_import(current_user):
+        abort(403)
+    return render_template("district/import.html", errors=list(errors)), status
+
+
+@bp.context_processor
+def _page_values():
+    """The upload limit (the request limit, PATROL_MAX_UPLOAD_MB) and the staff member's
+    own community, for the upload form and the rule shown next to it."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    own = district_uploads.own_place(current_user) if current_user.is_authenticated else ""
+    size = f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{max(1, limit // 1024)} KB"
+    return {"max_bytes": limit, "max_size": size, "own": own}
+
+
+# --- the hub ----------------------------------------------------------------------------
+
+@bp.get("/")
+@roles_required(Role.STAFF, Role.ADMIN)
+def index():
+    teams = _managed_teams()
+    counts = invite_cards.member_counts(teams)
+    hours = int(current_app.config["INVITE_LIFETIME"].total_seconds() // 3600)
+    return render_template("district/index.html", teams=teams, counts=counts, hours=hours,
+                           may_import=district_uploads.may_import(current_user))
+
+
+# --- import -----------------------------------------------------------------------------
+
+@bp.get("/import")
+@roles_required(Role.STAFF, Role.ADMIN)
+def import_page():
+    return _import_page()
+
+
+@bp.get("/import/template.xlsx")
+@roles_required(Role.STAFF, Role.ADMIN)
+def template():
+    from ..importer.template import template_bytes
+    return Response(template_bytes(), mimetype=XLSX, headers={
+        "Content-Disposition": _attachment("导入模板.xlsx", "import-template.xlsx")})
+
+
+@bp.post("/import")
+@roles_required(Role.STAFF, Role.ADMIN)
+def upload():
+    if not district_uploads.may_import(current_user):
+        abort(403)
+    file = request.files.get("file")
+    if file is None or not file.filename:
+        return _import_page([_("Please choose a file (.xlsx or .csv).")], 400)
+    data = file.read()
+    result = district_uploads.preview(data, file.filename, current_user)
+    db.session.rollback()     # the plan built objects; a preview writes nothing
+    return render_template("district/preview.html", p=result, sheets=SHEETS,
+                           out_of_scope=_in_words(result.out_of_scope)), \
+        (200 if result.ok else 422)
+
+
+@bp.post("/import/<token>/confirm")
+@roles_required(Role.STAFF, Role.ADMIN)
+def confirm(token):
+    try:
+        applied = district_uploads.confirm(token, current_user)
+    except district_uploads.ImportGone:
+        db.session.rollback()
+        try:
+            district_uploads.done(token, current_user)
+        except district_uploads.ImportGone:
+            return _import_page([_("There is nothing to import here: this upload was already "
+                                   "imported, or it is more than a day old. Upload the file "
+                                   "again.")], 409)
+        flash(_("This file was already imported; nothing was written again."), "ok")
+        return redirect(url_for("district.done", token=token))
+    except (district_uploads.ImportChanged, IntegrityError):
+        db.session.rollback()
+        return _import_page([_("The data changed after the preview, so nothing was imported. "
+                               "Upload the file again to see what it would do now.")], 409)
+    except district_uploads.OutOfScope as exc:
+        db.session.rollback()
+        return _import_page(_in_words(exc.refusals), 403)
+    db.session.commit()
+    district_uploads.record_done(token, current_user, applied)
+    flash(_("Imported: %(summary)s", summary=applied.summary), "ok")
+    return redirect(url_for("district.done", token=token))
+
+
+def _done_record(token):
+    try:
+        return district_uploads.done(token, current_user)
+    except district_uploads.ImportGone:
+        abort(404)
+
+
+def _new_compounds(record) -> list[Compound]:
+    """The compounds the import created, still there and still the user's to manage."""
+    ids = record.get("compounds") or []
+    if not ids:
+        return []
+    found = db.session.execute(
+        db.select(Compound).where(Compound.id.in_(ids), Compound.archived_at.is_(None))
+        .order_by(Compound.name, Compound.id)).scalars()
+    return [c for c in found if permissions.can_manage_community(current_user, c.community_id)]
+
+
+@bp.get("/import/<token>")
+@roles_required(Role.STAFF, Role.ADMIN)
+def done(token):
+    record = _done_record(token)
+    return render_template("district/done.html", record=record, token=token,
+                           compounds=_new_compounds(record), sheets=SHEETS)
+
+
+@bp.get("/import/<token>/posters.pdf")
+@roles_required(Role.STAFF, Role.ADMIN)
+def posters(token):
+    compounds = _new_compounds(_done_record(token))
+    if not compounds:
+        abort(404)
+    size = request.args.get("size") if request.args.get("size") in ("A4", "A5") else "A4"
+    pdf = poster_pdf(compounds, current_app.config["BASE_URL"], size=size)
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="posters-{size}.pdf"'})
+
+
+@bp.errorhandler(413)
+def too_large(e):
+    message = _("The file is too large (at most %(size)s). Keep only the sheets you import, "
+                "or split it into several files.", size=_page_values()["max_size"])
+    if current_user.is_authenticated and district_uploads.may_import(current_user):
+        return _import_page([message], 413)
+    return render_template("error.html", code=413, title=_("Upload too large"),
+                           message=message), 413
+
+
+# --- invite cards -----------------------------------------------------------------------
+
+@bp.post("/teams/<int:team_id>/cards.pdf")
+@roles_required(Role.STAFF, Role.ADMIN)
+def team_cards(team_id):
+    """New one-time sign-in cards for every volunteer of the team (their unused ones stop
+    working): a POST, since it creates invites; the PDF is the answer."""
+    team = get_or_404(Team, team_id)
+    if not permissions.can_manage_community(current_user, team.community_id):
+        abort(404)
+    pdf, count = invite_cards.team_cards(team, created_by=current_user,
+                                         lifetime=current_app.config["INVITE_LIFETIME"],
+                                         base_url=current_app.config["BASE_URL"])
+    if not count:
+        flash(_("%(team)s has no volunteers yet.", team=team.name), "error")
+        return redirect(url_for("district.index"))
+    db.session.commit()
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": _attachment(f"邀请卡-{team.name}.pdf",
+                                           f"invite-cards-{team.id}.pdf"),
+        "Cache-Control": "no-store"})     # live sign-in links
