@@ -58,6 +58,7 @@ def configure_logging(app: Flask):
         default_handler.addFilter(RequestIdFilter())
     root = logging.getLogger("patrol")   # the app's logger and every patrol.* module's
     root.setLevel(level)
+    log.disabled = False   # a logging.config call elsewhere may have switched it off
     if default_handler not in root.handlers and not app.testing:
         root.addHandler(default_handler)
 
