@@ -4,3 +4,4 @@ from .places import Street, Community, Company, Compound, Building  # noqa: F401
 from .people import User, Team, TeamCompound, Invite, Device  # noqa: F401
 from .items import Item, ItemEvent, Photo, Presence  # noqa: F401
 from .notify import NotifyEndpoint, Delivery  # noqa: F401
+from .audit import AuditEntry  # noqa: F401
