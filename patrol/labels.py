@@ -27,6 +27,7 @@ ROLE = {
     "volunteer": _l("Volunteer"),
     "manager": _l("Property manager"),
     "staff": _l("Community staff"),
+    "street_staff": _l("Street staff"),
     "committee": _l("Owners' committee"),
     "admin": _l("Administrator"),
 }

@@ -46,6 +46,7 @@ class Role(str, enum.Enum):
     VOLUNTEER = "volunteer"
     MANAGER = "manager"
     STAFF = "staff"
+    STREET_STAFF = "street_staff"   # 街道工作人员: every community of their street
     COMMITTEE = "committee"
     ADMIN = "admin"
 

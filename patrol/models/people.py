@@ -37,12 +37,14 @@ class User(UserMixin, db.Model):
     session_gen: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
     community_id: Mapped[int | None] = mapped_column(ForeignKey("community.id"), index=True)
+    street_id: Mapped[int | None] = mapped_column(ForeignKey("street.id"), index=True)
     company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"), index=True)
     compound_id: Mapped[int | None] = mapped_column(ForeignKey("compound.id"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     community = relationship("Community")
+    street = relationship("Street")
     company = relationship("Company")
     compound = relationship("Compound")
     team = relationship("Team", back_populates="members")
@@ -50,6 +52,15 @@ class User(UserMixin, db.Model):
 
     # Set by the login loader: which credential this request signed in with.
     _login_id = None
+
+    @property
+    def street_community_ids(self) -> tuple | None:
+        """Street staff's binding (permissions.STREET): their street's communities."""
+        if self.street_id is None:
+            return None
+        from .places import Community
+        return tuple(db.session.scalars(
+            db.select(Community.id).where(Community.street_id == self.street_id)))
 
     @property
     def role_enum(self) -> Role:
