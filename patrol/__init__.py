@@ -100,6 +100,8 @@ def register_blueprints(app: Flask):
     for module in (auth, compounds, items, lists, photos, admin, offline, reports, ratings,
                    notifications, district, health):
         app.register_blueprint(module.bp)
+    from .web import handover
+    app.register_blueprint(handover.bp)
 
 
 def register_security(app: Flask):
@@ -120,3 +122,5 @@ def register_template_helpers(app: Flask):
 def register_commands(app: Flask):
     from .cli import install
     install(app)
+    from .cli_handover import install as install_handover
+    install_handover(app)

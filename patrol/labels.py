@@ -9,6 +9,7 @@ STATUS = {
     "reopened": _l("Reopened"),
     "rejected": _l("Rejected"),
     "merged": _l("Merged as duplicate"),
+    "handed_over": _l("Closed: compound handed to another company"),
 }
 
 ACTION = {
@@ -21,6 +22,7 @@ ACTION = {
     "merge": _l("Merge as duplicate"),
     "fix_on_spot": _l("Fixed on the spot"),
     "extend_deadline": _l("Extend the deadline"),
+    "hand_over": _l("Property company changed"),
 }
 
 ROLE = {
@@ -42,6 +44,8 @@ REASON = {
     "needs_owners": _l("Owners or the committee must agree first"),
     "major_work": _l("Large job that takes longer"),
     "weather": _l("Weather"),
+    "transferred": _l("Passed on to the new company"),
+    "closed_at_handover": _l("Closed at the handover"),
 }
 
 FIELD_ERROR = {
@@ -53,6 +57,7 @@ FIELD_ERROR = {
     "not_integer": _l("Please enter a whole number."),
     "presence": _l("First scan the QR code at this compound's gate."),
     "device_time": _l("The phone's clock looks wrong."),
+    "archived": _l("This compound is archived: reports are no longer taken here."),
 }
 
 PHOTO_ERROR = {
@@ -82,6 +87,7 @@ EVIDENCE = {
     "deadline": _l("a deadline"),
     "presence": _l("a recent scan of this compound's QR code (you must be on the spot)"),
     "target": _l("the item it duplicates (an open item of the same compound)"),
+    "handover": _l("a handover of the compound to another company"),
 }
 
 ESCALATION = {

@@ -30,13 +30,14 @@ class Status(str, enum.Enum):
     REOPENED = "reopened"
     REJECTED = "rejected"
     MERGED = "merged"
+    HANDED_OVER = "handed_over"     # closed when its compound went to another company
 
     @property
     def is_open(self) -> bool:
         return self not in CLOSED
 
 
-CLOSED = frozenset({Status.VERIFIED, Status.REJECTED, Status.MERGED})
+CLOSED = frozenset({Status.VERIFIED, Status.REJECTED, Status.MERGED, Status.HANDED_OVER})
 OPEN = frozenset(Status) - CLOSED
 # States in which the property company still owes work (deadline applies).
 OWED = frozenset({Status.REPORTED, Status.ACKNOWLEDGED, Status.REOPENED})
@@ -60,6 +61,7 @@ class Action(str, enum.Enum):
     MERGE = "merge"
     FIX_ON_SPOT = "fix_on_spot"
     EXTEND_DEADLINE = "extend_deadline"
+    HAND_OVER = "hand_over"      # the compound changed company (物业更换): services/handover.py
 
 
 class Evidence(str, enum.Enum):
@@ -70,6 +72,7 @@ class Evidence(str, enum.Enum):
     DEADLINE = "deadline"    # a deadline (acknowledge / extend)
     PRESENCE = "presence"    # scanned this compound's QR within the window
     TARGET = "target"        # another item (merge)
+    HANDOVER = "handover"    # a recorded change of company (only services/handover.py has it)
 
 
 REOPEN_REASONS = ("not_fixed", "badly_fixed", "other")
@@ -114,6 +117,10 @@ RULES: dict[Action, Rule] = {r.action: r for r in (
           {R.VOLUNTEER, R.STAFF}, {E.PHOTO, E.PRESENCE}),
     _rule(A.EXTEND_DEADLINE, OWED, SAME,
           {R.STAFF, R.ADMIN}, {E.DEADLINE, E.REASON}),
+    # Closing an open item when its compound goes to another company: the old company
+    # stays answerable for it (docs/scoring.md); a transfer gives the new one a new item.
+    _rule(A.HAND_OVER, OPEN, S.HANDED_OVER,
+          {R.STAFF, R.ADMIN}, {E.HANDOVER}),
 )}
 
 

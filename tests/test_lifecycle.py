@@ -24,6 +24,9 @@ EXPECTED = {
     A.FIX_ON_SPOT: ({S.REPORTED}, {R.VOLUNTEER, R.STAFF}, S.VERIFIED, {E.PHOTO, E.PRESENCE}),
     A.EXTEND_DEADLINE: ({S.REPORTED, S.ACKNOWLEDGED, S.REOPENED}, {R.STAFF, R.ADMIN}, None,
                         {E.DEADLINE, E.REASON}),
+    # 物业更换: every open item, by staff or admins, only with a recorded handover.
+    A.HAND_OVER: ({S.REPORTED, S.ACKNOWLEDGED, S.FIXED, S.REOPENED}, {R.STAFF, R.ADMIN},
+                  S.HANDED_OVER, {E.HANDOVER}),
 }
 ALL_EVIDENCE = frozenset(Evidence)
 
@@ -56,7 +59,7 @@ def test_each_piece_of_evidence_is_required(action):
 
 
 def test_closed_states_are_final():
-    for status in (S.VERIFIED, S.REJECTED, S.MERGED):
+    for status in (S.VERIFIED, S.REJECTED, S.MERGED, S.HANDED_OVER):
         for role in Role:
             assert allowed_actions(status, role) == []
 

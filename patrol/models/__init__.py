@@ -5,3 +5,4 @@ from .people import User, Team, TeamCompound, Invite, Device  # noqa: F401
 from .items import Item, ItemEvent, Photo, Presence  # noqa: F401
 from .notify import NotifyEndpoint, Delivery  # noqa: F401
 from .audit import AuditEntry  # noqa: F401
+from .contracts import Contract  # noqa: F401
