@@ -212,6 +212,9 @@ def set_password_cmd(username, password):
         raise click.BadParameter("use at least 8 characters")
     user.set_password(password)
     accounts.end_all_sessions(user)  # every existing session and remember cookie stops working
+    from .services import audit
+    from .clock import utcnow
+    audit.record(None, "user.set_password", user, None, None, utcnow())  # never the password
     db.session.commit()
     click.echo(f"password changed for {username}; their other sessions are signed out")
 

@@ -59,3 +59,57 @@ def test_changes_applies_and_reports_only_what_changed(app):
                                       {"name": "新名", "address": "路1号"})
         assert (before, after) == ({"name": "旧名"}, {"name": "新名"})
         assert compound.name == "新名"
+
+
+def _actions(**where):
+    return [(e.action, e.object_type, e.object_id, e.actor_id) for e in db.session.scalars(
+        db.select(AuditEntry).filter_by(**where).order_by(AuditEntry.id))]
+
+
+def test_invites_phones_receivers_passwords_and_qr_codes_are_recorded(app, world):
+    from datetime import timedelta
+    from patrol.models import Device
+    from patrol.services import accounts, receivers
+    from tests.conftest import sign_in
+    with app.app_context():
+        staff = db.session.get(User, world.staff_a)
+        vol = db.session.get(User, world.vol_a)
+        accounts.create_invite(vol, staff, timedelta(hours=72))
+        device = Device(user=vol, secret_hash="x")
+        db.session.add(device)
+        db.session.flush()
+        accounts.revoke_device(device, actor=staff)
+        accounts.revoke_device(device, actor=staff)          # already revoked: no second row
+        endpoint = receivers.add_receiver(
+            actor=staff, name="群", kind="json", target="https://hooks.example.invalid/k=SECRET",
+            events=["new_item"], owner=db.session.get(Community, world.ca), email_enabled=False)
+        endpoint_id = endpoint.id
+        receivers.remove_receiver(endpoint, actor=staff)
+        db.session.commit()
+        rows = _actions()
+        assert [r[0] for r in rows] == ["invite.create", "device.revoke", "receiver.create",
+                                         "receiver.delete"]
+        assert all(r[3] == staff.id for r in rows)
+        assert rows[2][1:3] == ("notify_endpoint", endpoint_id)
+        assert "SECRET" not in str([(e.before, e.after) for e in db.session.scalars(
+            db.select(AuditEntry))])
+        assert {e.community_id for e in db.session.scalars(db.select(AuditEntry))} == {world.ca}
+
+    result = app.test_cli_runner().invoke(args=["set-password", "staff_a"],
+                                          input="a-new-password\na-new-password\n")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        entry = db.session.scalars(db.select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        assert (entry.action, entry.object_id, entry.actor_id) == \
+            ("user.set_password", world.staff_a, None)
+        assert entry.before is None and entry.after is None
+        token = db.session.get(Compound, world.a1).qr_token
+
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = sign_in(app.test_client(), world.admin)   # staff_a was just signed out
+    assert client.post(f"/admin/compounds/{world.a1}/rotate").status_code == 302
+    with app.app_context():
+        entry = db.session.scalars(db.select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        assert (entry.action, entry.object_id, entry.actor_id) == \
+            ("compound.rotate_qr", world.a1, world.admin)
+        assert token not in str(entry.after) and entry.after is None

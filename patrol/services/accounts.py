@@ -89,6 +89,9 @@ def create_invite(user: User, created_by, lifetime) -> str:
     invite, token = Invite.new(user, created_by, lifetime)
     db.session.add(invite)
     db.session.flush()
+    from . import audit
+    audit.record(created_by, "invite.create", invite, None,
+                 {"user": user.id, "expires_at": invite.expires_at}, utcnow())
     return token
 
 
@@ -181,9 +184,14 @@ def load_login(login_id: str) -> User | None:
     return user
 
 
-def revoke_device(device: Device):
+def revoke_device(device: Device, actor=None):
+    """`actor`: whoever signs someone else's phone out (audited); None for one's own."""
     if device.revoked_at is None:
         device.revoked_at = utcnow()
+        if actor is not None:
+            from . import audit
+            audit.record(actor, "device.revoke", device, {"revoked_at": None},
+                         {"revoked_at": device.revoked_at, "user": device.user_id}, utcnow())
 
 
 def sign_out(login_id: str | None):

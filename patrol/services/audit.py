@@ -4,10 +4,11 @@
                  {"archived_at": now}, now)
 
 adds the row to the caller's session (its transaction: the act and its record commit or
-roll back together); it flushes only when `obj` is new and has no id yet. `actor` may be None (the CLI); `obj` is any
-model with an `id`, or None. `before` / `after` are small dicts of the fields that
-changed (JSON: dates become ISO strings). The row's street and community are read off
-the object (or, failing that, the actor), so street staff see their street's rows.
+roll back together); it flushes only when `obj` is new and has no id yet. `actor` may
+be None (the CLI); `obj` is any model with an `id`, or None. `before` / `after` are
+small dicts of the fields that changed (JSON: dates become ISO strings). The row's
+street and community are read off the object (or, failing that, the actor), so street
+staff see their street's rows.
 """
 from datetime import date, datetime
 from decimal import Decimal
@@ -25,7 +26,7 @@ def _jsonable(value):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # enums
+    if hasattr(value, "value") and isinstance(value.value, str):  # enums
         return value.value
     if value is None or isinstance(value, (str, int, float, bool)):
         return value

@@ -12,7 +12,8 @@ from flask_babel import force_locale, gettext as _
 from .. import notify
 from ..extensions import db
 from ..models import Community, Company, Delivery, NotifyEndpoint
-from . import notify as notify_service
+from ..clock import utcnow
+from . import audit, notify as notify_service
 
 NAME_MAX = 60
 
@@ -57,10 +58,16 @@ def add_receiver(*, actor, name: str, kind: str, target: str, events: list[str],
         company_id=owner.id if isinstance(owner, Company) else None)
     db.session.add(endpoint)
     db.session.flush()
+    # The address is left out: a webhook's URL carries its key.
+    audit.record(actor, "receiver.create", endpoint, None,
+                 {"name": name, "kind": kind, "events": events}, utcnow())
     return endpoint
 
 
-def remove_receiver(endpoint: NotifyEndpoint) -> None:
+def remove_receiver(endpoint: NotifyEndpoint, actor=None) -> None:
+    audit.record(actor, "receiver.delete", endpoint,
+                 {"name": endpoint.name, "kind": endpoint.kind, "events": endpoint.events},
+                 None, utcnow())
     db.session.delete(endpoint)
     db.session.flush()
 

@@ -136,7 +136,7 @@ def new_invite(user_id):
 def revoke_device(device_id):
     device = get_or_404(Device, device_id)
     user = _managed_volunteer(device.user_id)
-    accounts.revoke_device(device)
+    accounts.revoke_device(device, actor=current_user)
     db.session.commit()
     flash(_("The phone has been signed out."), "ok")
     return redirect(url_for("admin.volunteer", user_id=user.id))
@@ -155,6 +155,9 @@ def compounds():
 def rotate(compound_id):
     compound = _managed_compound(compound_id)
     compound.rotate_token()
+    from ..clock import utcnow
+    from ..services import audit
+    audit.record(current_user, "compound.rotate_qr", compound, None, None, utcnow())  # no tokens
     db.session.commit()
     flash(_("New QR code created for %(name)s. Print and post the new poster: the old one no "
             "longer works.", name=compound.name), "ok")

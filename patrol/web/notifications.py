@@ -103,7 +103,7 @@ def _managed(endpoint_id) -> NotifyEndpoint:
 def delete(endpoint_id):
     endpoint = _managed(endpoint_id)
     name = endpoint.name
-    receivers.remove_receiver(endpoint)
+    receivers.remove_receiver(endpoint, actor=current_user)
     db.session.commit()
     flash(_("Receiver “%(name)s” removed.", name=name), "ok")
     return redirect(url_for("notifications.index"))
