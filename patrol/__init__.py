@@ -100,8 +100,9 @@ def register_blueprints(app: Flask):
     for module in (auth, compounds, items, lists, photos, admin, offline, reports, ratings,
                    notifications, district, health):
         app.register_blueprint(module.bp)
-    from .web import handover
+    from .web import handover, people
     app.register_blueprint(handover.bp)
+    app.register_blueprint(people.bp)
 
 
 def register_security(app: Flask):

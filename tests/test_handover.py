@@ -3,15 +3,14 @@ and after the date, each choice for the open ones (passed on / closed), ratings,
 lists, scorecards, both managers' access, contract periods, refusals, audit and the page."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 import pytest
 
 from patrol import lifecycle, permissions, scoring
 from patrol.extensions import db
 from patrol.lifecycle import Action, Status
-from patrol.models import AuditEntry, Company, Compound, Contract, Item, ItemEvent, User
+from patrol.models import AuditEntry, Company, Compound, Contract, Item, User
 from patrol.services import handover, ratings, weekly
 from patrol.services import items as svc
 from patrol.services.items import ActionInput

@@ -154,7 +154,7 @@ def hand_over(compound: Compound, new_company: Company | None, effective_on: dat
     errors: dict[str, str] = {}
     choices = {int(k): v for k, v in (choices or {}).items()}
     old_company_id = compound.company_id
-    if actor is None or not permissions.can_manage_compound(actor, compound):
+    if actor is None or not permissions.can_manage_community(actor, compound.community_id):
         errors["actor"] = "forbidden"
     if new_company is None:
         errors["company"] = "missing"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -13,7 +14,8 @@ from ..extensions import db
 from ..lifecycle import Role
 from ..models import Company, Compound, utcnow
 from ..services import handover as service
-from .helpers import load_or_404, roles_required
+from ..services.people_admin import community_filter
+from .helpers import get_or_404, roles_required
 
 bp = Blueprint("handover", __name__)
 
@@ -34,14 +36,18 @@ ERRORS = {
 
 
 def _compound(compound_id) -> Compound:
-    return load_or_404(Compound, compound_id, permissions.can_manage_compound)
+    """Outside the user's community: 404, like every management page (docs/security.md)."""
+    compound = get_or_404(Compound, compound_id)
+    if not permissions.can_manage_community(current_user, compound.community_id):
+        abort(404)
+    return compound
 
 
 @bp.get("/handover")
 @roles_required(Role.STAFF, Role.ADMIN)
 def index():
     compounds = db.session.execute(
-        db.select(Compound).where(permissions.managed_filter(current_user, Compound),
+        db.select(Compound).where(community_filter(current_user, Compound),
                                   Compound.archived_at.is_(None))
         .order_by(Compound.name)).scalars().all()
     return render_template("handover/index.html", compounds=compounds)
