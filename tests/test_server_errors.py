@@ -81,14 +81,19 @@ def test_sync_paths_answer_500_in_json_without_the_header(tmp_path, monkeypatch)
     assert resp.status_code == 500 and resp.is_json and resp.get_json()["retry"] is True
 
 
-def test_web_workers_start_no_sender_by_default(tmp_path):
+def _app_with_failing_receiver(tmp_path):
+    """A receiver whose name never resolves (.invalid): every try fails, on this machine."""
     app = _app(tmp_path)
     with app.app_context():
         w = build_world()
         db.session.add(NotifyEndpoint(name="坏接收端", kind="json", target="https://receiver.invalid/h",
-                                      community_id=db.session.get(Compound, w.a1)
-                                      .community_id))
+                                      community_id=db.session.get(Compound, w.a1).community_id))
         db.session.commit()
+    return app, w
+
+
+def test_web_workers_start_no_sender_by_default(tmp_path):
+    app, w = _app_with_failing_receiver(tmp_path)
     before = {t.ident for t in threading.enumerate()}
     client = sign_in(app.test_client(), w.vol_a)
     assert _report(client, w.a1, **{"X-Patrol-Sync": "1"}).status_code == 201
@@ -101,13 +106,7 @@ def test_web_workers_start_no_sender_by_default(tmp_path):
 
 
 def test_the_watcher_sends_what_is_due(tmp_path):
-    app = _app(tmp_path)
-    with app.app_context():
-        w = build_world()
-        db.session.add(NotifyEndpoint(name="坏接收端", kind="json", target="https://receiver.invalid/h",
-                                      community_id=db.session.get(Compound, w.a1)
-                                      .community_id))
-        db.session.commit()
+    app, w = _app_with_failing_receiver(tmp_path)
     client = sign_in(app.test_client(), w.vol_a)
     assert _report(client, w.a1, **{"X-Patrol-Sync": "1"}).status_code == 201
     with app.app_context():
