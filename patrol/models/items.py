@@ -5,17 +5,28 @@ from sqlalchemy import (JSON, CheckConstraint, Float, ForeignKey, Index, String,
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from ..extensions import db
-from ..lifecycle import Status
+from ..lifecycle import Action, Status
 from .base import utcnow
 
-_STATUS_CHECK = "status in ({})".format(",".join(f"'{s.value}'" for s in Status))
+# Photos are taken when reporting, after a fix, or at a failed check (kind "check").
+PHOTO_KINDS = ("before", "after", "check")
+# An item's history starts with its report; every later entry is a lifecycle action.
+EVENT_ACTIONS = ("report", *(a.value for a in Action))
+
+
+def _one_of(column: str, values) -> str:
+    """A CHECK condition generated from an enum (or a tuple of codes): a new value changes
+    the text, and tests/test_enum_constraints.py then asks for the migration. NULL passes,
+    as in SQL."""
+    return "{} in ({})".format(column, ",".join(f"'{getattr(v, 'value', v)}'" for v in values))
 
 
 class Item(db.Model):
     """One hazard on a compound's problem list (问题清单)."""
     __table_args__ = (
-        CheckConstraint(_STATUS_CHECK, name="ck_item_status"),
-        CheckConstraint("status != 'merged' OR merged_into_id IS NOT NULL", name="ck_item_merged"),
+        CheckConstraint(_one_of("status", Status), name="ck_item_status"),
+        CheckConstraint(f"status != '{Status.MERGED.value}' OR merged_into_id IS NOT NULL",
+                        name="ck_item_merged"),
         Index("ix_item_compound_status", "compound_id", "status"),
         # Covers the community overview: every column it filters on or counts, so its
         # one aggregate query reads only this index (see docs/benchmarks.md).
@@ -97,7 +108,12 @@ class ItemEvent(db.Model):
     presence_id: Mapped[int | None] = mapped_column(ForeignKey("presence.id"))
     # Idempotency key of the form that made this change (the phone's outbox resends).
     client_uuid: Mapped[str | None] = mapped_column(String(36))
-    __table_args__ = (Index("uq_item_event_client_uuid", "client_uuid", unique=True),)
+    __table_args__ = (
+        Index("uq_item_event_client_uuid", "client_uuid", unique=True),
+        CheckConstraint(_one_of("action", EVENT_ACTIONS), name="ck_item_event_action"),
+        CheckConstraint(_one_of("from_status", Status), name="ck_item_event_from_status"),
+        CheckConstraint(_one_of("to_status", Status), name="ck_item_event_to_status"),
+    )
 
     item = relationship("Item", back_populates="events")
     actor = relationship("User")
@@ -115,7 +131,7 @@ def _history_is_append_only(mapper, connection, target):
 class Photo(db.Model):
     """A re-encoded photo. Files are content-addressed; see services/photos.py."""
     __table_args__ = (
-        CheckConstraint("kind in ('before','after','check')", name="ck_photo_kind"),
+        CheckConstraint(_one_of("kind", PHOTO_KINDS), name="ck_photo_kind"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int | None] = mapped_column(ForeignKey("item.id"), index=True)

@@ -8,6 +8,9 @@ from ..notify import EVENTS, KINDS
 from .base import new_token, utcnow
 
 _KIND_CHECK = "kind in ({})".format(",".join(f"'{k}'" for k in KINDS))
+# A delivery waits (pending), or has been sent, or was given up on (failed).
+DELIVERY_STATUSES = ("pending", "sent", "failed")
+_DELIVERY_STATUS_CHECK = "status in ({})".format(",".join(f"'{s}'" for s in DELIVERY_STATUSES))
 
 
 class NotifyEndpoint(db.Model):
@@ -42,7 +45,7 @@ class Delivery(db.Model):
     """One notification to one endpoint: queued in the transaction that caused it,
     sent outside any request, retried with exponential backoff."""
     __table_args__ = (
-        CheckConstraint("status in ('pending','sent','failed')", name="ck_delivery_status"),
+        CheckConstraint(_DELIVERY_STATUS_CHECK, name="ck_delivery_status"),
         # The same event is never queued twice for the same endpoint (cron may rerun).
         UniqueConstraint("endpoint_id", "dedupe_key", name="uq_delivery_endpoint_key"),
         Index("ix_delivery_due", "status", "next_attempt_at"),
