@@ -1,6 +1,7 @@
 """Printed by `make run`: the demo accounts and a fresh sign-in link for the volunteer."""
 from . import create_app
 from .extensions import db
+from .lifecycle import Role
 from .models import User
 from .seed import DEMO_PASSWORD, DEMO_USERS
 from .services import accounts
@@ -14,7 +15,7 @@ def main():
         print(f"小区巡查 Patrol demo district — open {base}/login")
         print("-" * 72)
         for username, name, role, title, _ in DEMO_USERS:
-            if role == "volunteer":
+            if role == Role.VOLUNTEER:
                 user = db.session.execute(
                     db.select(User).where(User.username == username)).scalar_one()
                 token = accounts.create_invite(user, None, app.config["INVITE_LIFETIME"])

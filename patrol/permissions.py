@@ -1,145 +1,296 @@
-"""Object-level permissions: who may see or act on which compound and item.
+"""Object-level permissions: who may see or act on which compound, item, receiver, ….
 
-The rules are pure functions over plain attributes, so they are testable
-without a database; `*_filter()` give the same rules as SQL for list queries.
+Every rule is written once, as data: a `Scope` says, per role, which of the user's
+bindings (`community_id`, `company_id` or `compound_id`) an object must share, or that
+the role reaches EVERYTHING; a role left out reaches nothing. A *target* says where an
+object keeps each binding (an item's compound is `compound_id`, a compound's is `id`).
+
+`Scope.allows()` reads a rule as a Python predicate (`can_see_item(user, item)`), and
+`Scope.where()` reads the same rule as a SQL condition for list queries
+(`item_filter(user, Item)`). Both go through `Scope._match()`, so they cannot disagree:
+a user whose binding is missing (a staff account without a community) matches nothing
+in either form. `tests/test_permission_agreement.py` checks them against each other on
+every (user, object) pair of a seeded matrix, on SQLite and PostgreSQL.
+
+Pure Python: no Flask and no models (list filters take the model class), so the rules
+are testable without a database. `refusal_status()` at the end is the 403/404 rule that
+`web.helpers.load_or_404()` applies (docs/security.md).
 """
-from sqlalchemy import false, true
+from __future__ import annotations
+
+from types import MappingProxyType, SimpleNamespace
+
+from sqlalchemy import and_, false, true
 
 from .lifecycle import Role
 
+EVERYTHING = "*"        # a role that is bound to nothing and reaches everything
 
-def _role(user):
-    return Role(user.role)
+# The user's attributes that bind a role to a place.
+COMMUNITY, COMPANY, COMPOUND = "community_id", "company_id", "compound_id"
 
 
-def _in_scope(user, *, community_id, company_id, compound_id) -> bool:
-    """Volunteers and staff see their community, managers their company, committee
-    members their compound, admins everything."""
-    role = _role(user)
-    if role == Role.ADMIN:
-        return True
-    if role in (Role.VOLUNTEER, Role.STAFF):
-        return user.community_id is not None and community_id == user.community_id
-    if role == Role.MANAGER:
-        return user.company_id is not None and company_id == user.company_id
-    if role == Role.COMMITTEE:
-        return user.compound_id is not None and compound_id == user.compound_id
-    return False
+class Scope:
+    """Per role, the user's binding an object must share, or EVERYTHING."""
 
+    def __init__(self, roles: dict):
+        self.roles = MappingProxyType(dict(roles))
+
+    def only(self, *roles) -> "Scope":
+        return Scope({r: b for r, b in self.roles.items() if r in roles})
+
+    def without(self, *roles) -> "Scope":
+        return Scope({r: b for r, b in self.roles.items() if r not in roles})
+
+    def binding(self, user):
+        """(binding, the user's value of it) for the user's role: (EVERYTHING, None) for
+        a role that reaches everything, (None, None) for a role outside this scope, and
+        a value of None when the account lacks its binding."""
+        binding = self.roles.get(Role(user.role))
+        if binding is None or binding == EVERYTHING:
+            return binding, None
+        return binding, getattr(user, binding)
+
+    def _match(self, user, target):
+        """EVERYTHING, None (nothing), or (the object's attribute, the value it must
+        equal). The one place that decides; allows() and where() only read it."""
+        binding, value = self.binding(user)
+        if binding == EVERYTHING:
+            return EVERYTHING
+        if binding is None or value is None or binding not in target:
+            return None
+        return target[binding], value
+
+    def reaches_anything(self, user) -> bool:
+        binding, value = self.binding(user)
+        return binding == EVERYTHING or (binding is not None and value is not None)
+
+    def allows(self, user, obj, target) -> bool:
+        match = self._match(user, target)
+        if match is None:
+            return False
+        if match == EVERYTHING:
+            return True
+        attr, value = match
+        return getattr(obj, attr) == value
+
+    def where(self, user, model, target):
+        match = self._match(user, target)
+        if match is None:
+            return false()
+        if match == EVERYTHING:
+            return true()
+        attr, value = match
+        return getattr(model, attr) == value
+
+
+# --- targets: where each kind of object keeps its community, company and compound ----
+
+ITEM = {COMMUNITY: "community_id", COMPANY: "company_id", COMPOUND: "compound_id"}
+COMPOUND_ROW = {COMMUNITY: "community_id", COMPANY: "company_id", COMPOUND: "id"}
+COMMUNITY_ROW = {COMMUNITY: "id"}
+COMPANY_ROW = {COMPANY: "id"}
+IN_COMMUNITY = {COMMUNITY: "community_id"}       # users (volunteers), teams, compounds
+ENDPOINT = {COMMUNITY: "community_id", COMPANY: "company_id"}
+
+# --- scopes: the rules ------------------------------------------------------------
+
+# Volunteers and staff see their community, managers their company, committee members
+# their compound, admins everything.
+SEE = Scope({Role.VOLUNTEER: COMMUNITY, Role.STAFF: COMMUNITY, Role.MANAGER: COMPANY,
+             Role.COMMITTEE: COMPOUND, Role.ADMIN: EVERYTHING})
+# Committee members are read-only; everyone else acts where they can see.
+ACT = SEE.without(Role.COMMITTEE)
+# Volunteers and staff walk the compounds: report, record gate scans, check on the spot.
+PATROL = SEE.only(Role.VOLUNTEER, Role.STAFF)
+# Staff manage their community's volunteers, teams, QR codes and posters; admins all.
+MANAGE_COMMUNITY = Scope({Role.STAFF: COMMUNITY, Role.ADMIN: EVERYTHING})
+# Staff manage their community's notification receivers, managers their company's.
+MANAGE_ENDPOINTS = Scope({Role.STAFF: COMMUNITY, Role.MANAGER: COMPANY, Role.ADMIN: EVERYTHING})
+# Weekly lists: staff for their community and its compounds, managers for their company
+# and its compounds, admins for everything.
+PRINT_WEEKLY = Scope({Role.STAFF: COMMUNITY, Role.MANAGER: COMPANY, Role.ADMIN: EVERYTHING})
+PRINT_TARGETS = {"community": COMMUNITY_ROW, "company": COMPANY_ROW, "compound": COMPOUND_ROW}
+# The red/black list: staff (their community) and admins.
+RATINGS_LIST = Scope({Role.STAFF: COMMUNITY, Role.ADMIN: EVERYTHING})
+# Scorecards: managers their company's; staff those of the companies working in their
+# community; admins every one.
+SCORECARD = Scope({Role.MANAGER: COMPANY, Role.STAFF: COMMUNITY, Role.ADMIN: EVERYTHING})
+
+
+def binding_of(role) -> str | None:
+    """The user attribute that binds a role to a place (None for admins, and for a role
+    no rule knows yet)."""
+    binding = SEE.roles.get(Role(role))
+    return None if binding == EVERYTHING else binding
+
+
+def is_read_only(user) -> bool:
+    """Committee members: they see, but never act or upload."""
+    role = Role(user.role)
+    return role in SEE.roles and role not in ACT.roles
+
+
+def can_patrol(user) -> bool:
+    """Volunteers and staff: the roles that report, scan gates and check on the spot."""
+    return Role(user.role) in PATROL.roles
+
+
+# --- items and compounds --------------------------------------------------------------
 
 def can_see_compound(user, compound) -> bool:
-    return _in_scope(user, community_id=compound.community_id, company_id=compound.company_id,
-                     compound_id=compound.id)
+    return SEE.allows(user, compound, COMPOUND_ROW)
+
+
+def compound_filter(user, Compound):
+    return SEE.where(user, Compound, COMPOUND_ROW)
 
 
 def can_see_item(user, item) -> bool:
     """Items carry their compound's community and company (set when reported)."""
-    return _in_scope(user, community_id=item.community_id, company_id=item.company_id,
-                     compound_id=item.compound_id)
+    return SEE.allows(user, item, ITEM)
+
+
+def item_filter(user, Item):
+    return SEE.where(user, Item, ITEM)
+
+
+def can_see_photo(user, photo) -> bool:
+    """A photo goes with its item; a pending upload (no item yet) only to its sender."""
+    if photo.item is None:
+        return photo.uploader_id == user.id
+    return can_see_item(user, photo.item)
 
 
 def can_report(user, compound) -> bool:
-    return _role(user) in (Role.VOLUNTEER, Role.STAFF) and can_see_compound(user, compound)
+    return PATROL.allows(user, compound, COMPOUND_ROW)
 
 
 def can_record_presence(user, compound) -> bool:
     """A gate scan (presence) is recorded for volunteers and staff of the compound's
     community, online (/c/<token>) or later from the phone's outbox (/sync/presence).
     Managers, committee members and admins may open the QR's page but record nothing."""
-    return _role(user) in (Role.VOLUNTEER, Role.STAFF) and can_see_compound(user, compound)
+    return PATROL.allows(user, compound, COMPOUND_ROW)
+
+
+def patrol_compound_filter(user, Compound):
+    """The compounds `can_report` / `can_record_presence` allow, as SQL."""
+    return PATROL.where(user, Compound, COMPOUND_ROW)
 
 
 def can_act_on_item(user, item) -> bool:
     """Committee members are read-only; everyone else acts where they can see."""
-    return _role(user) != Role.COMMITTEE and can_see_item(user, item)
+    return ACT.allows(user, item, ITEM)
 
+
+def actable_item_filter(user, Item):
+    return ACT.where(user, Item, ITEM)
+
+
+# --- community management: volunteers, teams, QR codes -------------------------------
 
 def can_manage_community(user, community_id) -> bool:
-    role = _role(user)
-    return role == Role.ADMIN or (role == Role.STAFF and user.community_id == community_id)
+    return MANAGE_COMMUNITY.allows(user, SimpleNamespace(community_id=community_id),
+                                   IN_COMMUNITY)
 
 
-def _scope_filter(user, *, community, company, compound):
-    """`_in_scope` as a SQL condition over the given columns."""
-    role = _role(user)
-    if role == Role.ADMIN:
-        return true()
-    if role in (Role.VOLUNTEER, Role.STAFF) and user.community_id:
-        return community == user.community_id
-    if role == Role.MANAGER and user.company_id:
-        return company == user.company_id
-    if role == Role.COMMITTEE and user.compound_id:
-        return compound == user.compound_id
-    return false()
+def can_manage_compound(user, compound) -> bool:
+    """Its QR code and poster."""
+    return MANAGE_COMMUNITY.allows(user, compound, IN_COMMUNITY)
 
 
-def compound_filter(user, Compound):
-    return _scope_filter(user, community=Compound.community_id, company=Compound.company_id,
-                         compound=Compound.id)
+def managed_filter(user, Model):
+    """The teams, compounds, … (any model with `community_id`) the user manages."""
+    return MANAGE_COMMUNITY.where(user, Model, IN_COMMUNITY)
 
 
-def item_filter(user, Item):
-    return _scope_filter(user, community=Item.community_id, company=Item.company_id,
-                         compound=Item.compound_id)
+def can_manage_volunteer(user, person) -> bool:
+    return person.role == Role.VOLUNTEER and MANAGE_COMMUNITY.allows(user, person, IN_COMMUNITY)
 
+
+def volunteer_filter(user, User):
+    return and_(User.role == Role.VOLUNTEER.value,
+                MANAGE_COMMUNITY.where(user, User, IN_COMMUNITY))
+
+
+def can_manage_device(user, device) -> bool:
+    """A volunteer's phone: signed out by whoever manages the volunteer."""
+    return can_manage_volunteer(user, device.user)
+
+
+# --- weekly lists ----------------------------------------------------------------------
 
 def can_print_weekly(user, scope: str, target) -> bool:
     """Weekly problem lists: staff for their community and its compounds, managers for
     their company and its compounds, admins for everything."""
-    role = _role(user)
-    if role == Role.ADMIN:
-        return True
-    if role == Role.STAFF and user.community_id is not None:
-        if scope == "community":
-            return target.id == user.community_id
-        if scope == "compound":
-            return target.community_id == user.community_id
-    if role == Role.MANAGER and user.company_id is not None:
-        if scope == "company":
-            return target.id == user.company_id
-        if scope == "compound":
-            return target.company_id == user.company_id
-    return False
+    return scope in PRINT_TARGETS and PRINT_WEEKLY.allows(user, target, PRINT_TARGETS[scope])
+
+
+def print_filter(user, scope: str, Model):
+    """The communities, companies or compounds (`scope`) whose lists the user may print."""
+    return PRINT_WEEKLY.where(user, Model, PRINT_TARGETS[scope])
 
 
 # --- ratings and notifications -----------------------------------------------------
 
 def can_see_ratings_list(user) -> bool:
     """The red/black list: community staff (their community) and admins."""
-    return _role(user) in (Role.STAFF, Role.ADMIN)
+    return RATINGS_LIST.reaches_anything(user)
 
 
-def can_see_scorecard(user, company_id, company_community_ids) -> bool:
+def can_see_scorecard(user, company, company_community_ids) -> bool:
     """Managers see their own company's scorecard; staff those of the companies working
     in their community (computed on that community's items); admins every one."""
-    role = _role(user)
-    if role == Role.ADMIN:
+    binding, value = SCORECARD.binding(user)
+    if binding == EVERYTHING:
         return True
-    if role == Role.MANAGER:
-        return user.company_id is not None and user.company_id == company_id
-    if role == Role.STAFF:
-        return user.community_id is not None and user.community_id in company_community_ids
-    return False
+    if binding is None or value is None:
+        return False
+    if binding == COMPANY:
+        return company.id == value
+    return value in company_community_ids
+
+
+def can_manage_endpoints(user) -> bool:
+    """Whether the user has any receivers to manage (a staff account without a
+    community or a manager without a company has none)."""
+    return MANAGE_ENDPOINTS.reaches_anything(user)
 
 
 def can_manage_endpoint(user, endpoint) -> bool:
     """Staff manage their community's receivers, managers their company's, admins all."""
-    role = _role(user)
-    if role == Role.ADMIN:
-        return True
-    if role == Role.STAFF:
-        return endpoint.community_id is not None and endpoint.community_id == user.community_id
-    if role == Role.MANAGER:
-        return endpoint.company_id is not None and endpoint.company_id == user.company_id
-    return False
+    return MANAGE_ENDPOINTS.allows(user, endpoint, ENDPOINT)
 
 
 def endpoint_filter(user, NotifyEndpoint):
-    role = _role(user)
-    if role == Role.ADMIN:
-        return true()
-    if role == Role.STAFF and user.community_id:
-        return NotifyEndpoint.community_id == user.community_id
-    if role == Role.MANAGER and user.company_id:
-        return NotifyEndpoint.company_id == user.company_id
-    return false()
+    return MANAGE_ENDPOINTS.where(user, NotifyEndpoint, ENDPOINT)
+
+
+def endpoint_owner_filter(user, kind: str, Model):
+    """The communities (kind "community") or companies ("company") the user may attach
+    a receiver to."""
+    return MANAGE_ENDPOINTS.where(user, Model, {"community": COMMUNITY_ROW,
+                                                "company": COMPANY_ROW}[kind])
+
+
+# --- refusals: 403 or 404 ---------------------------------------------------------------
+
+# The patrol's shared map (items, compounds, company scorecards): numbered in sequence and
+# reached from paper (item QR codes on the weekly lists, gate posters; companies are named
+# on the red/black list), so outside the user's scope they answer 403 Forbidden: hiding
+# them would protect nothing, and "not yours" is the useful answer to someone who
+# followed a neighbour's code. Every other check (photos, volunteers and their phones,
+# receivers, QR codes and posters, weekly lists) answers 404 Not Found, exactly like a
+# missing object: its existence is not revealed. A role that may never do a kind of thing
+# is refused 403 before any object is loaded (web.helpers.roles_required).
+# See docs/security.md, "403 or 404".
+FORBIDDEN_WHEN_REFUSED = frozenset({
+    can_see_item, can_act_on_item, can_see_compound, can_report, can_record_presence,
+    can_see_scorecard,
+})
+
+
+def refusal_status(check) -> int:
+    """The HTTP status for an existing object that `check` refuses: 403 or 404."""
+    return 403 if check in FORBIDDEN_WHEN_REFUSED else 404
+

@@ -14,7 +14,7 @@ from flask import current_app
 from PIL import Image, ImageDraw
 
 from .extensions import db
-from .lifecycle import Action
+from .lifecycle import Action, Role
 from .models import Building, Community, Company, Compound, Photo, Team, User, utcnow
 from .services import items as svc
 from .services.photo_store import save_upload
@@ -23,14 +23,14 @@ from .display import hazard_form
 DEMO_PASSWORD = "patrol-demo"
 HISTORY_MONTHS = 8
 DEMO_USERS = [
-    # username, display name, role, title, binding
-    ("admin", "系统管理员", "admin", None, None),
-    ("staff", "王主任（社区）", "staff", None, "community"),
-    ("manager1", "李经理（宏远物业）", "manager", None, "company:0"),
-    ("manager2", "张经理（安居物业）", "manager", None, "company:1"),
-    ("committee", "陈主任（金桂园业委会）", "committee", None, "compound:0"),
-    ("volunteer", "刘阿姨", "volunteer", "片长", "community"),
-    ("volunteer2", "赵师傅", "volunteer", "红色管家", "community"),
+    # username (the sign-in README lists), display name, role, title, binding
+    ("admin", "系统管理员", Role.ADMIN.value, None, None),
+    ("staff", "王主任（社区）", Role.STAFF.value, None, "community"),
+    ("manager1", "李经理（宏远物业）", Role.MANAGER.value, None, "company:0"),
+    ("manager2", "张经理（安居物业）", Role.MANAGER.value, None, "company:1"),
+    ("committee", "陈主任（金桂园业委会）", Role.COMMITTEE.value, None, "compound:0"),
+    ("volunteer", "刘阿姨", Role.VOLUNTEER.value, "片长", "community"),
+    ("volunteer2", "赵师傅", Role.VOLUNTEER.value, "红色管家", "community"),
 ]
 
 
@@ -75,7 +75,7 @@ def seed_demo(now=None):
     users = {}
     for username, name, role, title, binding in DEMO_USERS:
         user = User(username=username, display_name=name, role=role, title=title)
-        if role != "volunteer":
+        if role != Role.VOLUNTEER:
             user.set_password(DEMO_PASSWORD)
         kind, _, index = (binding or "").partition(":")
         if kind == "community":
@@ -84,7 +84,7 @@ def seed_demo(now=None):
             user.company = companies[int(index)]
         elif kind == "compound":
             user.compound = compounds[int(index)]
-        if role == "volunteer":
+        if role == Role.VOLUNTEER:
             user.team = team
         db.session.add(user)
         users[username] = user

@@ -205,3 +205,123 @@ def test_only_volunteers_and_staff_record_scans_online_or_from_the_outbox(app, w
                                      if may_see else "您没有权限访问此页面。",
                                      "code": "scan_not_allowed" if may_see else "forbidden",
                                      "fields": {}}
+
+
+# --- one rule, one place (patrol/permissions.py) ----------------------------------------
+
+def test_role_values_are_never_literals():
+    """Roles are `Role` members everywhere in patrol/: no 'staff', "admin", … outside the
+    enum. Docstrings, dictionary look-ups by key (the demo seed's user names), blueprint
+    names and the demo accounts' user names are not role values."""
+    import ast
+    import pathlib
+
+    from patrol import labels
+    from patrol.lifecycle import Role
+
+    values = {r.value for r in Role}
+    root = pathlib.Path(__file__).resolve().parent.parent / "patrol"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel == "lifecycle.py":       # the enum itself
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+                skip.add(id(node.value))                                  # docstrings
+            elif isinstance(node, ast.Subscript):
+                skip.add(id(node.slice))                                  # users["staff"]
+            elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Blueprint"
+                  and node.args):
+                skip.add(id(node.args[0]))                                # Blueprint("admin")
+            elif isinstance(node, ast.Assign) and isinstance(node.value, (ast.List, ast.Dict)):
+                names = {getattr(t, "id", None) for t in node.targets}
+                if "DEMO_USERS" in names:                                 # demo user names
+                    skip.update(id(e.elts[0]) for e in node.value.elts)
+                if rel == "labels.py" and "ROLE" in names:
+                    # The role names shown to people, keyed by value; checked against the
+                    # enum below. (labels.py is another engineer's file: see the report of
+                    # the "one way to do each thing" change.)
+                    skip.update(id(k) for k in node.value.keys)
+        found += [f"patrol/{rel}:{n.lineno}: {n.value!r}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Constant) and n.value in values and id(n) not in skip]
+    assert not found, "use patrol.lifecycle.Role:\n" + "\n".join(found)
+    assert set(labels.ROLE) == values
+
+
+def test_refusals_follow_one_rule(app, setup):
+    """Missing: 404. Exists but outside the user's scope: 403 for items, compounds and
+    scorecards (their numbers are printed anyway), 404 for everything else, as if it did
+    not exist (docs/security.md). A role that may never do the thing: 403."""
+    from patrol import permissions
+    from patrol.models import Device, NotifyEndpoint
+
+    w, items, photos = setup
+    with app.app_context():
+        device = Device(user_id=w.vol_a, secret_hash="0" * 64)
+        endpoint = NotifyEndpoint(name="A群", kind="json", target="https://a.invalid/",
+                                  community_id=w.ca)
+        db.session.add_all([device, endpoint])
+        db.session.commit()
+        device_id, endpoint_id = device.id, endpoint.id
+    staff_b = sign_in(app.test_client(), w.staff_b)
+    outside = {  # community A's things, asked for by community B's staff
+        f"/items/{items['a1']}": 403,
+        f"/compounds/{w.a1}": 403,
+        f"/compounds/{w.a1}/report": 403,
+        f"/ratings/companies/{w.y}": 403,
+        f"/photos/{photos['a1']}/full.jpg": 404,
+        f"/admin/volunteers/{w.vol_a}": 404,
+        f"/admin/compounds/{w.a1}/poster.pdf": 404,
+        f"/reports/weekly.pdf?scope=compound&id={w.a1}": 404,
+    }
+    for url, status in outside.items():
+        assert staff_b.get(url).status_code == status, url
+    for url in (f"/admin/devices/{device_id}/revoke", f"/notifications/{endpoint_id}/test"):
+        assert staff_b.post(url).status_code == 404, url
+    missing = ["/items/999999", "/compounds/999999", "/compounds/999999/report",
+               "/ratings/companies/999999", "/photos/999999/full.jpg",
+               "/admin/volunteers/999999", "/admin/compounds/999999/poster.pdf",
+               "/reports/weekly.pdf?scope=compound&id=999999"]
+    for url in missing:
+        assert staff_b.get(url).status_code == 404, url
+    # The rule's table: the browsable map says 403, everything else 404.
+    assert {c.__name__ for c in permissions.FORBIDDEN_WHEN_REFUSED} == {
+        "can_see_item", "can_act_on_item", "can_see_compound", "can_report",
+        "can_record_presence", "can_see_scorecard"}
+    for check in (permissions.can_see_photo, permissions.can_manage_volunteer,
+                  permissions.can_manage_compound, permissions.can_manage_device,
+                  permissions.can_manage_endpoint, permissions.can_print_weekly):
+        assert permissions.refusal_status(check) == 404
+    # A volunteer may never print or manage: the role gate answers 403 before any lookup.
+    vol = sign_in(app.test_client(), w.vol_a)
+    for url in (f"/reports/weekly.pdf?scope=compound&id={w.a1}", f"/admin/volunteers/{w.vol_a}",
+                "/admin/volunteers/999999"):
+        assert vol.get(url).status_code == 403, url
+
+
+def test_staff_without_a_community_see_nothing(app, setup):
+    """An account the CLI refuses to make, but the database allows: a staff member with no
+    community sees no compound, item, photo, list, rating or receiver, in any form."""
+    w, items, photos = setup
+    with app.app_context():
+        lost = User(username="staff_none", display_name="无社区", role="staff")
+        db.session.add(lost)
+        db.session.commit()
+        lost_id = lost.id
+        names = [c.name for c in db.session.execute(db.select(Compound)).scalars()]
+    client = sign_in(app.test_client(), lost_id)
+    for item_id in items.values():
+        assert client.get(f"/items/{item_id}").status_code == 403
+    for photo_id in photos.values():
+        assert client.get(f"/photos/{photo_id}/thumb.jpg").status_code == 404
+    for url in ("/compounds", "/overview?status=open", "/escalations", "/reports/weekly"):
+        resp = client.get(url)
+        assert resp.status_code == 200, url
+        html = resp.get_data(as_text=True)
+        assert not any(f'href="/items/{i}"' in html for i in items.values()), url
+        assert not any(name in html for name in names), url
+    assert client.get("/ratings").status_code == 403       # not the whole district's list
+    assert client.get("/notifications").status_code == 403

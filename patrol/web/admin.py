@@ -3,46 +3,35 @@ from __future__ import annotations
 
 import base64
 
-import sqlalchemy as sa
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
+from flask import (Blueprint, Response, current_app, flash, redirect, render_template,
                    request, session, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import permissions
 from ..extensions import db
+from ..lifecycle import Role
 from ..models import Compound, Device, Team, User
 from ..models.people import TITLES
 from ..services import accounts, qr
 from ..services.posters import poster_pdf
-from .helpers import get_or_404, roles_required
+from .helpers import load_or_404, roles_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def _managed_volunteer(user_id) -> User:
-    user = get_or_404(User, user_id)
-    if user.role != "volunteer" or not permissions.can_manage_community(current_user,
-                                                                         user.community_id):
-        abort(404)
-    return user
+    return load_or_404(User, user_id, permissions.can_manage_volunteer)
 
 
 def _managed_compound(compound_id) -> Compound:
-    compound = get_or_404(Compound, compound_id)
-    if not permissions.can_manage_community(current_user, compound.community_id):
-        abort(404)
-    return compound
+    return load_or_404(Compound, compound_id, permissions.can_manage_compound)
 
 
-def _in_scope(query, column):
+def _in_scope(query, model):
     """Admins see every community; staff only theirs (a staff account without one, which
     the CLI refuses to create, sees nothing rather than everything)."""
-    if current_user.role == "admin":
-        return query
-    if current_user.community_id is None:
-        return query.where(sa.false())
-    return query.where(column == current_user.community_id)
+    return query.where(permissions.managed_filter(current_user, model))
 
 
 VOLUNTEER_ERRORS = {
@@ -55,16 +44,16 @@ VOLUNTEER_ERRORS = {
 
 def _own_community():
     """Staff make volunteers in their own community; admins in the chosen team's."""
-    return current_user.community_id if current_user.role == "staff" else None
+    return current_user.community_id if current_user.role == Role.STAFF else None
 
 
 @bp.route("/volunteers", methods=["GET", "POST"])
-@roles_required("staff", "admin")
+@roles_required(Role.STAFF, Role.ADMIN)
 def volunteers():
     errors, values = {}, {}
-    query = _in_scope(db.select(User).where(User.role == "volunteer").order_by(User.display_name),
-                      User.community_id)
-    teams_q = _in_scope(db.select(Team).order_by(Team.name), Team.community_id)
+    query = (db.select(User).where(permissions.volunteer_filter(current_user, User))
+             .order_by(User.display_name))
+    teams_q = _in_scope(db.select(Team).order_by(Team.name), Team)
     teams = db.session.execute(teams_q).scalars().all()
     if request.method == "POST":
         values = request.form.to_dict()
@@ -93,7 +82,7 @@ def _show_invite_once(user, token):
 
 
 @bp.get("/volunteers/<int:user_id>/link")
-@roles_required("staff", "admin")
+@roles_required(Role.STAFF, Role.ADMIN)
 def invite_link(user_id):
     user = _managed_volunteer(user_id)
     shown = session.get("invite_shown")
@@ -117,13 +106,13 @@ def invite_link(user_id):
 
 
 @bp.get("/volunteers/<int:user_id>")
-@roles_required("staff", "admin")
+@roles_required(Role.STAFF, Role.ADMIN)
 def volunteer(user_id):
     return render_template("admin/volunteer.html", user=_managed_volunteer(user_id))
 
 
 @bp.post("/volunteers/<int:user_id>/invite")
-@roles_required("staff", "admin")
+@roles_required(Role.STAFF, Role.ADMIN)
 def new_invite(user_id):
     user = _managed_volunteer(user_id)
     token = accounts.create_invite(user, current_user, current_app.config["INVITE_LIFETIME"])
@@ -132,10 +121,10 @@ def new_invite(user_id):
 
 
 @bp.post("/devices/<int:device_id>/revoke")
-@roles_required("staff", "admin")
+@roles_required(Role.STAFF, Role.ADMIN)
 def revoke_device(device_id):
-    device = get_or_404(Device, device_id)
-    user = _managed_volunteer(device.user_id)
+    device = load_or_404(Device, device_id, permissions.can_manage_device)
+    user = device.user
     accounts.revoke_device(device, actor=current_user)
     db.session.commit()
     flash(_("The phone has been signed out."), "ok")
@@ -143,15 +132,15 @@ def revoke_device(device_id):
 
 
 @bp.get("/compounds")
-@roles_required("staff", "admin")
+@roles_required(Role.STAFF, Role.ADMIN)
 def compounds():
-    query = _in_scope(db.select(Compound).order_by(Compound.name), Compound.community_id)
+    query = _in_scope(db.select(Compound).order_by(Compound.name), Compound)
     return render_template("admin/compounds.html",
                            compounds=db.session.execute(query).scalars().all())
 
 
 @bp.post("/compounds/<int:compound_id>/rotate")
-@roles_required("staff", "admin")
+@roles_required(Role.STAFF, Role.ADMIN)
 def rotate(compound_id):
     compound = _managed_compound(compound_id)
     compound.rotate_token()
@@ -165,7 +154,7 @@ def rotate(compound_id):
 
 
 @bp.get("/compounds/<int:compound_id>/poster.pdf")
-@roles_required("staff", "admin")
+@roles_required(Role.STAFF, Role.ADMIN)
 def poster(compound_id):
     compound = _managed_compound(compound_id)
     size = request.args.get("size", "A4") if request.args.get("size") in ("A4", "A5") else "A4"

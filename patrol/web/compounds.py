@@ -8,7 +8,7 @@ from ..extensions import db
 from ..lifecycle import OPEN, Status
 from ..models import Compound, Item, Presence, utcnow
 from ..services import items as item_service
-from .helpers import get_or_404, page_arg
+from .helpers import authorise, get_or_404, load_or_404, page_arg
 
 bp = Blueprint("compounds", __name__)
 
@@ -27,8 +27,7 @@ def scan(token):
         db.select(Compound).where(Compound.qr_token == token)).scalar_one_or_none()
     if compound is None:
         abort(404)
-    if not permissions.can_see_compound(current_user, compound):
-        abort(403)
+    authorise(permissions.can_see_compound, compound)
     records = permissions.can_record_presence(current_user, compound)
     if records and request.method == "GET" and request.headers.get("Sec-Fetch-Site") == "cross-site":
         return render_template("compounds/scan_confirm.html", compound=compound, token=token)
@@ -71,9 +70,7 @@ def open_items_query(compound_id):
 @bp.get("/compounds/<int:compound_id>")
 @login_required
 def show(compound_id):
-    compound = get_or_404(Compound, compound_id)
-    if not permissions.can_see_compound(current_user, compound):
-        abort(403)
+    compound = load_or_404(Compound, compound_id, permissions.can_see_compound)
     if "offline_scan" in request.args:
         # The service worker adds it to a kept page when a scan had no signal; if this
         # request reached us there is signal, and a scan goes the usual way (with its checks).

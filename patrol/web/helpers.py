@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from flask import abort, current_app, has_request_context, request
 from flask_login import current_user
 
-from .. import clock, labels, lifecycle
+from .. import clock, labels, lifecycle, permissions
 from ..display import (  # noqa: F401  (re-exported: patrol/display.py, shared with services)
     category_icon, category_label, current_lang, form_for, hazard_form, local)
 from ..extensions import db
@@ -61,6 +61,21 @@ def get_or_404(model, ident):
     if obj is None:
         abort(404)
     return obj
+
+
+def load_or_404(model, ident, can):
+    """The row `ident` of `model` if the signed-in user passes `can(user, row)`.
+    Missing: 404. Refused: `permissions.refusal_status(can)`, the one 403/404 rule
+    (docs/security.md)."""
+    obj = get_or_404(model, ident)
+    authorise(can, obj)
+    return obj
+
+
+def authorise(can, obj, *args):
+    """Abort unless `can(current_user, obj, *args)`, with the status the rule gives."""
+    if not can(current_user, obj, *args):
+        abort(permissions.refusal_status(can))
 
 
 def roles_required(*roles):

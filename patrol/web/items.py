@@ -13,10 +13,10 @@ from flask_login import current_user, login_required
 from .. import labels, lifecycle, permissions
 from ..extensions import db
 from ..i18n import current_lang
-from ..lifecycle import Action, TransitionError
+from ..lifecycle import Action, Role, TransitionError
 from ..models import Compound, Item, utcnow
 from ..services import items as item_service
-from .helpers import get_or_404, hazard_form, parse_local
+from .helpers import authorise, hazard_form, load_or_404, parse_local
 from .sync import error_json, parse_device_at, wants_json
 
 bp = Blueprint("items", __name__)
@@ -71,9 +71,7 @@ def _report_send(values) -> item_service.ReportSend:
 @bp.route("/compounds/<int:compound_id>/report", methods=["GET", "POST"])
 @login_required
 def report(compound_id):
-    compound = get_or_404(Compound, compound_id)
-    if not permissions.can_report(current_user, compound):
-        abort(403)
+    compound = load_or_404(Compound, compound_id, permissions.can_report)
     form = hazard_form()
     values, out = {}, item_service.ReportOutcome()
     if request.method == "POST":
@@ -135,11 +133,8 @@ def _conflict():
         "again.")), 409
 
 
-def _item_for(user, item_id):
-    item = get_or_404(Item, item_id)
-    if not permissions.can_see_item(user, item):
-        abort(403)
-    return item
+def _item_for(item_id):
+    return load_or_404(Item, item_id, permissions.can_see_item)
 
 
 def _page(item, *, status=200, error=None, kept=(), values=None):
@@ -177,15 +172,14 @@ def _page(item, *, status=200, error=None, kept=(), values=None):
 @bp.get("/items/<int:item_id>")
 @login_required
 def show(item_id):
-    return _page(_item_for(current_user, item_id))
+    return _page(_item_for(item_id))
 
 
 @bp.post("/items/<int:item_id>/act")
 @login_required
 def act(item_id):
-    item = _item_for(current_user, item_id)
-    if not permissions.can_act_on_item(current_user, item):
-        abort(403)
+    item = _item_for(item_id)
+    authorise(permissions.can_act_on_item, item)
     try:
         action = Action(request.form.get("action", ""))
     except ValueError:
@@ -224,7 +218,7 @@ def act(item_id):
         return _refused(db.session.get(Item, item_id), 409 if exc.code == "bad_state" else 422,
                         exc.code, message, photos, values)
     flash(_("Saved: %(action)s.", action=labels.ACTION[action.value]), "ok")
-    if action in (Action.VERIFY, Action.REOPEN) and current_user.role == "volunteer":
+    if action in (Action.VERIFY, Action.REOPEN) and current_user.role == Role.VOLUNTEER:
         target = url_for("compounds.show", compound_id=item.compound_id)
     else:
         target = url_for("items.show", item_id=item.id)

@@ -9,7 +9,7 @@ from sqlalchemy import and_, case
 
 from .. import permissions
 from ..extensions import db
-from ..lifecycle import OPEN, OWED, Status
+from ..lifecycle import OPEN, OWED, Role, Status
 from ..models import Company, Compound, Item, utcnow
 from .helpers import hazard_form, page_arg, parse_local, roles_required
 
@@ -22,11 +22,11 @@ OPEN_VALUES = [s.value for s in OPEN]
 @login_required
 def home():
     role = current_user.role
-    if role == "manager":
+    if role == Role.MANAGER:
         return redirect(url_for("lists.inbox"))
-    if role in ("staff", "admin"):
+    if role in (Role.STAFF, Role.ADMIN):
         return redirect(url_for("lists.overview"))
-    if role == "committee" and current_user.compound_id:
+    if role == Role.COMMITTEE and current_user.compound_id is not None:
         return redirect(url_for("compounds.show", compound_id=current_user.compound_id))
     return redirect(url_for("compounds.index"))
 
@@ -44,7 +44,7 @@ def inbox_tabs(now: datetime, due_soon: timedelta):
 
 
 @bp.get("/inbox")
-@roles_required("manager", "admin")
+@roles_required(Role.MANAGER, Role.ADMIN)
 def inbox():
     now = utcnow()
     tabs = inbox_tabs(now, current_app.config["DUE_SOON"])
@@ -107,7 +107,7 @@ def overview_conditions(f, now):
 
 
 @bp.get("/overview")
-@roles_required("staff", "admin")
+@roles_required(Role.STAFF, Role.ADMIN)
 def overview():
     now = utcnow()
     f = overview_filters(request.args)

@@ -10,9 +10,10 @@ from flask_login import current_user
 
 from .. import labels, notify, permissions
 from ..extensions import db
+from ..lifecycle import Role
 from ..models import Community, Company, Delivery, NotifyEndpoint, utcnow
 from ..services import receivers
-from .helpers import get_or_404, roles_required
+from .helpers import load_or_404, roles_required
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 bp.add_app_template_global(lambda k: labels.NOTIFY_KIND.get(k, k), "kind_label")
@@ -22,12 +23,10 @@ bp.add_app_template_global(lambda s: labels.DELIVERY_STATUS.get(s, s), "delivery
 
 def _owners():
     """The communities and companies the user may attach a receiver to."""
-    if current_user.role == "staff":
-        return [db.session.get(Community, current_user.community_id)], []
-    if current_user.role == "manager":
-        return [], [db.session.get(Company, current_user.company_id)]
-    return (db.session.execute(db.select(Community).order_by(Community.name)).scalars().all(),
-            db.session.execute(db.select(Company).order_by(Company.name)).scalars().all())
+    return tuple(db.session.execute(
+        db.select(model).where(permissions.endpoint_owner_filter(current_user, kind, model))
+        .order_by(model.name)).scalars().all()
+        for kind, model in (("community", Community), ("company", Company)))
 
 
 def _receiver_error(code: str) -> str:
@@ -47,12 +46,10 @@ def _parse_owner(value: str, communities, companies):
 
 
 @bp.route("", methods=["GET", "POST"])
-@roles_required("staff", "manager", "admin")
+@roles_required(Role.STAFF, Role.MANAGER, Role.ADMIN)
 def index():
-    if current_user.role == "staff" and not current_user.community_id:
-        abort(403)
-    if current_user.role == "manager" and not current_user.company_id:
-        abort(403)
+    if not permissions.can_manage_endpoints(current_user):
+        abort(403)  # staff without a community, a manager without a company
     communities, companies = _owners()
     cfg = current_app.config
     errors, values = {}, {}
@@ -61,9 +58,9 @@ def index():
         name = values.get("name", "").strip()
         kind = values.get("kind", "")
         events = [e for e in request.form.getlist("events") if e in notify.EVENTS]
-        if current_user.role == "staff":      # their own community, whatever was sent
+        if current_user.role == Role.STAFF:      # their own community, whatever was sent
             owner_kind, owner = "community", communities[0]
-        elif current_user.role == "manager":  # their own company
+        elif current_user.role == Role.MANAGER:  # their own company
             owner_kind, owner = "company", companies[0]
         else:
             owner_kind, owner = _parse_owner(values.get("owner"), communities, companies)
@@ -92,14 +89,11 @@ def index():
 
 
 def _managed(endpoint_id) -> NotifyEndpoint:
-    endpoint = get_or_404(NotifyEndpoint, endpoint_id)
-    if not permissions.can_manage_endpoint(current_user, endpoint):
-        abort(404)
-    return endpoint
+    return load_or_404(NotifyEndpoint, endpoint_id, permissions.can_manage_endpoint)
 
 
 @bp.post("/<int:endpoint_id>/delete")
-@roles_required("staff", "manager", "admin")
+@roles_required(Role.STAFF, Role.MANAGER, Role.ADMIN)
 def delete(endpoint_id):
     endpoint = _managed(endpoint_id)
     name = endpoint.name
@@ -110,7 +104,7 @@ def delete(endpoint_id):
 
 
 @bp.post("/<int:endpoint_id>/test")
-@roles_required("staff", "manager", "admin")
+@roles_required(Role.STAFF, Role.MANAGER, Role.ADMIN)
 def test(endpoint_id):
     """Queue a test message; it is sent after this request, like every notification."""
     endpoint = _managed(endpoint_id)

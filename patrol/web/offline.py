@@ -130,7 +130,7 @@ def _coord(name, limit):
 def pages():
     """What this phone should keep for offline use: its compounds (team's first, then the
     most recently scanned), their report forms, and items waiting for an on-the-spot check."""
-    if current_user.role not in ("volunteer", "staff"):
+    if not permissions.can_patrol(current_user):
         return jsonify(urls=[], aliases={})
     team_first = case((Compound.id.in_(
         db.select(TeamCompound.compound_id).where(TeamCompound.team_id == current_user.team_id)

@@ -6,9 +6,10 @@ from flask_login import current_user, login_required
 from .. import labels, permissions
 from ..extensions import db, limiter
 from ..models import Photo
+from ..models.items import PHOTO_KINDS
 from ..services.photo_store import save_upload, storage
 from ..services.photos import PhotoRejected
-from .helpers import get_or_404
+from .helpers import load_or_404
 from .sync import error_json
 
 bp = Blueprint("photos", __name__)
@@ -17,13 +18,7 @@ bp = Blueprint("photos", __name__)
 @bp.get("/photos/<int:photo_id>/<any(full, thumb):size>.jpg")
 @login_required
 def serve(photo_id, size):
-    photo = get_or_404(Photo, photo_id)
-    if photo.item is None:
-        allowed = photo.uploader_id == current_user.id  # pending upload: only its sender
-    else:
-        allowed = permissions.can_see_item(current_user, photo.item)
-    if not allowed:
-        abort(404)  # do not reveal that the photo exists
+    photo = load_or_404(Photo, photo_id, permissions.can_see_photo)  # refused: 404
     key = photo.key if size == "full" else photo.thumb_key
     try:
         data = storage().get(key)
@@ -44,7 +39,7 @@ def upload():
 
     The row stays pending (no item) until a report or action claims it by id.
     """
-    if current_user.role == "committee":
+    if permissions.is_read_only(current_user):
         abort(403)
     upload_file = request.files.get("photo")
     if upload_file is None:
@@ -52,7 +47,7 @@ def upload():
     kind = request.form.get("kind")
     try:
         photo = save_upload(upload_file.read(), uploader=current_user,
-                            kind=kind if kind in ("before", "after", "check") else "before",
+                            kind=kind if kind in PHOTO_KINDS else "before",
                             lat=_coord(request.form.get("lat"), 90),
                             lon=_coord(request.form.get("lon"), 180))
     except PhotoRejected as exc:

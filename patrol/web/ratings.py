@@ -10,10 +10,11 @@ from flask_login import current_user
 
 from .. import permissions, scoring
 from ..extensions import db
+from ..lifecycle import Role
 from ..models import Community, Company, Item, utcnow
 from ..services import escalation, ratings
 from ..services.pdf import render_pdf
-from .helpers import get_or_404, roles_required
+from .helpers import authorise, get_or_404, roles_required
 
 bp = Blueprint("ratings", __name__)
 
@@ -28,9 +29,9 @@ def _period(now) -> scoring.Period:
 
 def _community_scope() -> int | None:
     """Staff: their own community. Admins: ?community=<id>, or the whole district."""
-    if current_user.role == "staff":
+    if current_user.role == Role.STAFF:
         return current_user.community_id
-    if current_user.role == "admin":
+    if current_user.role == Role.ADMIN:
         community_id = request.args.get("community", type=int)
         if community_id and db.session.get(Community, community_id):
             return community_id
@@ -48,20 +49,22 @@ def _periods_nav(period: scoring.Period, now):
 
 
 @bp.get("/ratings")
-@roles_required("staff", "admin", "manager")
+@roles_required(Role.STAFF, Role.ADMIN, Role.MANAGER)
 def index():
-    if current_user.role == "manager":
-        if not current_user.company_id:
+    if current_user.role == Role.MANAGER:
+        if current_user.company_id is None:
             abort(403)
         return redirect(url_for("ratings.scorecard", **{
             **{k: v for k, v in request.args.items() if k in ("period", "kind")},
             "company_id": current_user.company_id}))
+    if not permissions.can_see_ratings_list(current_user):
+        abort(403)  # a staff account without a community: not the whole district
     now = utcnow()
     period = _period(now)
     community_id = _community_scope()
     result = ratings.rate_period(period, community_id=community_id, now=now)
     communities = []
-    if current_user.role == "admin":
+    if current_user.role == Role.ADMIN:
         communities = db.session.execute(db.select(Community).order_by(Community.name)).scalars().all()
     return render_template("ratings/index.html", r=result, period=period,
                            nav=_periods_nav(period, now), community_id=community_id,
@@ -71,9 +74,7 @@ def index():
 
 def _scorecard_context(company_id):
     company = get_or_404(Company, company_id)
-    if not permissions.can_see_scorecard(current_user, company.id,
-                                         ratings.community_ids_of(company.id)):
-        abort(403)
+    authorise(permissions.can_see_scorecard, company, ratings.community_ids_of(company.id))
     now = utcnow()
     period = _period(now)
     community_id = _community_scope()
@@ -94,13 +95,13 @@ def _scorecard_context(company_id):
 
 
 @bp.get("/ratings/companies/<int:company_id>")
-@roles_required("staff", "admin", "manager")
+@roles_required(Role.STAFF, Role.ADMIN, Role.MANAGER)
 def scorecard(company_id):
     return render_template("ratings/scorecard.html", **_scorecard_context(company_id))
 
 
 @bp.get("/ratings/companies/<int:company_id>/scorecard.pdf")
-@roles_required("staff", "admin", "manager")
+@roles_required(Role.STAFF, Role.ADMIN, Role.MANAGER)
 def scorecard_pdf(company_id):
     ctx = _scorecard_context(company_id)
     pdf = render_pdf("pdf/scorecard.html", **ctx)
@@ -110,7 +111,7 @@ def scorecard_pdf(company_id):
 
 
 @bp.get("/escalations")
-@roles_required("staff", "admin")
+@roles_required(Role.STAFF, Role.ADMIN)
 def escalations():
     now = utcnow()
     cfg = current_app.config

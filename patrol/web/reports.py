@@ -13,7 +13,7 @@ from .helpers import hazard_form, roles_required
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 SCOPES = {"compound": Compound, "company": Company, "community": Community}
-PRINTERS = ("staff", "manager", "admin")
+PRINTERS = tuple(permissions.PRINT_WEEKLY.roles)
 RECENT_WEEKS = 13  # a quarter: enough to reprint a lost list; older ones via ?week= or the CLI
 
 
@@ -57,22 +57,10 @@ def _target(scope, ident):
 
 def printable_targets(user):
     """[(scope, target)] the user may print, widest first."""
-    role = user.role
-    out = []
-    if role == "admin":
-        out += [("community", c) for c in db.session.execute(
-            db.select(Community).order_by(Community.name)).scalars()]
-        out += [("company", c) for c in db.session.execute(
-            db.select(Company).order_by(Company.name)).scalars()]
-    elif role == "staff" and user.community_id:
-        out.append(("community", db.session.get(Community, user.community_id)))
-    elif role == "manager" and user.company_id:
-        out.append(("company", db.session.get(Company, user.company_id)))
-    compounds = db.session.execute(
-        db.select(Compound).where(permissions.compound_filter(user, Compound))
-        .order_by(Compound.name)).scalars()
-    out += [("compound", c) for c in compounds]
-    return [(s, t) for s, t in out if t is not None and permissions.can_print_weekly(user, s, t)]
+    return [(scope, target) for scope in ("community", "company", "compound")
+            for target in db.session.execute(
+                db.select(SCOPES[scope]).where(permissions.print_filter(user, scope, SCOPES[scope]))
+                .order_by(SCOPES[scope].name)).scalars()]
 
 
 @bp.get("/weekly")
