@@ -100,6 +100,9 @@ def register_blueprints(app: Flask):
     for module in (auth, compounds, items, lists, photos, admin, offline, reports, ratings,
                    notifications, district, health):
         app.register_blueprint(module.bp)
+    from .web import audit as audit_page, places
+    app.register_blueprint(places.bp)
+    app.register_blueprint(audit_page.bp)
     from .web import handover, people
     app.register_blueprint(handover.bp)
     app.register_blueprint(people.bp)

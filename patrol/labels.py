@@ -57,6 +57,7 @@ FIELD_ERROR = {
     "not_integer": _l("Please enter a whole number."),
     "presence": _l("First scan the QR code at this compound's gate."),
     "device_time": _l("The phone's clock looks wrong."),
+    "archived": _l("This compound is archived: reports are no longer taken here."),
 }
 
 PHOTO_ERROR = {

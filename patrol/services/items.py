@@ -394,6 +394,8 @@ def submit_report(*, form, compound, reporter, sent: ReportSend, now: datetime,
     earlier = _earlier_send(form, compound, reporter, sent, max_photos)
     if earlier:
         return earlier
+    if compound.archived_at is not None:   # gone from lists and scans; history kept
+        return ReportOutcome(errors={"compound": "archived"})
     out = ReportOutcome()
     photos, refused = store_photos(sent.photos, uploader=reporter, kind="before",
                                    lat=sent.lat, lon=sent.lon)

@@ -28,6 +28,8 @@ def scan(token):
     if compound is None:
         abort(404)
     authorise(permissions.can_see_compound, compound)
+    if compound.archived_at is not None:   # its poster may still hang at the gate
+        return render_template("compounds/archived.html", compound=compound), 410
     records = permissions.can_record_presence(current_user, compound)
     if records and request.method == "GET" and request.headers.get("Sec-Fetch-Site") == "cross-site":
         return render_template("compounds/scan_confirm.html", compound=compound, token=token)
@@ -89,14 +91,16 @@ def show(compound_id):
                            just_scanned=request.args.get("scanned", type=int),
                            window_end=((presence.device_at or presence.at) + current_app.config["VERIFY_WINDOW"])
                            if presence else None,
-                           can_report=permissions.can_report(current_user, compound))
+                           can_report=compound.archived_at is None
+                           and permissions.can_report(current_user, compound))
 
 
 @bp.get("/compounds")
 @login_required
 def index():
     compounds = db.session.execute(
-        db.select(Compound).where(permissions.compound_filter(current_user, Compound))
+        db.select(Compound).where(permissions.compound_filter(current_user, Compound),
+                                  Compound.archived_at.is_(None))
         .order_by(Compound.name)).scalars().all()
     counts = dict(db.session.execute(
         db.select(Item.compound_id, db.func.count())
