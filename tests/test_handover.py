@@ -322,3 +322,22 @@ def test_the_command(app, world):
     again = runner.invoke(args=["handover", "--compound", "小区A1", "--to", "物业Y", "--date",
                                 DAY.isoformat(), "--by", "staff_a"])
     assert again.exit_code != 0 and "same" in again.output
+
+
+def test_a_compound_without_a_company(app, world):
+    """Its items were nobody's: handed to a company, the open ones are passed on (or
+    closed) the same way, and its first contract period starts on the date."""
+    with app.app_context():
+        compound = db.session.get(Compound, world.a1)
+        compound.company_id = None
+        db.session.commit()
+        orphan = _report(world, world.a1, AT - D)
+        db.session.commit()
+        assert orphan.company_id is None
+        done = _hand_over(world)
+        assert [old.id for old, _ in done.transferred] == [orphan.id]
+        assert done.transferred[0][1].company_id == world.y
+        periods = [(c.company_id, c.starts_on, c.ends_on)
+                   for c in handover.contracts(db.session.get(Compound, world.a1))]
+        assert periods == [(world.y, DAY, None)]
+        assert permissions.can_see_compound(_u(world.mgr_y), db.session.get(Compound, world.a1))
