@@ -99,6 +99,12 @@ ENDPOINT = {COMMUNITY: "community_id", COMPANY: "company_id"}
 # their compound, admins everything.
 SEE = Scope({Role.VOLUNTEER: COMMUNITY, Role.STAFF: COMMUNITY, Role.MANAGER: COMPANY,
              Role.COMMITTEE: COMPOUND, Role.ADMIN: EVERYTHING})
+# A change of company (物业更换, services/handover.py) needs no rule of its own: a compound
+# is its current company's (Compound.company_id), an item the company's it was reported
+# for (Item.company_id), and the handover closes every item still open for the old
+# company. So from the date the old company's managers no longer see the compound and
+# keep reading their own past items, with nothing left to act on; the new company's see
+# the compound and its items from the date (tests/test_handover.py).
 # Committee members are read-only; everyone else acts where they can see.
 ACT = SEE.without(Role.COMMITTEE)
 # Volunteers and staff walk the compounds: report, record gate scans, check on the spot.
