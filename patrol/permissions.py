@@ -28,6 +28,9 @@ EVERYTHING = "*"        # a role that is bound to nothing and reaches everything
 
 # The user's attributes that bind a role to a place.
 COMMUNITY, COMPANY, COMPOUND = "community_id", "company_id", "compound_id"
+# Street staff: the ids of their street's communities (a tuple, models.User); matched
+# against the same attribute of an object as COMMUNITY, as membership.
+STREET = "street_community_ids"
 
 
 class Scope:
@@ -72,6 +75,8 @@ class Scope:
         if match == EVERYTHING:
             return True
         attr, value = match
+        if isinstance(value, tuple):
+            return getattr(obj, attr) in value
         return getattr(obj, attr) == value
 
     def where(self, user, model, target):
@@ -81,24 +86,31 @@ class Scope:
         if match == EVERYTHING:
             return true()
         attr, value = match
+        if isinstance(value, tuple):
+            return getattr(model, attr).in_(value) if value else false()
         return getattr(model, attr) == value
 
 
 # --- targets: where each kind of object keeps its community, company and compound ----
 
-ITEM = {COMMUNITY: "community_id", COMPANY: "company_id", COMPOUND: "compound_id"}
-COMPOUND_ROW = {COMMUNITY: "community_id", COMPANY: "company_id", COMPOUND: "id"}
-COMMUNITY_ROW = {COMMUNITY: "id"}
+ITEM = {COMMUNITY: "community_id", STREET: "community_id", COMPANY: "company_id",
+        COMPOUND: "compound_id"}
+COMPOUND_ROW = {COMMUNITY: "community_id", STREET: "community_id", COMPANY: "company_id",
+                COMPOUND: "id"}
+COMMUNITY_ROW = {COMMUNITY: "id", STREET: "id"}
 COMPANY_ROW = {COMPANY: "id"}
-IN_COMMUNITY = {COMMUNITY: "community_id"}       # users (volunteers), teams, compounds
-ENDPOINT = {COMMUNITY: "community_id", COMPANY: "company_id"}
+# users (volunteers), teams, compounds
+IN_COMMUNITY = {COMMUNITY: "community_id", STREET: "community_id"}
+ENDPOINT = {COMMUNITY: "community_id", STREET: "community_id", COMPANY: "company_id"}
 
 # --- scopes: the rules ------------------------------------------------------------
 
 # Volunteers and staff see their community, managers their company, committee members
 # their compound, admins everything.
-SEE = Scope({Role.VOLUNTEER: COMMUNITY, Role.STAFF: COMMUNITY, Role.MANAGER: COMPANY,
-             Role.COMMITTEE: COMPOUND, Role.ADMIN: EVERYTHING})
+# Street staff (街道工作人员) reach every community of their street, wherever community
+# staff reach theirs.
+SEE = Scope({Role.VOLUNTEER: COMMUNITY, Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET,
+             Role.MANAGER: COMPANY, Role.COMMITTEE: COMPOUND, Role.ADMIN: EVERYTHING})
 # A change of company (物业更换, services/handover.py) needs no rule of its own: a compound
 # is its current company's (Compound.company_id), an item the company's it was reported
 # for (Item.company_id), and the handover closes every item still open for the old
@@ -108,26 +120,32 @@ SEE = Scope({Role.VOLUNTEER: COMMUNITY, Role.STAFF: COMMUNITY, Role.MANAGER: COM
 # Committee members are read-only; everyone else acts where they can see.
 ACT = SEE.without(Role.COMMITTEE)
 # Volunteers and staff walk the compounds: report, record gate scans, check on the spot.
-PATROL = SEE.only(Role.VOLUNTEER, Role.STAFF)
+PATROL = SEE.only(Role.VOLUNTEER, Role.STAFF, Role.STREET_STAFF)
 # Staff manage their community's volunteers, teams, QR codes and posters; admins all.
-MANAGE_COMMUNITY = Scope({Role.STAFF: COMMUNITY, Role.ADMIN: EVERYTHING})
+MANAGE_COMMUNITY = Scope({Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET,
+                          Role.ADMIN: EVERYTHING})
 # Staff manage their community's notification receivers, managers their company's.
-MANAGE_ENDPOINTS = Scope({Role.STAFF: COMMUNITY, Role.MANAGER: COMPANY, Role.ADMIN: EVERYTHING})
+MANAGE_ENDPOINTS = Scope({Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET, Role.MANAGER: COMPANY,
+                          Role.ADMIN: EVERYTHING})
 # Weekly lists: staff for their community and its compounds, managers for their company
 # and its compounds, admins for everything.
-PRINT_WEEKLY = Scope({Role.STAFF: COMMUNITY, Role.MANAGER: COMPANY, Role.ADMIN: EVERYTHING})
+PRINT_WEEKLY = Scope({Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET, Role.MANAGER: COMPANY,
+                      Role.ADMIN: EVERYTHING})
 PRINT_TARGETS = {"community": COMMUNITY_ROW, "company": COMPANY_ROW, "compound": COMPOUND_ROW}
 # The red/black list: staff (their community) and admins.
-RATINGS_LIST = Scope({Role.STAFF: COMMUNITY, Role.ADMIN: EVERYTHING})
+RATINGS_LIST = Scope({Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET, Role.ADMIN: EVERYTHING})
 # Scorecards: managers their company's; staff those of the companies working in their
 # community; admins every one.
-SCORECARD = Scope({Role.MANAGER: COMPANY, Role.STAFF: COMMUNITY, Role.ADMIN: EVERYTHING})
+SCORECARD = Scope({Role.MANAGER: COMPANY, Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET,
+                   Role.ADMIN: EVERYTHING})
 
 
 def binding_of(role) -> str | None:
     """The user attribute that binds a role to a place (None for admins, and for a role
     no rule knows yet)."""
     binding = SEE.roles.get(Role(role))
+    if binding == STREET:
+        return "street_id"
     return None if binding == EVERYTHING else binding
 
 
@@ -254,6 +272,8 @@ def can_see_scorecard(user, company, company_community_ids) -> bool:
         return False
     if binding == COMPANY:
         return company.id == value
+    if binding == STREET:
+        return bool(set(value) & set(company_community_ids))
     return value in company_community_ids
 
 
@@ -299,4 +319,3 @@ FORBIDDEN_WHEN_REFUSED = frozenset({
 def refusal_status(check) -> int:
     """The HTTP status for an existing object that `check` refuses: 403 or 404."""
     return 403 if check in FORBIDDEN_WHEN_REFUSED else 404
-

@@ -26,6 +26,7 @@ DEMO_USERS = [
     # username (the sign-in README lists), display name, role, title, binding
     ("admin", "系统管理员", Role.ADMIN.value, None, None),
     ("staff", "王主任（社区）", Role.STAFF.value, None, "community"),
+    ("street", "周科长（和平街道）", Role.STREET_STAFF.value, None, "street"),
     ("manager1", "李经理（宏远物业）", Role.MANAGER.value, None, "company:0"),
     ("manager2", "张经理（安居物业）", Role.MANAGER.value, None, "company:1"),
     ("committee", "陈主任（金桂园业委会）", Role.COMMITTEE.value, None, "compound:0"),
@@ -80,6 +81,12 @@ def seed_demo(now=None):
         kind, _, index = (binding or "").partition(":")
         if kind == "community":
             user.community_id = community.id
+        elif kind == "street":   # street staff (街道工作人员) of the community's street
+            if community.street is None:
+                from .models import places as place_models
+                community.street = place_models.Street(name="和平街道")
+                db.session.flush()
+            user.street_id = community.street.id
         elif kind == "company":
             user.company = companies[int(index)]
         elif kind == "compound":

@@ -325,3 +325,45 @@ def test_staff_without_a_community_see_nothing(app, setup):
         assert not any(name in html for name in names), url
     assert client.get("/ratings").status_code == 403       # not the whole district's list
     assert client.get("/notifications").status_code == 403
+
+
+# --- street staff (街道工作人员): every community of their street, nothing of another ----
+
+STREET_VISIBLE = {"a1", "a2"}    # community A is in street one; B (and b1) in street two
+
+
+def _street_staff(app, w):
+    from patrol.lifecycle import Role
+    from patrol.models import Community, Street
+    with app.app_context():
+        one, two = Street(name="街道一"), Street(name="街道二")
+        db.session.add_all([one, two])
+        db.session.flush()
+        db.session.get(Community, w.ca).street_id = one.id
+        db.session.get(Community, w.cb).street_id = two.id
+        user = User(username="street_1", display_name="street_1",
+                    role=Role.STREET_STAFF.value, street_id=one.id)
+        db.session.add(user)
+        db.session.commit()
+        return user.id
+
+
+@pytest.mark.parametrize("compound", COMPOUNDS)
+def test_street_staff_see_report_and_scan_in_their_street_only(app, setup, compound):
+    w, items, photos = setup
+    client = sign_in(app.test_client(), _street_staff(app, w))
+    allowed = compound in STREET_VISIBLE
+    assert client.get(f"/items/{items[compound]}").status_code == (200 if allowed else 403)
+    for size in ("thumb", "full"):
+        assert client.get(f"/photos/{photos[compound]}/{size}.jpg").status_code == \
+            (200 if allowed else 404)
+    compound_id = getattr(w, compound)
+    assert client.get(f"/compounds/{compound_id}").status_code == (200 if allowed else 403)
+    assert client.get(f"/compounds/{compound_id}/report").status_code == (200 if allowed else 403)
+    with app.app_context():
+        c = db.session.get(Compound, compound_id)
+        token, name = c.qr_token, c.name
+    assert client.get(f"/c/{token}").status_code == (302 if allowed else 403)
+    assert (name in client.get("/compounds").get_data(as_text=True)) == allowed
+    # management: their street's compounds, another street's answer 404 like missing ones
+    assert client.get(f"/places/compounds/{compound_id}").status_code == (200 if allowed else 404)

@@ -1,0 +1,52 @@
+"""Street staff (街道工作人员): every community of their street, nothing of another, in
+the permission rules and on the places screens (区域管理)."""
+from __future__ import annotations
+
+from patrol import permissions
+from patrol.extensions import db
+from patrol.models import AuditEntry, Compound, User
+from tests.conftest import sign_in
+from tests.test_places_admin import _csrf_off, sw  # noqa: F401  (fixture)
+
+
+def test_street_staff_reach_every_community_of_their_street_and_no_other(app, sw):
+    with app.app_context():
+        s1 = db.session.get(User, sw.street_1)
+        for cid in (sw.a1, sw.a2, sw.b1):
+            compound = db.session.get(Compound, cid)
+            assert permissions.can_see_compound(s1, compound)
+            assert permissions.can_manage_compound(s1, compound)
+            assert permissions.can_report(s1, compound)
+        other = db.session.get(Compound, sw.c1)
+        assert not permissions.can_see_compound(s1, other)
+        assert not permissions.can_manage_compound(s1, other)
+        seen = set(db.session.scalars(db.select(Compound.id).where(
+            permissions.compound_filter(s1, Compound))))
+        assert seen == {sw.a1, sw.a2, sw.b1}
+        # community staff keep their community
+        staff_a = db.session.get(User, sw.staff_a)
+        assert not permissions.can_manage_compound(staff_a, db.session.get(Compound, sw.b1))
+        # a street staff account without a street reaches nothing
+        s1.street_id = None
+        assert not permissions.can_see_compound(s1, db.session.get(Compound, sw.a1))
+        assert not db.session.scalars(db.select(Compound.id).where(
+            permissions.compound_filter(s1, Compound))).all()
+        db.session.rollback()
+
+
+def test_street_staff_manage_their_street_only(app, client, sw):
+    _csrf_off(app)
+    sign_in(client, sw.street_1)
+    assert client.get(f"/places/compounds/{sw.b1}").status_code == 200
+    assert client.get(f"/places/compounds/{sw.c1}").status_code == 404
+    assert client.post(f"/places/streets/{sw.s2}/communities", data={"name": "x"}).status_code == 404
+    r = client.post(f"/places/streets/{sw.s1}/communities", data={"name": "新社区"})
+    assert r.status_code == 302
+    page = client.get("/places/").get_data(as_text=True)
+    assert "新社区" in page and "小区B1" in page and "小区C1" not in page
+    assert client.post(f"/places/compounds/{sw.b1}/archive").status_code == 302
+    with app.app_context():
+        entry = db.session.scalar(db.select(AuditEntry).where(
+            AuditEntry.action == "compound.archive"))
+        assert (entry.actor_id, entry.street_id, entry.community_id) == \
+            (sw.street_1, sw.s1, sw.cb)
