@@ -144,3 +144,30 @@ def test_staff_set_up_a_compound_and_a_volunteer_reports_there(live_server, worl
         assert {"company.create", "compound.create", "building.add", "invite.create"} <= actions
     assert vol.errors == []
     assert live.errors == []
+
+
+def test_the_audit_log_fits_a_phone(live_server, world, phone, shots):
+    from patrol.clock import utcnow
+    from patrol.models import User
+    from patrol.services import audit
+    live = live_server
+    with live.db():
+        admin = db.session.get(User, world.admin)
+        compound = db.session.get(Compound, world.a1)
+        for i in range(60):
+            audit.record(admin, "compound.update", compound, {"address": "路" * 80 + str(i)},
+                         {"address": "x" * 150 + str(i)}, utcnow())
+        db.session.commit()
+    admin_phone = phone("admin", geolocation=False)
+    page = admin_phone.page
+    page.goto("/login")
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("#login-btn").tap()
+    expect(page).not_to_have_url(re.compile(r"/login"))
+    page.locator("#nav-audit").tap()
+    expect(page).to_have_url(url_re(live, "/audit/"))
+    expect(page.locator("#audit li")).to_have_count(50)
+    expect(page.locator("#audit li").first).to_contain_text("小区信息修改")
+    no_sideways_scroll(page, shots, "audit")
+    assert admin_phone.errors == [] and live.errors == []
