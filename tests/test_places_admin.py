@@ -12,6 +12,12 @@ from tests.conftest import sign_in
 from tests.factories import _HASH, build_world
 
 
+@pytest.fixture
+def app(db_app):
+    """Every test here on SQLite and, when available, PostgreSQL."""
+    return db_app
+
+
 def _streets():
     """build_world() plus two streets: 社区A and 社区B in 和平街道, a 社区C in 东风街道;
     street staff of each street."""

@@ -2,11 +2,19 @@
 the permission rules and on the places screens (区域管理)."""
 from __future__ import annotations
 
+import pytest
+
 from patrol import permissions
 from patrol.extensions import db
 from patrol.models import AuditEntry, Compound, User
 from tests.conftest import sign_in
 from tests.test_places_admin import _csrf_off, sw  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def app(db_app):
+    """Every test here on SQLite and, when available, PostgreSQL."""
+    return db_app
 
 
 def test_street_staff_reach_every_community_of_their_street_and_no_other(app, sw):
