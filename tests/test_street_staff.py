@@ -58,3 +58,46 @@ def test_street_staff_manage_their_street_only(app, client, sw):
             AuditEntry.action == "compound.archive"))
         assert (entry.actor_id, entry.street_id, entry.community_id) == \
             (sw.street_1, sw.s1, sw.cb)
+
+
+# --- predicate and SQL filter agree for street staff too (tests/test_permission_agreement.py)
+
+@pytest.fixture
+def street_matrix(db_app):
+    from patrol.lifecycle import Role
+    from patrol.models import Community, Street
+    from tests.test_permission_agreement import _seed
+    with db_app.app_context():
+        _seed()
+        both, empty = Street(name="两社区街道"), Street(name="空街道")
+        db.session.add_all([both, empty])
+        db.session.flush()
+        for community in db.session.execute(db.select(Community)).scalars():
+            community.street_id = both.id
+        c1 = db.session.execute(db.select(Community).where(Community.name == "社区1")).scalar_one()
+        for name, binding in (("both", {"street_id": both.id}),
+                              ("empty", {"street_id": empty.id}),
+                              ("none", {}),
+                              ("wrong-kind", {"community_id": c1.id})):
+            db.session.add(User(username=f"street_staff-{name}", display_name=name,
+                                role=Role.STREET_STAFF.value, **binding))
+        db.session.commit()
+        yield
+        db.session.rollback()
+
+
+@pytest.mark.parametrize("rule", ["see item", "act on item", "see compound", "report",
+                                  "record a scan", "manage compound", "manage team",
+                                  "manage volunteer", "manage receiver",
+                                  "receiver owner community", "print community",
+                                  "print compound"])
+def test_street_staff_predicate_and_filter_agree(street_matrix, rule):
+    from tests.test_permission_agreement import _answers
+    answers, _ = _answers(rule)
+    for username, (python, sql) in answers.items():
+        assert python == sql, (rule, username)
+    # a street of both communities: what staff of the one and the other reach together
+    python, _ = answers["street_staff-both"]
+    assert python and python == answers["staff-c1"][0] | answers["staff-c2"][0], rule
+    for unbound in ("street_staff-empty", "street_staff-none", "street_staff-wrong-kind"):
+        assert answers[unbound][0] == set(), (rule, unbound)
