@@ -1,5 +1,5 @@
 """Serving photos: only to users allowed to see the item they belong to."""
-from flask import Blueprint, Response, abort, jsonify, request, url_for
+from flask import Blueprint, Response, abort, jsonify, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -20,15 +20,20 @@ bp = Blueprint("photos", __name__)
 def serve(photo_id, size):
     photo = load_or_404(Photo, photo_id, permissions.can_see_photo)  # refused: 404
     key = photo.key if size == "full" else photo.thumb_key
+    store = storage()
+    path = store.local_path(key)
     try:
-        data = storage().get(key)
+        if path is not None:   # streamed from disk, with ranges and conditional requests
+            resp = send_file(path, mimetype="image/jpeg", conditional=True, etag=False,
+                             max_age=None)
+        else:
+            resp = Response(store.get(key), mimetype="image/jpeg")
     except FileNotFoundError:
         abort(404)
-    resp = Response(data, mimetype="image/jpeg")
     # Content-addressed, so immutable; private because access is per user.
     resp.headers["Cache-Control"] = "private, max-age=31536000, immutable"
-    resp.headers["ETag"] = key.rsplit("/", 1)[-1].split(".")[0]
-    return resp
+    resp.set_etag(key.rsplit("/", 1)[-1].split(".")[0])
+    return resp.make_conditional(request)
 
 
 @bp.post("/photos")
