@@ -57,14 +57,15 @@ def seed_demo_cmd(if_empty):
               type=click.Choice([r.value for r in Role]))
 @click.option("--password", help="Staff, managers, committee and admins only.")
 @click.option("--community", "community_name")
+@click.option("--street", "street_name", help="Street staff (街道工作人员): their street.")
 @click.option("--company", "company_name")
 @click.option("--compound", "compound_name")
 @click.option("--title", default=None, help="Volunteers: 片长/组长/邻长/红色管家/和事佬/志愿者")
 @with_appcontext
-def create_user_cmd(username, display_name, role, password, community_name, company_name,
-                    compound_name, title):
+def create_user_cmd(username, display_name, role, password, community_name, street_name,
+                    company_name, compound_name, title):
     """Create a user. Volunteers get a one-time invite link instead of a password."""
-    from .models import Community, Company, Compound, User
+    from .models import Community, Company, Compound, Street, User
     from .permissions import binding_of
 
     if role == Role.VOLUNTEER:
@@ -84,6 +85,8 @@ def create_user_cmd(username, display_name, role, password, community_name, comp
         _create_volunteer(username, display_name, title, community)
         return
     user = User(username=username, display_name=display_name, role=role, title=title)
+    if street_name:
+        user.street = find(Street, street_name, "street")
     if community_name:
         user.community = find(Community, community_name, "community")
     if company_name:

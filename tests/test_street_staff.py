@@ -101,3 +101,22 @@ def test_street_staff_predicate_and_filter_agree(street_matrix, rule):
     assert python and python == answers["staff-c1"][0] | answers["staff-c2"][0], rule
     for unbound in ("street_staff-empty", "street_staff-none", "street_staff-wrong-kind"):
         assert answers[unbound][0] == set(), (rule, unbound)
+
+
+def test_cli_creates_street_staff_bound_to_their_street(app):
+    from patrol.models import Street
+    with app.app_context():
+        db.session.add(Street(name="和平街道"))
+        db.session.commit()
+    runner = app.test_cli_runner()
+    base = ["create-user", "--username", "zhou", "--name", "周科长", "--role", "street_staff",
+            "--password", "long-enough-1"]
+    result = runner.invoke(args=base)
+    assert result.exit_code != 0 and "needs --street" in result.output
+    result = runner.invoke(args=[*base, "--street", "东风街道"])
+    assert result.exit_code != 0 and "no street named" in result.output
+    result = runner.invoke(args=[*base, "--street", "和平街道"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = db.session.execute(db.select(User).where(User.username == "zhou")).scalar_one()
+        assert user.role == "street_staff" and user.street.name == "和平街道"
