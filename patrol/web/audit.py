@@ -35,6 +35,15 @@ ACTIONS = {
     "receiver.update": _l("Receiver changed"),
     "receiver.delete": _l("Receiver removed"),
     "user.set_password": _l("Password set"),
+    "compound.handover": _l("Property company changed"),
+    "team.create": _l("Team added"),
+    "team.update": _l("Team changed"),
+    "volunteer.update": _l("Volunteer changed"),
+    "volunteer.move": _l("Volunteer moved to another team"),
+    "user.create": _l("Account added"),
+    "user.deactivate": _l("Account deactivated"),
+    "user.reactivate": _l("Account reactivated"),
+    "user.password": _l("Password reset"),
 }
 
 
