@@ -65,7 +65,11 @@ run: serve-prep
 	@$(VENV)/bin/patrol deliver --watch & sender=$$!; trap 'kill $$sender 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/gunicorn --workers 2 --threads 4 --bind $(HOST):$(PORT) "patrol:create_app()"
 
-test: test-system-deps install
+# Lint and type check first: CI (.ci/run → make test) fails on either.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check patrol tests bench scripts && $(VENV)/bin/mypy patrol
+
+test: test-system-deps install lint
 	@PG_URL=$$(bash scripts/pg-test-db.sh 2>/dev/null) || PG_URL=""; \
 	if [ -n "$$PG_URL" ]; then echo "PostgreSQL tests use $$PG_URL"; else echo "No PostgreSQL server: PG tests will be skipped"; fi; \
 	PATROL_TEST_PG_URL="$$PG_URL" $(PY) -m pytest -q $(PYTEST_ARGS)

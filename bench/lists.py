@@ -135,7 +135,7 @@ def seed_places():
         Compound(name="翠竹小区", address="和平路7号", community=community, company=companies[1]),
     ]
     elsewhere = Compound(name="梧桐里", community=other, company=companies[1])
-    for compound, count in zip([*compounds, elsewhere], (24, 12, 16, 6)):
+    for compound, count in zip([*compounds, elsewhere], (24, 12, 16, 6), strict=True):
         compound.buildings = [Building(name=f"{n}栋", sort_key=n) for n in range(1, count + 1)]
     db.session.add_all([community, other, *companies, *compounds, elsewhere])
     db.session.flush()
@@ -395,7 +395,7 @@ def run(instance: Path, args) -> int:
     print(f"  {'total':<32} {total:7,d} B (budget {PAGE_WEIGHT_BUDGET:,d} B)")
 
     if args.explain:
-        for role, label, url in pages:
+        for role, _label, url in pages:
             explain(app, clients[role], url, qlog)
     if slow:
         print(f"\n{len(slow)} page(s) over {args.budget_ms:.0f} ms: {', '.join(slow)}")

@@ -210,7 +210,7 @@ def run(db_url, reports, threads, receivers, photos):
         except OSError:
             time.sleep(0.2)
     phones = [Phone(base, f"10.9.{n // 250}.{n % 250 + 1}") for n in range(threads)]
-    for phone, token in zip(phones, setup["tokens"]):
+    for phone, token in zip(phones, setup["tokens"], strict=False):   # more tokens than threads
         phone.sign_in(token)
     work = list(range(reports))
     lock = threading.Lock()

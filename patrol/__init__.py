@@ -25,7 +25,9 @@ def create_app(config: dict | None = None) -> Flask:
     configure_paths(app)
     if app.config.get("PROXY_HOPS"):
         hops = app.config["PROXY_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Werkzeug's documented way to wrap the WSGI app; mypy sees a method being replaced.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     load_form_definitions(app)
     register_extensions(app)
     register_blueprints(app)

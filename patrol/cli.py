@@ -125,7 +125,7 @@ def _create_volunteer(username, display_name, title, community):
             lifetime=current_app.config["INVITE_LIFETIME"])
     except accounts.VolunteerInvalid as exc:
         db.session.rollback()
-        raise click.UsageError("; ".join(VOLUNTEER_PROBLEMS[c] for c in exc.errors.values()))
+        raise click.UsageError("; ".join(VOLUNTEER_PROBLEMS[c] for c in exc.errors.values())) from None
     click.echo(invite_url(token))
     db.session.commit()
     click.echo(f"created volunteer {user.username}")
@@ -307,7 +307,8 @@ def weekly_cmd(community_name, company_name, compound_names, week, combined, lan
         the_week = {"this": this_week, "last": this_week.previous()}.get(week) \
             or weekly.Week.parse(week)
     except ValueError:
-        raise click.BadParameter(f"{week!r} is not an ISO week like 2026-W48", param_hint="--week")
+        raise click.BadParameter(f"{week!r} is not an ISO week like 2026-W48",
+                                 param_hint="--week") from None
     if not (community_name or company_name or compound_names):
         raise click.UsageError("give --community, --company or --compound")
     query = db.select(Compound).order_by(Compound.name, Compound.id)

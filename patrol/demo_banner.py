@@ -14,7 +14,7 @@ def main():
         print("\n" + "=" * 72)
         print(f"小区巡查 Patrol demo district — open {base}/login")
         print("-" * 72)
-        for username, name, role, title, _ in DEMO_USERS:
+        for username, name, role, _title, _ in DEMO_USERS:
             if role == Role.VOLUNTEER:
                 user = db.session.execute(
                     db.select(User).where(User.username == username)).scalar_one()

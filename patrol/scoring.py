@@ -110,7 +110,7 @@ class ItemHistory:
     id: int
     company_id: int | None
     created_at: datetime
-    events: tuple                     # Event, in order; events after `now` are ignored
+    events: tuple[Event, ...]         # in order; events after `now` are ignored
     default_hours: float | None = None  # the category's deadline (old histories: see replay)
 
 
@@ -170,13 +170,13 @@ class Figures:
     first_pass_rate: float | None = None
     ratings: int = 0
     satisfaction: float | None = None
-    points: dict = field(default_factory=dict)   # component → (weight, factor) used
+    points: dict[str, tuple[int, float]] = field(default_factory=dict)  # component → (weight, factor)
     score: float | None = None
     stars: int | None = None
     listing: str | None = None        # "red", "black" or None
     sufficient: bool = False
     rank: int | None = None
-    facts: list = field(default_factory=list)    # ItemFacts of the cohort
+    facts: list[ItemFacts] = field(default_factory=list)    # of the cohort
 
     @property
     def reopen_rate(self) -> float | None:
@@ -255,10 +255,13 @@ def rank(all_figures: list[Figures], names: dict[int, str]) -> list[Figures]:
     """Sufficient companies by score, highest first; equal scores (to 0.1) share a rank
     (1, 2, 2, 4) and are listed by name, then id. Insufficient ones follow, unranked,
     by name."""
-    def name_key(f):
+    def name_key(f: Figures) -> tuple[str, int]:
         return (names.get(f.company_id, ""), f.company_id)
-    ranked = sorted((f for f in all_figures if f.sufficient),
-                    key=lambda f: (-f.score, *name_key(f)))
+
+    def score_key(f: Figures) -> tuple[float, str, int]:
+        assert f.score is not None      # every sufficient company has a score
+        return (-f.score, *name_key(f))
+    ranked = sorted((f for f in all_figures if f.sufficient), key=score_key)
     previous = None
     for position, f in enumerate(ranked, start=1):
         f.rank = previous.rank if previous and previous.score == f.score else position
@@ -297,7 +300,7 @@ class MonthCount:
 def monthly_counts(histories: list[ItemHistory], months: list[Period],
                    bounds: list[tuple[datetime, datetime]], now: datetime) -> list[MonthCount]:
     out = []
-    for period, (start, end) in zip(months, bounds):
+    for period, (start, end) in zip(months, bounds, strict=True):
         facts = [item_facts(h, now) for h in histories if in_period(h, start, end)]
         facts = [f for f in facts if f.counted]
         out.append(MonthCount(period.code, len(facts), sum(f.overdue for f in facts),
@@ -319,16 +322,16 @@ class Bar:
 class Chart:
     width: int
     height: int
-    bars: list
-    labels: list       # (x, text)
-    gridlines: list    # (y, value)
+    bars: list[Bar]
+    labels: list[tuple[float, str]]       # (x, text)
+    gridlines: list[tuple[float, int]]    # (y, value)
     top: int           # the value at the top gridline
     left: int          # x of the value axis
     baseline: float    # y of the zero line
 
 
-def bar_chart(counts: list[MonthCount], *, width=360, height=200, left=28, bottom=24,
-              top_pad=12) -> Chart:
+def bar_chart(counts: list[MonthCount], *, width: int = 360, height: int = 200, left: int = 28,
+              bottom: int = 24, top_pad: int = 12) -> Chart:
     """Geometry for a grouped bar chart (reported, overdue) per month; drawn as SVG by
     templates/ratings/_chart.html, so the page needs no JavaScript."""
     peak = max([c.reported for c in counts] + [1])

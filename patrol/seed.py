@@ -67,7 +67,7 @@ def seed_demo(now=None):
         Compound(name="翠竹小区", address="岳塘区和平路7号", lat=27.862, lon=112.944,
                  community=community, company=companies[1]),
     ]
-    for compound, count in zip(compounds, (6, 4, 8)):
+    for compound, count in zip(compounds, (6, 4, 8), strict=True):
         compound.buildings = [Building(name=f"{n}栋", sort_key=n) for n in range(1, count + 1)]
     db.session.add_all([community, *companies, *compounds])
     db.session.flush()

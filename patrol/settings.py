@@ -7,11 +7,14 @@ when the two drift apart.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +119,7 @@ class Settings(BaseSettings):
             raise ValueError("one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return value
 
-    def flask_config(self) -> dict:
+    def flask_config(self) -> dict[str, Any]:
         """These settings as Flask config keys (the names the code reads)."""
         return {
             "SQLALCHEMY_DATABASE_URI": self.database_url,
@@ -161,7 +164,7 @@ class Settings(BaseSettings):
         }
 
 
-def load(environ: dict | None = None) -> Settings:
+def load(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings from the environment (or `environ`); SettingsError names what is wrong."""
     try:
         if environ is None:
@@ -177,7 +180,7 @@ def load(environ: dict | None = None) -> Settings:
         raise SettingsError("Bad setting: " + "; ".join(problems)) from None
 
 
-def _default_text(name: str, field) -> str:
+def _default_text(name: str, field: FieldInfo) -> str:
     if field.default is None:
         return "—"
     value = field.default

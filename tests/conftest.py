@@ -75,7 +75,7 @@ def pytest_configure(config):
         try:
             make_url(PG_URL)
         except ArgumentError:
-            raise pytest.UsageError(f"PATROL_TEST_PG_URL is not a database URL: {PG_URL!r}")
+            raise pytest.UsageError(f"PATROL_TEST_PG_URL is not a database URL: {PG_URL!r}") from None
 
 
 def make_app(tmp_path, url=None, **overrides):

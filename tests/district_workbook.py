@@ -150,7 +150,7 @@ def district(compounds=565, streets=6, communities=40, companies=30, volunteers=
     for n in range(min(companies, 10)):
         sheet.append([f"经理{n}", f"mgr{n}", "物业", company_names[n]])
         accounts += 1
-    for n, (street, community) in enumerate(places[2:12]):
+    for n, (_street, community) in enumerate(places[2:12]):
         sheet.append([f"主任{n}", f"staff{n}", "社区", community])
         accounts += 1
     if plant_errors:

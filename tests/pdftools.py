@@ -88,6 +88,6 @@ def distinct_shapes(shapes: dict[str, bytes], min_diff: float = 0.1) -> bool:
     shapes = list(shapes.values())
     for i, a in enumerate(shapes):
         for b in shapes[i + 1:]:
-            if sum(p != q for p, q in zip(a, b)) < min_diff * len(a):
+            if sum(p != q for p, q in zip(a, b, strict=False)) < min_diff * len(a):
                 return False
     return True

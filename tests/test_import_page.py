@@ -163,7 +163,7 @@ def test_the_preview_lists_every_problem_and_writes_nothing(db_app):
     assert "发现 12 处错误" in page
     items = re.findall(r'<li class="item problem">(.*?)</li>', resp.text, re.S)
     assert len(items) == 12
-    for problem, item in zip(expected, items):
+    for problem, item in zip(expected, items, strict=True):
         item = html.unescape(item)
         for part in (problem.sheet, f"第 {problem.row} 行", problem.column, problem.message):
             assert part in item, (str(problem), item)

@@ -56,7 +56,7 @@ def assert_upright(im):
               "br": (3 * w // 4, 3 * h // 4)}
     for key, xy in probes.items():
         got = im.convert("RGB").getpixel(xy)
-        assert all(abs(a - b) < 40 for a, b in zip(got, QUADRANTS[key])), (key, got)
+        assert all(abs(a - b) < 40 for a, b in zip(got, QUADRANTS[key], strict=True)), (key, got)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

@@ -58,7 +58,7 @@ def check_poster(pdf: bytes, compounds: list[tuple[str, str]], size: str, tmp_pa
 
     texts = page_texts(path)
     assert len(texts) == len(compounds)
-    for text, (compound_name, token) in zip(texts, compounds):
+    for text, (compound_name, token) in zip(texts, compounds, strict=True):
         flat = re.sub(r"\s+", "", text)   # long names wrap over two lines
         assert re.sub(r"\s+", "", compound_name) in flat
         assert "巡查志愿者请用手机扫码" in flat

@@ -23,7 +23,8 @@ def test_invite_is_single_use_and_signs_the_phone_in(app, world):
     # Opening the link (or a chat app's link preview) does not use it up.
     assert phone.get(f"/invite/{token}").status_code == 200
     assert phone.get(f"/invite/{token}").status_code == 200
-    resp = phone.post(f"/invite/{token}", headers={"User-Agent": "Mozilla/5.0 (Linux; Android 13) MicroMessenger"})
+    resp = phone.post(f"/invite/{token}",
+                      headers={"User-Agent": "Mozilla/5.0 (Linux; Android 13) MicroMessenger"})
     assert resp.status_code == 302
     assert phone.get(f"/compounds/{world.a1}").status_code == 200
     remember = phone.get_cookie("remember_token")

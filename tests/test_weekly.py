@@ -28,11 +28,11 @@ from patrol.services.weekly import Ev, State, Week, classify, replay
 from patrol.web.helpers import hazard_form
 from tests.conftest import sign_in
 from tests.factories import jpeg_bytes
+from tests.pdftools import (distinct_shapes, embedded_fonts, glyph_shapes, qr_texts,
+                             require_poppler, run, write_pdf)
 
 # Weeks, their bounds and 'this week' must hold at every awkward instant too.
 pytestmark = pytest.mark.date_sensitive
-from tests.pdftools import (distinct_shapes, embedded_fonts, glyph_shapes, qr_texts,
-                             require_poppler, run, write_pdf)
 
 BASE_URL = "http://patrol.test"          # tests/conftest.make_app
 TZ = "Asia/Shanghai"

@@ -63,13 +63,14 @@ class FormSet(dict):
     def __init__(self, versions: dict[tuple[str, int], FormDefinition]):
         self.versions = dict(versions)
         current = {}
-        for (form_id, version), form in sorted(versions.items()):
+        for (form_id, _version), form in sorted(versions.items()):
             current[form_id] = form          # sorted by version: the last one wins
         super().__init__(current)
 
     def version(self, form_id: str, version: int | None) -> FormDefinition | None:
         """That exact version, else the form's current one, else None."""
-        return self.versions.get((form_id, version)) or self.get(form_id)
+        exact = self.versions.get((form_id, version)) if version is not None else None
+        return exact or self.get(form_id)
 
     def for_item(self, item, default: str = "hazard") -> FormDefinition | None:
         """The definition an item was made with (the current one if it was retired)."""
@@ -93,7 +94,7 @@ def _flatten(messages, prefix=""):
 def _cross_check(data: dict) -> list[tuple[str, str]]:
     problems = []
     for key, path in (("categories", "code"), ("fields_", "name")):
-        seen = {}
+        seen: dict[str, int] = {}     # value → index of its first entry
         for i, entry in enumerate(data.get(key, [])):
             value = entry[path]
             if value in seen:
@@ -142,7 +143,8 @@ def load_forms(directory: Path) -> FormSet:
 
     Several files may define one form id with different versions (the highest is the
     current form); the same id and version twice is an error."""
-    forms, problems = {}, []
+    forms: dict[tuple[str, int], FormDefinition] = {}
+    problems: list[tuple[str, str, str]] = []
     files = sorted(Path(directory).glob("*.toml"))
     if not files:
         raise FormDefError([(str(directory), "(dir)", "no *.toml form definitions found")])

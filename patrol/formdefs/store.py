@@ -36,7 +36,9 @@ def stored_in_answers(field: dict) -> bool:
 
 def check_stores(fields: list[dict]) -> list[tuple[str, str]]:
     """(path, message) for every field whose `store` the database cannot honour."""
-    problems, lengths, used = [], column_lengths(), {}
+    problems: list[tuple[str, str]] = []
+    lengths = column_lengths()
+    used: dict[str, int] = {}       # column → index of the field that fills it
     for i, f in enumerate(fields):
         store = f.get("store")
         if store is None:

@@ -37,13 +37,13 @@ def validate_submission(form, values: dict, *, building_ids: set[int], photo_cou
             clean["category"] = raw
         elif kind == "building":
             try:
-                value = int(raw)
+                building_id: int | None = int(raw)
             except ValueError:
-                value = None
-            if value not in building_ids:
+                building_id = None
+            if building_id not in building_ids:
                 errors[name] = "bad_choice"
                 continue
-            clean["building"] = value
+            clean["building"] = building_id
         else:
             value = raw
             if kind == "integer":

@@ -8,7 +8,7 @@ import unicodedata
 _SPACES = re.compile(r"\s+")
 
 
-def text(value) -> str:
+def text(value: object) -> str:
     """A cell as clean text: NFKC (full-width letters, digits and spaces become plain),
     inner runs of spaces collapsed, ends trimmed; numbers written without a stray '.0'."""
     if value is None:
@@ -21,7 +21,7 @@ def text(value) -> str:
     return _SPACES.sub(" ", out).strip()
 
 
-def phone(value) -> str | None:
+def phone(value: object) -> str | None:
     """Digits of a Chinese phone number, or None when it is not one.
 
     '+86 138-0013-8000', '8613800138000', '１３８００１３８０００' and 13800138000.0 all
@@ -45,7 +45,7 @@ def phone(value) -> str | None:
     return None
 
 
-def number(value) -> float | None:
+def number(value: object) -> float | None:
     """A number from a cell that may hold text ('27.857', '２７.８５７'); None if blank.
     Raises ValueError for anything else."""
     raw = text(value)
@@ -57,7 +57,7 @@ def number(value) -> float | None:
 _BUILDING = re.compile(r"^(?:第)?([0-9A-Za-z]+)\s*(?:号楼|号|栋|幢|座|楼)?$")
 
 
-def building_key(value) -> str:
+def building_key(value: object) -> str:
     """'3号楼', '3栋', '3幢', '第3栋' and '3' are one building when matching a re-import;
     the name is stored as the sheet gives it."""
     raw = text(value)
@@ -65,7 +65,7 @@ def building_key(value) -> str:
     return match.group(1).upper() if match else raw
 
 
-def building_range(value) -> list[str] | None:
+def building_range(value: object) -> list[str] | None:
     """'1-12栋' / '1–12栋' / '1至12号楼' → ['1栋', …, '12栋'] (with the sheet's suffix);
     None when the cell is not a range."""
     raw = text(value)

@@ -43,7 +43,7 @@ class Table:
         """(row number, {column: value}) for each row, made one at a time."""
         used = self.used
         for number, values in self.rows:
-            yield number, dict(zip(used, values))
+            yield number, dict(zip(used, values, strict=True))
 
 
 def read(data: bytes, filename: str) -> dict[str, Table]:

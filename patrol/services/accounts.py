@@ -10,6 +10,9 @@ from __future__ import annotations
 import secrets
 import unicodedata
 from datetime import timedelta
+from typing import Any, cast
+
+from sqlalchemy.engine import CursorResult
 
 from ..extensions import db
 from ..lifecycle import Role
@@ -99,11 +102,11 @@ def void_open_invites(user: User) -> int:
     """End every invite of `user` that is neither used nor expired (reprinted cards replace
     the old ones): they expire now, so an old card answers "expired". Returns how many."""
     now = utcnow()
-    return db.session.execute(
+    return cast("CursorResult[Any]", db.session.execute(
         db.update(Invite).where(Invite.user_id == user.id, Invite.used_at.is_(None),
                                 Invite.expires_at > now)
         .values(expires_at=now - timedelta(seconds=1))
-    ).rowcount
+    )).rowcount
 
 
 def find_invite(token: str) -> Invite:
@@ -123,10 +126,10 @@ def redeem_invite(token: str, user_agent: str | None) -> tuple[User, str]:
     """Use an invite once: create a device and return (user, login id)."""
     invite = find_invite(token)
     # Conditional update: of two phones opening the same link at once, one wins.
-    won = db.session.execute(
+    won = cast("CursorResult[Any]", db.session.execute(
         db.update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
         .values(used_at=utcnow())
-    ).rowcount
+    )).rowcount
     if not won:
         raise InviteError("used")
     return invite.user, start_session(invite.user, user_agent)
@@ -159,8 +162,8 @@ def end_all_sessions(user: User):
 def load_login(login_id: str) -> User | None:
     """Flask-Login's user loader: resolve a credential id to an active user, or None."""
     try:
-        kind, ident, secret = login_id.split(":", 2)
-        ident = int(ident)
+        kind, ident_text, secret = login_id.split(":", 2)
+        ident = int(ident_text)
     except (ValueError, AttributeError):
         return None
     if kind == "u":

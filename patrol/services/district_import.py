@@ -104,7 +104,7 @@ def apply(result: Plan) -> None:
 def _rows(table: Table, out: Plan):
     """Cleaned rows, without the template's example row and without duplicates."""
     sheet = table.sheet
-    seen = {}
+    seen: dict[tuple[str, ...], int] = {}     # a row's values → its row number
     for number, cells in table.cells():
         row = {k: normalise.text(v) for k, v in cells.items()}
         row["_raw"] = cells
@@ -155,7 +155,7 @@ def _street(d: _Directory, out: Plan, name: str) -> Street:
 
 
 def _communities(table, d, out):
-    for number, row in _rows(table, out):
+    for _number, row in _rows(table, out):
         key = (row["街道"], row["社区"])
         if key in d.communities:
             continue

@@ -204,8 +204,11 @@ def rows_out_of_scope(tables, user) -> list[Refusal]:
     if not may_import(user):
         return [Refusal("role")]
     own = db.session.get(Community, user.community_id)
+    if own is None:         # their community is gone: they are staff of none
+        return [Refusal("role")]
     own_street = own.street.name if own.street else ""
-    others, accounts_rows, phones = [], [], {}
+    others, accounts_rows = [], []
+    phones: dict[str, int] = {}     # volunteer's phone → its first row
 
     def other(place):
         if place not in others:

@@ -48,15 +48,16 @@ def reasons(item, now: datetime, limit: timedelta) -> list[str]:
     return out
 
 
-def groups(scope, now: datetime, *, ack_limit: timedelta, horizon: timedelta) -> dict[str, list]:
+def groups(scope, now: datetime, *, ack_limit: timedelta,
+           horizon: timedelta) -> dict[str, list[Item]]:
     """overdue / ack_late / due_soon items within `scope` (an SQL condition), oldest first."""
     out = {}
     for key, cond, order in (("overdue", overdue_cond(now), Item.deadline),
                              ("ack_late", ack_late_cond(now, ack_limit), Item.created_at),
                              ("due_soon", due_soon_cond(now, horizon), Item.deadline)):
-        out[key] = db.session.execute(
+        out[key] = list(db.session.execute(
             db.select(Item).where(scope, cond).order_by(order, Item.id)
-            .options(*Item.row_options(with_compound=True))).scalars().all()
+            .options(*Item.row_options(with_compound=True))).scalars())
     return out
 
 

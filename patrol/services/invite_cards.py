@@ -31,10 +31,10 @@ class Card:
 
 def team_members(team: Team) -> list[User]:
     """The team's active volunteers, by name."""
-    return db.session.execute(
+    return list(db.session.execute(
         db.select(User).where(User.team_id == team.id, User.role == Role.VOLUNTEER.value,
                               User.active.is_(True))
-        .order_by(User.display_name, User.id)).scalars().all()
+        .order_by(User.display_name, User.id)).scalars())
 
 
 def member_counts(teams) -> dict[int, int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
+
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -171,19 +173,20 @@ def report(*, form, compound, reporter, clean: dict, photos: list, now: datetime
     category = form.category(clean["category"])
     # The columns the form's fields name in their `store` (formdefs/store.py).
     columns = {name: clean.get(name) or None for name in ITEM_COLUMNS}
+    deadline = now + timedelta(hours=category["deadline_hours"])
     item = Item(compound_id=compound.id, community_id=compound.community_id,
                 company_id=compound.company_id, building_id=clean.get("building"),
                 category=category["code"], **columns,
                 answers=clean.get("extra", {}), form_id=form.id, form_version=form.version,
                 status=Status.REPORTED.value, reporter_id=reporter.id, created_at=now,
-                updated_at=now, deadline=now + timedelta(hours=category["deadline_hours"]),
+                updated_at=now, deadline=deadline,
                 client_uuid=client_uuid, device_created_at=device_at)
     db.session.add(item)
     db.session.flush()
     for photo in photos:
         photo.kind = "before"
     _event(item, reporter, now, "report", None, Status.REPORTED.value, note=item.note,
-           data={"deadline": item.deadline.isoformat(timespec="seconds")}, photos=photos)
+           data={"deadline": deadline.isoformat(timespec="seconds")}, photos=photos)
     # Queued in this transaction; sent after commit, outside the request (services/notify.py).
     notify.notify_item("new_item", item, now)
     return item
@@ -205,7 +208,9 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
     if given.version is not None and given.version != item.version:
         raise ConflictError()
 
-    evidence, data, presence = set(), {}, None
+    evidence: set[Evidence] = set()
+    data: dict[str, Any] = {}           # the history entry's JSON
+    presence = None
     if given.note and given.note.strip():
         evidence.add(Evidence.NOTE)
     if given.photos:
@@ -269,6 +274,7 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
         item.deadline = now + timedelta(hours=hours)
         data["deadline"] = item.deadline.isoformat(timespec="seconds")
     elif action == Action.MERGE:
+        assert target is not None           # transition() required Evidence.TARGET
         item.merged_into_id = target.id
     if action == Action.FIX_ON_SPOT:
         item.fixed_on_spot = True
@@ -298,8 +304,8 @@ def act_once(item: Item, action, actor, now: datetime, given: ActionInput, *, fo
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        item = db.session.get(Item, item.id)
-        if not find_repeated(given.client_uuid, item=item, actor=actor, action=action):
+        fresh = db.session.get(Item, item.id)
+        if not find_repeated(given.client_uuid, item=fresh, actor=actor, action=action):
             raise
 
 
@@ -337,7 +343,8 @@ def store_photos(sent: PhotoSend, *, uploader, kind: str, lat=None, lon=None
 
     Returns (photos, [(file name, PhotoRejected code)]).
     """
-    photos, refused = [], []
+    photos: list[Photo] = []
+    refused: list[tuple[str, str]] = []
     if sent.kept_ids:
         photos.extend(db.session.execute(
             db.select(Photo).where(Photo.id.in_(sent.kept_ids), Photo.uploader_id == uploader.id,
@@ -400,7 +407,7 @@ def submit_report(*, form, compound, reporter, sent: ReportSend, now: datetime,
     photos, refused = store_photos(sent.photos, uploader=reporter, kind="before",
                                    lat=sent.lat, lon=sent.lon)
     out.photo_errors = [("photos", *r) for r in refused]
-    after = []
+    after: list[Photo] = []
     if sent.fixed_on_spot:
         after, refused = store_photos(sent.after_photos, uploader=reporter, kind="after",
                                       lat=sent.lat, lon=sent.lon)
@@ -460,9 +467,9 @@ def _report_once(form, compound, reporter, sent: ReportSend, clean, photos, afte
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        item = find_resent(sent.client_uuid, reporter=reporter, compound=compound, clean=clean,
-                           photo_count=len(photos))
-        if item is None:
+        resent = find_resent(sent.client_uuid, reporter=reporter, compound=compound, clean=clean,
+                             photo_count=len(photos))
+        if resent is None:
             raise
-        return item, True
+        return resent, True
     return item, False

@@ -29,11 +29,13 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from urllib.parse import urlsplit
+from typing import Any, cast
+
 
 from flask import current_app
 from flask_babel import force_locale, gettext as _
 from sqlalchemy import event as sa_event, or_, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from .. import lifecycle, notify
@@ -195,7 +197,9 @@ def _remember_for_commit(delivery_id: int):
     if not current_app.config.get("NOTIFY_IMMEDIATE", False):
         return
     session = db.session()
-    app, ids = session.info.get(KICK_KEY, (current_app._get_current_object(), []))
+    # current_app is a LocalProxy; Flask's annotation calls it a Flask, which has no such method.
+    app, ids = session.info.get(
+        KICK_KEY, (current_app._get_current_object(), []))  # type: ignore[attr-defined]
     ids.append(delivery_id)
     session.info[KICK_KEY] = (app, ids)
 
@@ -263,7 +267,7 @@ def _vetted_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_a
     if not infos or not all(notify.is_public_address(info[4][0]) for info in infos):
         raise SendError("refused: the host resolves to a private or local address")
     error = None
-    for family, kind, proto, _, sockaddr in infos:
+    for family, kind, proto, _canonname, sockaddr in infos:
         sock = socket.socket(family, kind, proto)
         try:
             if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
@@ -302,7 +306,8 @@ class _VettedHTTPSHandler(urllib.request.HTTPSHandler):
 
 def _opener(allow_private: bool):
     # No proxy from the environment: the address checked must be the one connected to.
-    handlers = [urllib.request.ProxyHandler({}), _NoRedirect]
+    handlers: list[urllib.request.BaseHandler | type[urllib.request.BaseHandler]] = [
+        urllib.request.ProxyHandler({}), _NoRedirect]
     if not allow_private:
         handlers += [_VettedHTTPHandler, _VettedHTTPSHandler]
     return urllib.request.build_opener(*handlers)
@@ -371,18 +376,22 @@ def attempt(delivery_id: int, now: datetime) -> str | None:
     """Claim one due delivery and try it. Returns 'sent', 'retry', 'failed' or None
     (not due, or another sender has it)."""
     cfg = current_app.config
-    claimed = db.session.execute(
+    claimed = cast("CursorResult[Any]", db.session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.status == "pending",
                Delivery.next_attempt_at <= now)
         .values(attempts=Delivery.attempts + 1, last_attempt_at=now,
                 next_attempt_at=now + LEASE)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False))).rowcount
     db.session.commit()
     if not claimed:
         return None
     delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None:        # deleted (with its endpoint) since the claim
+        return None
     endpoint = delivery.endpoint
+    status: int | None
+    error: str | None
     if endpoint is None or not endpoint.active:
         status, error = None, "endpoint removed or disabled"
     else:

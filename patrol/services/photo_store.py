@@ -88,7 +88,8 @@ def find_orphans(now=None, pending_for=PENDING_GRACE, written_for=WRITE_GRACE) -
                 missing.append((photo.id, key))
     # A temporary file belongs to a write in progress (an atomic rename finishes it) until
     # it is as old as the write grace: then its writer was killed and nobody will finish it.
-    stray, unfinished = [], []
+    stray: list[str] = []
+    unfinished: list[str] = []
     written_cutoff = store.now() - written_for
     for key in sorted(k for k in store.keys() if k not in referenced):
         if _written_before(store, key, written_cutoff):

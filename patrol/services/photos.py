@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 try:  # HEIC/HEIF from iPhones
     import pillow_heif
     pillow_heif.register_heif_opener()
-    FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
+    FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "HEIF")
 except ImportError:  # pragma: no cover - pillow-heif is a hard dependency
     FORMATS = ("JPEG", "PNG", "WEBP")
 
@@ -108,7 +108,7 @@ def process(data: bytes, *, max_bytes: int, draft: bool = True, tz: str = "Asia/
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(src, formats=FORMATS)
+            im: Image.Image = Image.open(src, formats=FORMATS)
             if im.width * im.height > MAX_PIXELS:
                 raise PhotoRejected("too_many_pixels")
             taken_at = _taken_at(im, tz)

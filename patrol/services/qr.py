@@ -36,7 +36,8 @@ def png(data: str, box_size: int = 10) -> bytes:
 def rects(matrix) -> list[list[int]]:
     """Dark modules as few rectangles [x, y, w, h]: horizontal runs, each grown
     downwards while the next row has the very same run."""
-    out, above = [], {}
+    out: list[list[int]] = []
+    above: dict[tuple[int, int], list[int]] = {}   # run (start, end) → its rectangle
     for y, row in enumerate(matrix):
         runs, x, n = [], 0, len(row)
         while x < n:

@@ -30,10 +30,14 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from .. import lifecycle
 from ..lifecycle import OWED, Status, is_ack_late, is_overdue
+
+if TYPE_CHECKING:
+    from ..models import Item, Photo
 
 log = logging.getLogger(__name__)
 
@@ -164,15 +168,15 @@ def classify(state: State, *, created_at: datetime, start: datetime, as_of: date
 
 @dataclass
 class Entry:
-    item: object
+    item: Item
     section: str
     state: State
     overdue: bool
     is_new: bool
     age_days: int
     note: str
-    before: object | None = None   # Photo
-    after: object | None = None    # Photo
+    before: Photo | None = None
+    after: Photo | None = None
     ack_late: bool = False         # reported and not acknowledged in time (escalated)
 
 
@@ -247,6 +251,7 @@ def build(scope: str, target, week: Week, *, now: datetime, tz: str, form,
         section = classify(state, created_at=item.created_at, start=start, as_of=as_of)
         if section is None:
             continue
+        assert state.status is not None     # classify() lists reported items only
         at_by_event = {e.id: e.at for e in item.events}
         before = next((p for p in item.photos if p.kind == "before"), None)
         after = [p for p in item.photos if p.kind == "after"
@@ -257,8 +262,8 @@ def build(scope: str, target, week: Week, *, now: datetime, tz: str, form,
             is_new=item.created_at >= start,
             age_days=max(0, (as_of - item.created_at).days),
             note=_short(item.note), before=before, after=after[-1] if after else None,
-            ack_late=bool(ack_limit) and is_ack_late(state.status, item.created_at, as_of,
-                                                     ack_limit)))
+            ack_late=ack_limit is not None and bool(ack_limit)
+            and is_ack_late(state.status, item.created_at, as_of, ack_limit)))
 
     sections["open"].sort(key=lambda e: (not e.overdue, e.state.deadline or e.item.created_at,
                                          e.item.id))

@@ -89,8 +89,8 @@ def show(compound_id):
     return render_template("compounds/show.html", compound=compound, page=page, now=now,
                            presence=presence,
                            just_scanned=request.args.get("scanned", type=int),
-                           window_end=((presence.device_at or presence.at) + current_app.config["VERIFY_WINDOW"])
-                           if presence else None,
+                           window_end=((presence.device_at or presence.at)
+                                       + current_app.config["VERIFY_WINDOW"]) if presence else None,
                            can_report=compound.archived_at is None
                            and permissions.can_report(current_user, compound))
 

@@ -46,6 +46,7 @@ def service_worker_source(static_folder: str) -> str:
     h = hashlib.sha256(source.encode())
     for name in SHELL_FILES:
         h.update((static / name).read_bytes())
+    assert current_app.template_folder is not None      # create_app sets it
     templates = Path(current_app.root_path, current_app.template_folder)
     for name in SHELL_TEMPLATES:
         h.update((templates / name).read_bytes())

@@ -213,7 +213,8 @@ def test_a_queued_report_keeps_the_phones_location(live_server, world, phone, tm
 DAMAGE = """async () => {
     // What a bug in the app, or storage that lost a file, leaves: a photo that is no Blob.
     const db = await new Promise((ok, no) => {
-        const r = indexedDB.open("patrol", 1); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
+        const r = indexedDB.open("patrol", 1);
+        r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
     const tx = db.transaction("outbox", "readwrite"), store = tx.objectStore("outbox");
     const all = await new Promise((ok) => { const r = store.getAll(); r.onsuccess = () => ok(r.result); });
     for (const rec of all) { rec.photos.forEach((p) => { p.blob = "gone"; }); store.put(rec); }
@@ -371,7 +372,7 @@ NO_CLIPBOARD = ("Object.defineProperty(Navigator.prototype, 'clipboard', "
 
 @pytest.mark.parametrize("clipboard", ["clipboard", "no_clipboard"])
 def test_the_invite_page_copies_the_link(live_server, world, phone, clipboard):
-    live, w = live_server, world
+    live = live_server        # `world` only has to exist
     staff = phone("staff")
     if clipboard == "clipboard":
         staff.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.url)

@@ -361,7 +361,7 @@ def test_field_loop_report_fix_verify(live_server, world, phone, shots):
     for i, action in enumerate(["report", "acknowledge", "fix", "verify"]):
         entry = history.nth(i)
         expect(entry).to_have_class(f"ev-{action}")
-        expect(entry.locator("strong")).to_have_text(tr(live, lambda: labels.ACTION[action]))
+        expect(entry.locator("strong")).to_have_text(tr(live, lambda a=action: labels.ACTION[a]))
     expect(history.nth(0)).to_contain_text(REPORT_NOTE)
     expect(history.nth(2)).to_contain_text(FIX_NOTE)
     expect(history.nth(3)).to_contain_text("★★★★★")

@@ -38,7 +38,8 @@ def ready_for_offline(live, vol, compound_id):
     while not page.evaluate(KEPT, paths):
         assert time.time() < deadline, page.evaluate("""async () => [
             !!navigator.serviceWorker.controller, await caches.keys(),
-            (await navigator.serviceWorker.getRegistrations()).map(r => [r.active && r.active.state, !!r.installing, !!r.waiting])]""")
+            (await navigator.serviceWorker.getRegistrations())
+                .map(r => [r.active && r.active.state, !!r.installing, !!r.waiting])]""")
         page.wait_for_timeout(200)
 
 

@@ -160,7 +160,8 @@ def test_removing_a_photo_before_sending(live_server, world, phone, tmp_path):
     with live.db():
         item = db.session.execute(db.select(Item)).scalar_one()
         assert len(item.photos) == 1
-        with Image.open(io.BytesIO(open(live.app.config["PHOTO_DIR"] + "/" + item.photos[0].key, "rb").read())) as im:
+        path = live.app.config["PHOTO_DIR"] + "/" + item.photos[0].key
+        with Image.open(io.BytesIO(open(path, "rb").read())) as im:
             assert im.getpixel((10, 10))[1] > 150  # the green one was kept
 
 
