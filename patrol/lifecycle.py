@@ -18,8 +18,10 @@ action added to RULES is followed everywhere without further edits.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 
 class Status(str, enum.Enum):
@@ -83,13 +85,14 @@ EXTEND_REASONS = ("needs_materials", "needs_owners", "major_work", "weather", "o
 @dataclass(frozen=True)
 class Rule:
     action: Action
-    sources: frozenset
+    sources: frozenset[Status]
     target: Status | None          # None: a self-transition (the status stays)
-    roles: frozenset
-    evidence: frozenset = field(default_factory=frozenset)
+    roles: frozenset[Role]
+    evidence: frozenset[Evidence] = field(default_factory=frozenset)
 
 
-def _rule(action, sources, target, roles, evidence=()):
+def _rule(action: Action, sources: Iterable[Status], target: Status | None,
+          roles: Iterable[Role], evidence: Iterable[Evidence] = ()) -> Rule:
     return Rule(action, frozenset(sources), target, frozenset(roles), frozenset(evidence))
 
 
@@ -145,7 +148,8 @@ def allowed_actions(status: Status, role: Role) -> list[Action]:
     return [a for a, r in RULES.items() if Status(status) in r.sources and Role(role) in r.roles]
 
 
-def transition(status, action, role, evidence: set | frozenset = frozenset()) -> Outcome:
+def transition(status: Status | str, action: Action | str, role: Role | str,
+               evidence: AbstractSet[Evidence | str] = frozenset()) -> Outcome:
     """Check one move and return its outcome, or raise TransitionError.
 
     `evidence` is the set of Evidence kinds the caller has actually gathered
@@ -171,23 +175,26 @@ def presence_valid(scanned_at: datetime | None, now: datetime, window: timedelta
     return scanned_at is not None and timedelta(0) <= now - scanned_at <= window
 
 
-def is_overdue(status, deadline: datetime | None, now: datetime) -> bool:
+def is_overdue(status: Status | str, deadline: datetime | None, now: datetime) -> bool:
     """Derived, never stored: only items the company still owes work on can be late."""
     return deadline is not None and Status(status) in OWED and now > deadline
 
 
-def is_due_soon(status, deadline: datetime | None, now: datetime, horizon: timedelta) -> bool:
+def is_due_soon(status: Status | str, deadline: datetime | None, now: datetime,
+                horizon: timedelta) -> bool:
     return (deadline is not None and Status(status) in OWED
             and now <= deadline <= now + horizon)
 
 
-def is_ack_late(status, created_at: datetime | None, now: datetime, limit: timedelta) -> bool:
+def is_ack_late(status: Status | str, created_at: datetime | None, now: datetime,
+                limit: timedelta) -> bool:
     """Derived: reported and still not acknowledged `limit` after the report."""
     return (created_at is not None and Status(status) == Status.REPORTED
             and now > created_at + limit)
 
 
-def is_escalated(status, created_at, deadline, now: datetime, ack_limit: timedelta) -> bool:
+def is_escalated(status: Status | str, created_at: datetime | None, deadline: datetime | None,
+                 now: datetime, ack_limit: timedelta) -> bool:
     """On the community staff's escalation list: overdue, or not acknowledged in time."""
     return is_overdue(status, deadline, now) or is_ack_late(status, created_at, now, ack_limit)
 
@@ -232,7 +239,7 @@ class Event:
     rating: int | None = None         # the 1–5 stars a verifier gave
 
     @classmethod
-    def from_record(cls, at: datetime, action: str, data: dict | None) -> Event:
+    def from_record(cls, at: datetime, action: str, data: dict[str, Any] | None) -> Event:
         """From a stored ItemEvent (`data` is its JSON column); a malformed deadline or
         rating is left out."""
         data = data or {}
@@ -246,13 +253,13 @@ class Event:
         return cls(at, action, deadline, int(rating) if isinstance(rating, int) else None)
 
 
-def rule_for(action) -> Rule | None:
+def rule_for(action: Action | str) -> Rule | None:
     """The table's rule for an Action or an action's name; None if the table has none."""
     name = getattr(action, "value", action)
     return next((r for a, r in RULES.items() if getattr(a, "value", a) == name), None)
 
 
-def status_after(status, action) -> Status | None:
+def status_after(status: Status | None, action: Action | str) -> Status | None:
     """The status after `action` taken in `status`, by the table: the report creates the
     item, a self-transition keeps the status, an action the table does not know changes
     nothing. The history is what happened: the move is not checked again here."""
@@ -269,8 +276,8 @@ class Replay:
     """What an item's history says, as of the last event replayed."""
     status: Status | None = None          # None: not reported (yet)
     deadline: datetime | None = None
-    statuses: list = field(default_factory=list)    # (at, Status): each change of status
-    deadlines: list = field(default_factory=list)   # (at, deadline): each deadline set
+    statuses: list[tuple[datetime, Status | None]] = field(default_factory=list)  # each change
+    deadlines: list[tuple[datetime, datetime]] = field(default_factory=list)  # each deadline set
     reported_at: datetime | None = None
     first_acknowledged_at: datetime | None = None
     acknowledged_at: datetime | None = None         # the latest acknowledgement
@@ -295,7 +302,7 @@ class Replay:
         return status
 
 
-def replay(events, *, until: datetime | None = None,
+def replay(events: Iterable[Event], *, until: datetime | None = None,
            default_hours: float | None = None) -> Replay:
     """Fold an item's history into a Replay. Pure.
 
