@@ -121,18 +121,19 @@ def _deadline_hours(item) -> float:
 def _successor(item: Item, new_company: Company, actor, now: datetime,
                contract: Contract) -> Item:
     """The new company's item for the same hazard, reported now, with the same photos."""
+    deadline = now + timedelta(hours=_deadline_hours(item))
     new = Item(compound_id=item.compound_id, community_id=item.community_id,
                company_id=new_company.id, building_id=item.building_id, unit=item.unit,
                floor=item.floor, category=item.category, note=item.note,
                answers=dict(item.answers or {}), form_id=item.form_id,
                form_version=item.form_version, status=Status.REPORTED.value,
                reporter_id=item.reporter_id, created_at=now, updated_at=now,
-               deadline=now + timedelta(hours=_deadline_hours(item)))
+               deadline=deadline)
     db.session.add(new)
     db.session.flush()
     ev = ItemEvent(item=new, actor_id=actor.id, at=now, action="report", from_status=None,
                    to_status=Status.REPORTED.value, note=item.note,
-                   data={"deadline": new.deadline.isoformat(timespec="seconds"),
+                   data={"deadline": deadline.isoformat(timespec="seconds"),
                          "transferred_from": item.id, "handover": contract.id})
     db.session.add(ev)
     db.session.flush()
@@ -181,6 +182,8 @@ def hand_over(compound: Compound, new_company: Company | None, effective_on: dat
             errors["items"] = "reported_after"
     if errors:
         raise HandoverInvalid(errors)
+    # No errors: the company and the date were given, and the date's midnight found.
+    assert new_company is not None and effective_on is not None and effective_at is not None
 
     if current is None and old_company_id is not None:
         current = Contract(compound_id=compound.id, company_id=old_company_id, starts_on=None,
