@@ -10,7 +10,7 @@ import pytest
 from patrol import lifecycle, permissions, scoring
 from patrol.extensions import db
 from patrol.lifecycle import Action, Status
-from patrol.models import AuditEntry, Company, Compound, Contract, Item, User
+from patrol.models import AuditEntry, Company, Compound, Contract, Item, ItemEvent, User
 from patrol.services import handover, ratings, weekly
 from patrol.services import items as svc
 from patrol.services.items import ActionInput
@@ -18,6 +18,7 @@ from patrol.services.photo_store import save_upload
 from patrol.web.helpers import hazard_form
 from tests.conftest import sign_in
 from tests.factories import build_world, jpeg_bytes
+from tests.test_migrations import ENGINES, empty_app  # noqa: F401  (fixture)
 
 TZ = "Asia/Shanghai"
 DAY = date(2026, 11, 18)                          # the effective date (local)
@@ -341,3 +342,22 @@ def test_a_compound_without_a_company(app, world):
                    for c in handover.contracts(db.session.get(Compound, world.a1))]
         assert periods == [(world.y, DAY, None)]
         assert permissions.can_see_compound(_u(world.mgr_y), db.session.get(Compound, world.a1))
+
+
+@pytest.mark.parametrize("empty_app", ENGINES, indirect=True)
+def test_downgrading_refuses_while_an_item_was_handed_over(empty_app):
+    """The schema before e4b7a1c9d2f6 has no word for it: refuse, keep every row."""
+    app, _ = empty_app
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    w = build_world()
+    _report(w, w.a1, AT - D)
+    db.session.commit()
+    _hand_over(w)
+    db.session.remove()
+    result = runner.invoke(args=["db", "downgrade", "d8e4b6c1a9f2"])
+    assert result.exit_code != 0
+    assert "handed over" in (result.output + str(result.exception))
+    assert db.session.scalar(db.select(db.func.count()).select_from(ItemEvent).where(
+        ItemEvent.action == "hand_over")) == 1
+    assert db.session.get(Compound, w.a1).company_id == w.y

@@ -7,7 +7,8 @@ Revises: d8e4b6c1a9f2
 records) up to ends_on (None: current). Item statuses gain 'handed_over' and the history
 gains the action 'hand_over' (patrol/lifecycle.py); the CHECKs are rebuilt with them, the
 value lists written out as they are today (tests/test_enum_constraints.py compares).
-On SQLite the tables are rebuilt (batch mode).
+On SQLite the tables are rebuilt (batch mode). Downgrading refuses while an item has
+been handed over, rather than deleting or rewriting its history.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -69,6 +70,12 @@ def upgrade():
 
 
 def downgrade():
+    # The older schema has no word for a handed-over item: refuse rather than rewrite history.
+    n = op.get_bind().execute(sa.text(
+        "SELECT count(*) FROM item_event WHERE action = 'hand_over'")).scalar()
+    if n:
+        raise RuntimeError(f"{n} item(s) were handed over to another company: their history "
+                           "cannot be kept by the older schema")
     _replace_checks(_checks(OLD_STATUSES, OLD_ACTIONS))
     op.drop_index("ix_contract_company_id", table_name="contract")
     op.drop_index("ix_contract_compound_ends", table_name="contract")
