@@ -228,6 +228,18 @@ def managed_filter(user, Model):
     return MANAGE_COMMUNITY.where(user, Model, IN_COMMUNITY)
 
 
+def own_communities(user) -> tuple:
+    """The communities a page about one community offers the user: staff their own,
+    street staff their street's (by id; the first is the default); nobody else any
+    (admins choose among all, or the whole district)."""
+    binding, value = MANAGE_COMMUNITY.binding(user)
+    if binding == STREET:
+        return tuple(sorted(value or ()))
+    if binding == COMMUNITY and value is not None:
+        return (value,)
+    return ()
+
+
 def can_manage_volunteer(user, person) -> bool:
     return person.role == Role.VOLUNTEER and MANAGE_COMMUNITY.allows(user, person, IN_COMMUNITY)
 

@@ -15,7 +15,7 @@ editing one here uses the same rules for name, phone and title.
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, false, or_, true
+from sqlalchemy import and_, false, or_
 
 from .. import permissions
 from ..extensions import db
@@ -58,6 +58,8 @@ def can_manage_account(actor, user) -> bool:
         return False
     if role == Role.ADMIN:
         return True
+    if role == Role.STREET_STAFF:  # their street's volunteers (other accounts: not yet)
+        return permissions.can_manage_volunteer(actor, user)
     if role != Role.STAFF or actor.community_id is None:
         return False
     if user.role in (Role.VOLUNTEER.value, Role.STAFF.value):
@@ -88,12 +90,7 @@ def account_filter(actor, User_=User):
 def community_filter(actor, Model):
     """Rows of a model with `community_id` the actor manages: staff their community's,
     admins all (permissions.can_manage_community, as SQL)."""
-    role = Role(actor.role)
-    if role == Role.ADMIN:
-        return true()
-    if role == Role.STAFF and actor.community_id is not None:
-        return Model.community_id == actor.community_id
-    return false()
+    return permissions.managed_filter(actor, Model)
 
 
 def volunteer_filter(actor, User_=User):

@@ -48,7 +48,7 @@ def _own_community():
 
 
 @bp.route("/volunteers", methods=["GET", "POST"])
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def volunteers():
     errors, values = {}, {}
     query = (db.select(User).where(permissions.volunteer_filter(current_user, User))
@@ -82,7 +82,7 @@ def _show_invite_once(user, token):
 
 
 @bp.get("/volunteers/<int:user_id>/link")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def invite_link(user_id):
     user = _managed_volunteer(user_id)
     shown = session.get("invite_shown")
@@ -106,13 +106,13 @@ def invite_link(user_id):
 
 
 @bp.get("/volunteers/<int:user_id>")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def volunteer(user_id):
     return render_template("admin/volunteer.html", user=_managed_volunteer(user_id))
 
 
 @bp.post("/volunteers/<int:user_id>/invite")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def new_invite(user_id):
     user = _managed_volunteer(user_id)
     token = accounts.create_invite(user, current_user, current_app.config["INVITE_LIFETIME"])
@@ -121,7 +121,7 @@ def new_invite(user_id):
 
 
 @bp.post("/devices/<int:device_id>/revoke")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def revoke_device(device_id):
     device = load_or_404(Device, device_id, permissions.can_manage_device)
     user = device.user
@@ -132,7 +132,7 @@ def revoke_device(device_id):
 
 
 @bp.get("/compounds")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def compounds():
     query = _in_scope(db.select(Compound).order_by(Compound.name), Compound)
     return render_template("admin/compounds.html",
@@ -140,7 +140,7 @@ def compounds():
 
 
 @bp.post("/compounds/<int:compound_id>/rotate")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def rotate(compound_id):
     compound = _managed_compound(compound_id)
     compound.rotate_token()
@@ -154,7 +154,7 @@ def rotate(compound_id):
 
 
 @bp.get("/compounds/<int:compound_id>/poster.pdf")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def poster(compound_id):
     compound = _managed_compound(compound_id)
     size = request.args.get("size", "A4") if request.args.get("size") in ("A4", "A5") else "A4"

@@ -78,7 +78,7 @@ def _page_values():
 # --- the hub ----------------------------------------------------------------------------
 
 @bp.get("/")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def index():
     teams = _managed_teams()
     counts = invite_cards.member_counts(teams)
@@ -90,13 +90,13 @@ def index():
 # --- import -----------------------------------------------------------------------------
 
 @bp.get("/import")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def import_page():
     return _import_page()
 
 
 @bp.get("/import/template.xlsx")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def template():
     from ..importer.template import template_bytes
     return Response(template_bytes(), mimetype=XLSX, headers={
@@ -104,7 +104,7 @@ def template():
 
 
 @bp.post("/import")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def upload():
     if not district_uploads.may_import(current_user):
         abort(403)
@@ -120,7 +120,7 @@ def upload():
 
 
 @bp.post("/import/<token>/confirm")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def confirm(token):
     try:
         applied = district_uploads.confirm(token, current_user)
@@ -166,7 +166,7 @@ def _new_compounds(record) -> list[Compound]:
 
 
 @bp.get("/import/<token>")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def done(token):
     record = _done_record(token)
     return render_template("district/done.html", record=record, token=token,
@@ -174,7 +174,7 @@ def done(token):
 
 
 @bp.get("/import/<token>/posters.pdf")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def posters(token):
     compounds = _new_compounds(_done_record(token))
     if not compounds:
@@ -198,7 +198,7 @@ def too_large(e):
 # --- invite cards -----------------------------------------------------------------------
 
 @bp.post("/teams/<int:team_id>/cards.pdf")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def team_cards(team_id):
     """New one-time sign-in cards for every volunteer of the team (their unused ones stop
     working): a POST, since it creates invites; the PDF is the answer."""

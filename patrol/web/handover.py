@@ -44,7 +44,7 @@ def _compound(compound_id) -> Compound:
 
 
 @bp.get("/handover")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def index():
     compounds = db.session.execute(
         db.select(Compound).where(community_filter(current_user, Compound),
@@ -63,7 +63,7 @@ def _page(compound, *, errors=(), values=None, status=200):
 
 
 @bp.route("/compounds/<int:compound_id>/handover", methods=["GET", "POST"])
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def compound(compound_id):
     compound = _compound(compound_id)
     if request.method == "GET":

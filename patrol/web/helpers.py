@@ -78,6 +78,22 @@ def authorise(can, obj, *args):
         abort(permissions.refusal_status(can))
 
 
+def chosen_community(prefer=()) -> int | None:
+    """The one community a page shows to staff and street staff: `?community=<id>` if the
+    user manages it (checked by permissions.can_manage_community, never trusted: another
+    one is 404), else the first of theirs (of `prefer`, when one of theirs is in it).
+    None for everyone else (admins: the page's own choice)."""
+    own = permissions.own_communities(current_user)
+    if not own:
+        return None
+    wanted = request.args.get("community", type=int)
+    if wanted is None:
+        return next((c for c in own if c in prefer), own[0])
+    if not permissions.can_manage_community(current_user, wanted):
+        abort(404)
+    return wanted
+
+
 def roles_required(*roles):
     """Coarse role gate; object-level checks stay in each view."""
     def decorator(view):

@@ -24,7 +24,7 @@ def home():
     role = current_user.role
     if role == Role.MANAGER:
         return redirect(url_for("lists.inbox"))
-    if role in (Role.STAFF, Role.ADMIN):
+    if role in (Role.STAFF, Role.STREET_STAFF, Role.ADMIN):
         return redirect(url_for("lists.overview"))
     if role == Role.COMMITTEE and current_user.compound_id is not None:
         return redirect(url_for("compounds.show", compound_id=current_user.compound_id))
@@ -107,7 +107,7 @@ def overview_conditions(f, now):
 
 
 @bp.get("/overview")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def overview():
     now = utcnow()
     f = overview_filters(request.args)

@@ -46,7 +46,7 @@ def _parse_owner(value: str, communities, companies):
 
 
 @bp.route("", methods=["GET", "POST"])
-@roles_required(Role.STAFF, Role.MANAGER, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.MANAGER, Role.ADMIN)
 def index():
     if not permissions.can_manage_endpoints(current_user):
         abort(403)  # staff without a community, a manager without a company
@@ -93,7 +93,7 @@ def _managed(endpoint_id) -> NotifyEndpoint:
 
 
 @bp.post("/<int:endpoint_id>/delete")
-@roles_required(Role.STAFF, Role.MANAGER, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.MANAGER, Role.ADMIN)
 def delete(endpoint_id):
     endpoint = _managed(endpoint_id)
     name = endpoint.name
@@ -104,7 +104,7 @@ def delete(endpoint_id):
 
 
 @bp.post("/<int:endpoint_id>/test")
-@roles_required(Role.STAFF, Role.MANAGER, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.MANAGER, Role.ADMIN)
 def test(endpoint_id):
     """Queue a test message; it is sent after this request, like every notification."""
     endpoint = _managed(endpoint_id)

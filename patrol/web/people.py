@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from .. import permissions
 from ..extensions import db
 from ..lifecycle import Role
 from ..models import Community, Company, Compound, Team, User, utcnow
@@ -28,7 +29,7 @@ ERRORS = {
     "missing": lambda: _("Please fill this in."),
     "role": lambda: _("Please choose one of the options."),
 }
-STAFF_OR_ADMIN = (Role.STAFF, Role.ADMIN)
+STAFF_OR_ADMIN = (Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 
 
 def _messages(exc) -> dict:
@@ -60,6 +61,9 @@ def _index(errors=None, values=None, status=200):
     me = current_user
     communities = (db.session.execute(db.select(Community).order_by(Community.name)).scalars().all()
                    if me.role == Role.ADMIN else [])
+    if me.role == Role.STREET_STAFF:  # teams go in one of their street's communities
+        communities = db.session.execute(db.select(Community).where(
+            Community.id.in_(permissions.own_communities(me))).order_by(Community.name)).scalars().all()
     compounds = _managed(Compound)
     company_ids = {c.company_id for c in compounds if c.company_id}
     companies = db.session.execute(db.select(Company).order_by(Company.name)).scalars().all()

@@ -14,7 +14,7 @@ from ..lifecycle import Role
 from ..models import Community, Company, Item, utcnow
 from ..services import escalation, ratings
 from ..services.pdf import render_pdf
-from .helpers import authorise, get_or_404, roles_required
+from .helpers import authorise, chosen_community, get_or_404, roles_required
 
 bp = Blueprint("ratings", __name__)
 
@@ -27,10 +27,11 @@ def _period(now) -> scoring.Period:
         return ratings.default_period(now, kind)
 
 
-def _community_scope() -> int | None:
-    """Staff: their own community. Admins: ?community=<id>, or the whole district."""
-    if current_user.role == Role.STAFF:
-        return current_user.community_id
+def _community_scope(prefer=()) -> int | None:
+    """Staff: their own community; street staff: one of their street's (?community=<id>,
+    helpers.chosen_community). Admins: ?community=<id>, or the whole district."""
+    if current_user.role in (Role.STAFF, Role.STREET_STAFF):
+        return chosen_community(prefer)
     if current_user.role == Role.ADMIN:
         community_id = request.args.get("community", type=int)
         if community_id and db.session.get(Community, community_id):
@@ -49,7 +50,7 @@ def _periods_nav(period: scoring.Period, now):
 
 
 @bp.get("/ratings")
-@roles_required(Role.STAFF, Role.ADMIN, Role.MANAGER)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN, Role.MANAGER)
 def index():
     if current_user.role == Role.MANAGER:
         if current_user.company_id is None:
@@ -66,6 +67,9 @@ def index():
     communities = []
     if current_user.role == Role.ADMIN:
         communities = db.session.execute(db.select(Community).order_by(Community.name)).scalars().all()
+    elif len(own := permissions.own_communities(current_user)) > 1:  # street staff: pick one
+        communities = db.session.execute(db.select(Community).where(Community.id.in_(own))
+                                         .order_by(Community.name)).scalars().all()
     return render_template("ratings/index.html", r=result, period=period,
                            nav=_periods_nav(period, now), community_id=community_id,
                            communities=communities, constants=scoring,
@@ -74,10 +78,11 @@ def index():
 
 def _scorecard_context(company_id):
     company = get_or_404(Company, company_id)
-    authorise(permissions.can_see_scorecard, company, ratings.community_ids_of(company.id))
+    works_in = ratings.community_ids_of(company.id)
+    authorise(permissions.can_see_scorecard, company, works_in)
     now = utcnow()
     period = _period(now)
-    community_id = _community_scope()
+    community_id = _community_scope(prefer=works_in)
     names = None
     if community_id is None:  # managers and district-wide admins: ranked among all companies
         names = ratings.companies_in(None)
@@ -95,13 +100,13 @@ def _scorecard_context(company_id):
 
 
 @bp.get("/ratings/companies/<int:company_id>")
-@roles_required(Role.STAFF, Role.ADMIN, Role.MANAGER)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN, Role.MANAGER)
 def scorecard(company_id):
     return render_template("ratings/scorecard.html", **_scorecard_context(company_id))
 
 
 @bp.get("/ratings/companies/<int:company_id>/scorecard.pdf")
-@roles_required(Role.STAFF, Role.ADMIN, Role.MANAGER)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN, Role.MANAGER)
 def scorecard_pdf(company_id):
     ctx = _scorecard_context(company_id)
     pdf = render_pdf("pdf/scorecard.html", **ctx)
@@ -111,7 +116,7 @@ def scorecard_pdf(company_id):
 
 
 @bp.get("/escalations")
-@roles_required(Role.STAFF, Role.ADMIN)
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def escalations():
     now = utcnow()
     cfg = current_app.config
