@@ -1,5 +1,6 @@
 """Display labels for codes, in the message catalogues (lazy: evaluated per request)."""
 from flask_babel import lazy_gettext as _l
+from .lifecycle import Role
 
 STATUS = {
     "reported": _l("Reported"),
@@ -26,12 +27,12 @@ ACTION = {
 }
 
 ROLE = {
-    "volunteer": _l("Volunteer"),
-    "manager": _l("Property manager"),
-    "staff": _l("Community staff"),
-    "street_staff": _l("Street staff"),
-    "committee": _l("Owners' committee"),
-    "admin": _l("Administrator"),
+    Role.VOLUNTEER.value: _l("Volunteer"),
+    Role.MANAGER.value: _l("Property manager"),
+    Role.STAFF.value: _l("Community staff"),
+    Role.STREET_STAFF.value: _l("Street staff"),
+    Role.COMMITTEE.value: _l("Owners' committee"),
+    Role.ADMIN.value: _l("Administrator"),
 }
 
 REASON = {

@@ -240,11 +240,6 @@ def test_role_values_are_never_literals():
                 names = {getattr(t, "id", None) for t in node.targets}
                 if "DEMO_USERS" in names:                                 # demo user names
                     skip.update(id(e.elts[0]) for e in node.value.elts)
-                if rel == "labels.py" and "ROLE" in names:
-                    # The role names shown to people, keyed by value; checked against the
-                    # enum below. (labels.py is another engineer's file: see the report of
-                    # the "one way to do each thing" change.)
-                    skip.update(id(k) for k in node.value.keys)
         found += [f"patrol/{rel}:{n.lineno}: {n.value!r}" for n in ast.walk(tree)
                   if isinstance(n, ast.Constant) and n.value in values and id(n) not in skip]
     assert not found, "use patrol.lifecycle.Role:\n" + "\n".join(found)
