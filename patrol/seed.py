@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from .extensions import db
 from .lifecycle import Action, Role
-from .models import Building, Community, Company, Compound, Photo, Team, User, utcnow
+from .models import Building, Community, Company, Compound, Photo, Street, Team, User, utcnow
 from .services import items as svc
 from .services.photo_store import save_upload
 from .display import hazard_form
@@ -56,7 +56,7 @@ def demo_photo(seed: int, size=(800, 600)) -> bytes:
 
 def seed_demo(now=None):
     now = now or utcnow()
-    community = Community(name="和平社区")
+    community = Community(name="和平社区", street=Street(name="和平街道"))
     companies = [Company(name="宏远物业服务有限公司", phone="0731-5555-1001"),
                  Company(name="安居物业管理有限公司", phone="0731-5555-2002")]
     compounds = [
@@ -82,11 +82,7 @@ def seed_demo(now=None):
         if kind == "community":
             user.community_id = community.id
         elif kind == "street":   # street staff (街道工作人员) of the community's street
-            if community.street is None:
-                from .models import places as place_models
-                community.street = place_models.Street(name="和平街道")
-                db.session.flush()
-            user.street_id = community.street.id
+            user.street_id = community.street_id
         elif kind == "company":
             user.company = companies[int(index)]
         elif kind == "compound":

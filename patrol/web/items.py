@@ -16,22 +16,17 @@ from ..i18n import current_lang
 from ..lifecycle import Action, Role, TransitionError
 from ..models import Compound, Item, utcnow
 from ..services import items as item_service
-from .helpers import authorise, hazard_form, load_or_404, parse_local
+from .helpers import authorise, form_for, hazard_form, load_or_404, parse_local
 from .sync import error_json, parse_device_at, wants_json
 
 bp = Blueprint("items", __name__)
-
-
-def made_with(item):
-    """The form definition (and version) the item was reported with."""
-    return current_app.extensions["patrol.forms"].for_item(item)
 
 
 @bp.app_template_global()
 def item_answers(item) -> list[tuple[str, str]]:
     """The item's extra answers as (label, text), labelled by the form version it was
     made with (the item page and the weekly list show them; autoescaped)."""
-    return made_with(item).answer_rows(item.answers, current_lang())
+    return form_for(item).answer_rows(item.answers, current_lang())
 
 
 def _float(name):
@@ -154,7 +149,7 @@ def _page(item, *, status=200, error=None, kept=(), values=None):
             db.select(Item).where(Item.compound_id == item.compound_id, Item.id != item.id,
                                   Item.status.in_([s.value for s in lifecycle.OPEN]))
             .order_by(Item.id.desc()).limit(50)).scalars().all()
-    form = made_with(item)
+    form = form_for(item)
     category = form.category(item.category)
     default_deadline = item_service.default_deadline(item, form, now)
     return render_template(
@@ -202,7 +197,7 @@ def act(item_id):
         client_uuid=_uuid(values.get("client_uuid")))
     try:
         given.device_at = parse_device_at(values)
-        item_service.act_once(item, action, current_user, utcnow(), given, form=made_with(item),
+        item_service.act_once(item, action, current_user, utcnow(), given, form=form_for(item),
                               window=current_app.config["VERIFY_WINDOW"])
     except item_service.ConflictError:
         db.session.rollback()
