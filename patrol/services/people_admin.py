@@ -133,7 +133,8 @@ def _compounds_of(community_id, compound_ids, errors):
     ids = {int(i) for i in compound_ids or ()}
     found = db.session.execute(
         db.select(Compound).where(Compound.id.in_(ids))).scalars().all() if ids else []
-    if len(found) != len(ids) or any(c.community_id != community_id for c in found):
+    if len(found) != len(ids) or any(c.community_id != community_id or c.archived_at is not None
+                                     for c in found):  # archived compounds: not in a team
         errors["compounds"] = "compounds"
     return sorted(found, key=lambda c: c.name)
 

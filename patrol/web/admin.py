@@ -134,7 +134,8 @@ def revoke_device(device_id):
 @bp.get("/compounds")
 @roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def compounds():
-    query = _in_scope(db.select(Compound).order_by(Compound.name), Compound)
+    query = _in_scope(db.select(Compound).where(Compound.archived_at.is_(None))
+                      .order_by(Compound.name), Compound)
     return render_template("admin/compounds.html",
                            compounds=db.session.execute(query).scalars().all())
 

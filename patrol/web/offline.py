@@ -99,6 +99,8 @@ def presence():
                                                      "again."))
     if not permissions.can_see_compound(current_user, compound):
         abort(403)
+    if compound.archived_at is not None:  # like /c/<token>: its poster may still hang
+        return error_json(410, "compound_archived", _("This compound is archived."))
     if not permissions.can_record_presence(current_user, compound):
         # The same rule as /c/<token>; answered in the outbox's shape, so the phone keeps
         # the record and shows why (it is not retried).
@@ -140,7 +142,8 @@ def pages():
         Presence.compound_id == Compound.id, Presence.user_id == current_user.id)
         .correlate(Compound).scalar_subquery())
     compounds = db.session.execute(
-        db.select(Compound).where(permissions.compound_filter(current_user, Compound))
+        db.select(Compound).where(permissions.compound_filter(current_user, Compound),
+                                  Compound.archived_at.is_(None))
         .order_by(team_first, last_scan.desc().nulls_last(), Compound.name)
         .limit(PRECACHE_COMPOUNDS)).scalars().all()
     items = db.session.execute(

@@ -70,7 +70,8 @@ def _index(errors=None, values=None, status=200):
     if me.role != Role.ADMIN:
         companies = [c for c in companies if c.id in company_ids]
     return render_template(
-        "people/index.html", teams=_managed(Team), compounds=compounds, companies=companies,
+        "people/index.html", teams=_managed(Team), companies=companies,
+        compounds=[c for c in compounds if c.archived_at is None],
         communities=communities,
         volunteers=db.session.execute(db.select(User).where(
             service.volunteer_filter(me, User)).order_by(User.display_name)).scalars().all(),
@@ -127,7 +128,8 @@ def team(team_id):
             flash(_("Changes saved."), "ok")
             return redirect(url_for("people.team", team_id=team.id))
     compounds = db.session.execute(db.select(Compound).where(
-        Compound.community_id == team.community_id).order_by(Compound.name)).scalars().all()
+        Compound.community_id == team.community_id, Compound.archived_at.is_(None))
+        .order_by(Compound.name)).scalars().all()
     return render_template("people/team.html", team=team, compounds=compounds,
                            errors=errors), (422 if errors else 200)
 

@@ -52,6 +52,8 @@ def _target(scope, ident):
     # even confirmed to exist.
     if target is None or not permissions.can_print_weekly(current_user, scope, target):
         abort(404)
+    if getattr(target, "archived_at", None) is not None:  # an archived compound: not offered
+        abort(404)
     return target
 
 
@@ -60,7 +62,8 @@ def printable_targets(user):
     return [(scope, target) for scope in ("community", "company", "compound")
             for target in db.session.execute(
                 db.select(SCOPES[scope]).where(permissions.print_filter(user, scope, SCOPES[scope]))
-                .order_by(SCOPES[scope].name)).scalars()]
+                .order_by(SCOPES[scope].name)).scalars()
+            if getattr(target, "archived_at", None) is None]
 
 
 @bp.get("/weekly")

@@ -34,7 +34,7 @@ CODES = frozenset({
     "resent_different",   # the form's key was already used for a different report
     "stale",              # someone changed the item since the phone loaded it
     # photos and scans
-    "no_photo", "photo_rejected", "unknown_compound", "scan_not_allowed",
+    "no_photo", "photo_rejected", "unknown_compound", "scan_not_allowed", "compound_archived",
 }) | frozenset(labels.TRANSITION_ERROR)   # lifecycle refusals: bad_state, device_time, …
 
 
