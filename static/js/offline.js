@@ -552,15 +552,17 @@
   // A scan opened from the kept copy of the page, without signal.
   var params = new URLSearchParams(location.search);
   var offlineScan = params.get("offline_scan");
+  var startup = Promise.resolve();  // what this page queues as it opens (tests wait on it)
   if (offlineScan && me) {  // a scan belongs to someone: never queue one for nobody
     var h1 = document.querySelector("h1");
-    queueScan(offlineScan, h1 ? h1.textContent : "").then(function () {
+    startup = queueScan(offlineScan, h1 ? h1.textContent : "").then(function () {
       params.delete("offline_scan");
       history.replaceState(null, "", location.pathname + (params.toString() ? "?" + params : ""));
       var note = document.getElementById("offline-scan");
       if (note) note.hidden = false;
     });
   }
+  window.PatrolQueue.started = function () { return startup; };
 
   if ("serviceWorker" in navigator && me) {
     navigator.serviceWorker.register("/sw.js").then(function () {

@@ -318,7 +318,8 @@ def test_a_shared_phone_keeps_each_persons_work_apart(live_server, world, phone,
     page.locator("#login-btn").tap()
     expect(page).to_have_url(url_re(live, "/overview"))
     page.goto("/compounds")
-    page.wait_for_timeout(1500)
+    page.wait_for_function("() => !!window.PatrolQueue")
+    page.evaluate("() => window.PatrolQueue.sync(true)")   # a whole run, as staff_a
     assert counts(live) == []                       # not sent as staff_a
     assert queue_size(page) == 1                    # still on the phone, for its owner
     expect(page.locator("#queue")).to_be_hidden()   # and not shown to someone else
@@ -481,5 +482,5 @@ def test_an_offline_scan_of_a_compound_whose_page_is_not_kept_queues_nothing(
     page.goto(compound_url(live.url, token_of(live, w.a1)))
     expect(page.locator("h1")).to_have_text("无信号")
     page.wait_for_function("() => !!window.PatrolQueue")
-    page.wait_for_timeout(300)
+    page.evaluate("() => window.PatrolQueue.started()")   # whatever the page queues on opening
     assert queue_size(page) == 0
