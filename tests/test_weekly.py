@@ -31,8 +31,9 @@ from tests.factories import jpeg_bytes
 from tests.pdftools import (distinct_shapes, embedded_fonts, glyph_shapes, qr_texts,
                              require_poppler, run, write_pdf)
 
-# Weeks, their bounds and 'this week' must hold at every awkward instant too.
-pytestmark = pytest.mark.date_sensitive
+# The tests that read "this week" from the clock also run at every awkward instant
+# (marked below); the others name their weeks.
+DATE_SENSITIVE = pytest.mark.date_sensitive
 
 BASE_URL = "http://patrol.test"          # tests/conftest.make_app
 TZ = "Asia/Shanghai"
@@ -485,6 +486,7 @@ def test_download_permissions(app, world, client, who, scope, target, status):
         assert resp.mimetype != "application/pdf"
 
 
+@DATE_SENSITIVE
 def test_download_bad_requests(app, world, client):
     assert _get(client, None, "compound", world.a1).status_code in (302, 401)
     sign_in(client, world.staff_a)
@@ -517,6 +519,7 @@ def test_manager_download_keeps_to_the_company(app, world, client, tmp_path):
     assert s.in_b1 in numbers and s.in_a2 not in numbers
 
 
+@DATE_SENSITIVE
 def test_pages_link_to_the_weekly_lists(app, world, client):
     sign_in(client, world.staff_a)
     page = client.get("/reports/weekly").get_data(as_text=True)
@@ -554,6 +557,7 @@ def test_pages_link_to_the_weekly_lists(app, world, client):
 
 # --- the batch command ----------------------------------------------------------------------
 
+@DATE_SENSITIVE
 def test_cli_batch_for_the_demo_community(app, tmp_path):
     from patrol.models import Item
     from patrol.seed import seed_demo
