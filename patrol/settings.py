@@ -164,14 +164,24 @@ class Settings(BaseSettings):
         }
 
 
+class _FromMapping(Settings):
+    """Settings from a given mapping only, never the process environment (tests, checks)."""
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: Any, env_settings: Any,
+            dotenv_settings: Any, file_secret_settings: Any) -> tuple[Any, ...]:
+        return (init_settings,)
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings from the environment (or `environ`); SettingsError names what is wrong."""
     try:
         if environ is None:
             return Settings()
         keys = {k[len(PREFIX):].lower(): v for k, v in environ.items() if k.startswith(PREFIX)}
-        return Settings.model_validate({k: v for k, v in keys.items()
-                                        if k in Settings.model_fields})
+        return _FromMapping.model_validate({k: v for k, v in keys.items()
+                                            if k in Settings.model_fields})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
