@@ -132,52 +132,46 @@ def index():
 @bp.post("/streets")
 @roles_required(Role.ADMIN)
 def create_street():
-    try:
-        street = places.create_street(current_user, request.form.get("name"), utcnow())
-    except places.PlacesInvalid as exc:
-        return _back_with(exc)
-    db.session.commit()
-    flash(_("Street %(name)s added.", name=street.name), "ok")
-    return redirect(url_for("places.index"))
+    return _index_after(lambda: places.create_street(current_user, request.form.get("name"),
+                                                     utcnow()),
+                        lambda street: _("Street %(name)s added.", name=street.name))
 
 
 @bp.post("/streets/<int:street_id>/rename")
 @roles_required(Role.STREET_STAFF, Role.ADMIN)
 def rename_street(street_id):
     street = _load(Street, street_id, _can_manage_street)
-    try:
-        places.rename_street(current_user, street, request.form.get("name"), utcnow())
-    except places.PlacesInvalid as exc:
-        return _back_with(exc)
-    db.session.commit()
-    flash(_("Saved."), "ok")
-    return redirect(url_for("places.index"))
+    return _index_after(lambda: places.rename_street(current_user, street,
+                                                     request.form.get("name"), utcnow()),
+                        lambda _result: _("Saved."))
 
 
 @bp.post("/streets/<int:street_id>/communities")
 @roles_required(Role.STREET_STAFF, Role.ADMIN)
 def create_community(street_id):
     street = _load(Street, street_id, _can_manage_street)
-    try:
-        community = places.create_community(current_user, street, request.form.get("name"),
-                                            utcnow())
-    except places.PlacesInvalid as exc:
-        return _back_with(exc)
-    db.session.commit()
-    flash(_("Community %(name)s added.", name=community.name), "ok")
-    return redirect(url_for("places.index"))
+    return _index_after(lambda: places.create_community(current_user, street,
+                                                        request.form.get("name"), utcnow()),
+                        lambda community: _("Community %(name)s added.", name=community.name))
 
 
 @bp.post("/communities/<int:community_id>/rename")
 @roles_required(Role.STREET_STAFF, Role.ADMIN)
 def rename_community(community_id):
     community = _load(Community, community_id, _can_manage_community)
+    return _index_after(lambda: places.rename_community(current_user, community,
+                                                        request.form.get("name"), utcnow()),
+                        lambda _result: _("Saved."))
+
+
+def _index_after(run, message):
+    """Run one places service; commit and say `message(result)`, or go back with why not."""
     try:
-        places.rename_community(current_user, community, request.form.get("name"), utcnow())
+        result = run()
     except places.PlacesInvalid as exc:
         return _back_with(exc)
     db.session.commit()
-    flash(_("Saved."), "ok")
+    flash(message(result), "ok")
     return redirect(url_for("places.index"))
 
 
