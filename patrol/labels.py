@@ -11,6 +11,7 @@ STATUS = {
     "rejected": _l("Rejected"),
     "merged": _l("Merged as duplicate"),
     "handed_over": _l("Closed: compound handed to another company"),
+    "answered": _l("Answered and closed"),
 }
 
 ACTION = {
@@ -24,6 +25,15 @@ ACTION = {
     "fix_on_spot": _l("Fixed on the spot"),
     "extend_deadline": _l("Extend the deadline"),
     "hand_over": _l("Property company changed"),
+    "route": _l("Route to another party"),
+    "dispute": _l("Dispute responsibility"),
+    "decide_dispute": _l("Keep with the responsible party"),
+    "answer": _l("Answer in writing"),
+    "approve_answer": _l("Approve the answer and close"),
+    "support": _l("Reported again (same problem)"),
+    "flag": _l("Flag for supervision"),
+    "unflag": _l("Lift the supervision flag"),
+    "comment": _l("Reply"),
 }
 
 ROLE = {
@@ -33,6 +43,7 @@ ROLE = {
     Role.STREET_STAFF.value: _l("Street staff"),
     Role.COMMITTEE.value: _l("Owners' committee"),
     Role.ADMIN.value: _l("Administrator"),
+    Role.DEPARTMENT.value: _l("Department"),
 }
 
 REASON = {
@@ -47,6 +58,19 @@ REASON = {
     "weather": _l("Weather"),
     "transferred": _l("Passed on to the new company"),
     "closed_at_handover": _l("Closed at the handover"),
+    "department_duty": _l("A department's duty"),
+    "company_duty": _l("The property company's duty"),
+    "dispute_upheld": _l("The dispute was upheld"),
+    "is_responsible": _l("It is this party's duty"),
+    "shared_duty": _l("A shared duty: this party leads"),
+    "slow": _l("Too slow"),
+    "repeated": _l("Keeps coming back"),
+    "safety": _l("A safety risk"),
+    "residents_complain": _l("Residents keep complaining"),
+    "not_this_compound": _l("Not in this compound"),
+    "private_matter": _l("A private matter between neighbours"),
+    "no_detail": _l("Not enough detail to act on"),
+    "abusive": _l("Abusive or advertising"),
 }
 
 FIELD_ERROR = {
@@ -79,6 +103,9 @@ TRANSITION_ERROR = {
     "deadline_not_later": _l("The new deadline must be later than the current one."),
     "unknown": _l("Unknown action."),
     "device_time": _l("The phone's clock looks wrong, or this was recorded too long ago."),
+    "not_disputed": _l("Nobody disputes this item."),
+    "already_flagged": _l("This item is already flagged for supervision."),
+    "not_flagged": _l("This item is not flagged."),
 }
 
 EVIDENCE = {
@@ -89,12 +116,17 @@ EVIDENCE = {
     "presence": _l("a recent scan of this compound's QR code (you must be on the spot)"),
     "target": _l("the item it duplicates (an open item of the same compound)"),
     "handover": _l("a handover of the compound to another company"),
+    "party": _l("the department or company it goes to"),
+    "answer": _l("a written answer on record"),
 }
 
 ESCALATION = {
     "overdue": _l("Overdue"),
     "ack_late": _l("Not acknowledged in time"),
     "due_soon": _l("Due soon"),
+    "lookback_late": _l("Fix waiting too long for its look-back"),
+    "flagged": _l("Flagged by the owners' committee (督办)"),
+    "disputed": _l("Responsibility disputed"),
 }
 
 LISTING = {
@@ -107,6 +139,12 @@ NOTIFY_EVENT = {
     "overdue": _l("Overdue"),
     "reopened": _l("Reopened after a failed check"),
     "daily": _l("Daily reminder"),
+    "fixed": _l("Fixed: waiting for the look-back"),
+    "comment": _l("Reply"),
+    "routed": _l("Routed to another party"),
+    "flagged": _l("Flagged for supervision"),
+    "disputed": _l("Responsibility disputed"),
+    "lookback_late": _l("Look-back overdue"),
     "test": _l("Test message"),
 }
 
@@ -131,4 +169,20 @@ TARGET_ERROR = {
     "bad_email": _l("Please enter a valid e-mail address."),
     "bad_kind": _l("Please choose one of the options."),
     "no_smtp": _l("E-mail is not set up on this server."),
+}
+
+DEPARTMENT_KIND = {
+    "water": _l("Water supply"),
+    "power": _l("Power supply"),
+    "lift": _l("Lift maintenance"),
+    "chengguan": _l("City management (城管)"),
+    "community": _l("The community itself"),
+    "other": _l("Other department"),
+}
+
+RESIDENT_STATUS = {
+    "pending": _l("Received, waiting to be looked at"),
+    "accepted": _l("Accepted: passed on to be fixed"),
+    "supported": _l("Added to a problem already being handled"),
+    "declined": _l("Not taken up"),
 }

@@ -33,13 +33,15 @@ class Status(str, enum.Enum):
     REJECTED = "rejected"
     MERGED = "merged"
     HANDED_OVER = "handed_over"     # closed when its compound went to another company
+    ANSWERED = "answered"           # 已解答: a demand answered in writing, not a fix
 
     @property
     def is_open(self) -> bool:
         return self not in CLOSED
 
 
-CLOSED = frozenset({Status.VERIFIED, Status.REJECTED, Status.MERGED, Status.HANDED_OVER})
+CLOSED = frozenset({Status.VERIFIED, Status.REJECTED, Status.MERGED, Status.HANDED_OVER,
+                    Status.ANSWERED})
 OPEN = frozenset(Status) - CLOSED
 # States in which the property company still owes work (deadline applies).
 OWED = frozenset({Status.REPORTED, Status.ACKNOWLEDGED, Status.REOPENED})
@@ -52,6 +54,7 @@ class Role(str, enum.Enum):
     STREET_STAFF = "street_staff"   # 街道工作人员: every community of their street
     COMMITTEE = "committee"
     ADMIN = "admin"
+    DEPARTMENT = "department"       # 部门: water, power, lifts, 城管, the community itself
 
 
 class Action(str, enum.Enum):
@@ -64,6 +67,15 @@ class Action(str, enum.Enum):
     FIX_ON_SPOT = "fix_on_spot"
     EXTEND_DEADLINE = "extend_deadline"
     HAND_OVER = "hand_over"      # the compound changed company (物业更换): services/handover.py
+    ROUTE = "route"              # staff give the item to a department, or back to the company
+    DISPUTE = "dispute"          # the responsible party says "不属于我们的职责"
+    DECIDE_DISPUTE = "decide_dispute"   # staff keep the item with its party (else: ROUTE)
+    ANSWER = "answer"            # a written answer (部门解答) to a demand that is not a fix
+    APPROVE_ANSWER = "approve_answer"   # staff accept the answer: closed as answered
+    SUPPORT = "support"          # another report of the same problem (N 人反映)
+    FLAG = "flag"                # the owners' committee asks for supervision (督办)
+    UNFLAG = "unflag"            # staff lift the flag (closing the item lifts it too)
+    COMMENT = "comment"          # a reply in the history; the status stays
 
 
 class Evidence(str, enum.Enum):
@@ -75,11 +87,16 @@ class Evidence(str, enum.Enum):
     PRESENCE = "presence"    # scanned this compound's QR within the window
     TARGET = "target"        # another item (merge)
     HANDOVER = "handover"    # a recorded change of company (only services/handover.py has it)
+    PARTY = "party"          # the department or company an item is routed to
+    ANSWER = "answer"        # a written answer on record (approve_answer)
 
 
 REOPEN_REASONS = ("not_fixed", "badly_fixed", "other")
 REJECT_REASONS = ("not_a_hazard", "not_our_compound", "other")
 EXTEND_REASONS = ("needs_materials", "needs_owners", "major_work", "weather", "other")
+ROUTE_REASONS = ("department_duty", "company_duty", "dispute_upheld", "other")
+DISPUTE_DECISIONS = ("is_responsible", "shared_duty", "other")
+FLAG_REASONS = ("slow", "repeated", "safety", "residents_complain", "other")
 
 
 @dataclass(frozen=True)
@@ -102,12 +119,13 @@ SAME = None  # target of a self-transition
 S, R, A, E = Status, Role, Action, Evidence
 
 # The one table. Admins deliberately cannot verify or fix: verification is a
-# field act, and fixing belongs to the property company.
+# field act, and fixing belongs to the responsible party: the property company, or
+# the department staff routed the item to (permissions.is_responsible says which).
 RULES: dict[Action, Rule] = {r.action: r for r in (
     _rule(A.ACKNOWLEDGE, {S.REPORTED, S.REOPENED}, S.ACKNOWLEDGED,
-          {R.MANAGER}, {E.DEADLINE}),
+          {R.MANAGER, R.DEPARTMENT}, {E.DEADLINE}),
     _rule(A.FIX, {S.ACKNOWLEDGED, S.REOPENED}, S.FIXED,
-          {R.MANAGER}, {E.NOTE, E.PHOTO}),
+          {R.MANAGER, R.DEPARTMENT}, {E.NOTE, E.PHOTO}),
     _rule(A.VERIFY, {S.FIXED}, S.VERIFIED,
           {R.VOLUNTEER, R.STAFF, R.STREET_STAFF}, {E.PHOTO, E.PRESENCE}),
     _rule(A.REOPEN, {S.FIXED}, S.REOPENED,
@@ -124,6 +142,26 @@ RULES: dict[Action, Rule] = {r.action: r for r in (
     # stays answerable for it (docs/scoring.md); a transfer gives the new one a new item.
     _rule(A.HAND_OVER, OPEN, S.HANDED_OVER,
           {R.STAFF, R.STREET_STAFF, R.ADMIN}, {E.HANDOVER}),
+    # Routing starts over: the new party acknowledges afresh, with a new deadline.
+    _rule(A.ROUTE, OWED, S.REPORTED,
+          {R.STAFF, R.STREET_STAFF, R.ADMIN}, {E.PARTY, E.REASON}),
+    _rule(A.DISPUTE, OWED, SAME,
+          {R.MANAGER, R.DEPARTMENT}, {E.NOTE}),
+    _rule(A.DECIDE_DISPUTE, OWED, SAME,
+          {R.STAFF, R.STREET_STAFF, R.ADMIN}, {E.REASON}),
+    _rule(A.ANSWER, OWED, SAME,
+          {R.DEPARTMENT, R.STAFF, R.STREET_STAFF}, {E.NOTE}),
+    _rule(A.APPROVE_ANSWER, OWED, S.ANSWERED,
+          {R.STAFF, R.STREET_STAFF, R.ADMIN}, {E.ANSWER}),
+    _rule(A.SUPPORT, OPEN, SAME,
+          {R.VOLUNTEER, R.STAFF, R.STREET_STAFF}),
+    _rule(A.FLAG, OPEN, SAME,
+          {R.COMMITTEE}, {E.REASON}),
+    _rule(A.UNFLAG, OPEN, SAME,
+          {R.STAFF, R.STREET_STAFF, R.ADMIN}),
+    # Every party may reply while the item is open; closed items stay final.
+    _rule(A.COMMENT, OPEN, SAME,
+          set(Role), {E.NOTE}),
 )}
 
 

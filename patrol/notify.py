@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-EVENTS = ("new_item", "overdue", "reopened", "daily")
+# "fixed": a fix waits for its look-back (a team's receiver); "comment", "routed",
+# "flagged", "disputed": the seed's chain around the fix (residents, departments, 督办).
+EVENTS = ("new_item", "overdue", "reopened", "daily", "fixed", "comment", "routed",
+          "flagged", "disputed", "lookback_late")
 KINDS = ("json", "wecom_markdown", "wecom_text", "email")
 WEBHOOK_KINDS = ("json", "wecom_markdown", "wecom_text")
 # WeCom's limits: markdown content 4096 bytes, text content 2048 bytes (UTF-8).

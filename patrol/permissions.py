@@ -28,6 +28,7 @@ EVERYTHING = "*"        # a role that is bound to nothing and reaches everything
 
 # The user's attributes that bind a role to a place.
 COMMUNITY, COMPANY, COMPOUND = "community_id", "company_id", "compound_id"
+DEPARTMENT = "department_id"    # department users (部门): the items routed to them
 # Street staff: the ids of their street's communities (a tuple, models.User); matched
 # against the same attribute of an object as COMMUNITY, as membership.
 STREET = "street_community_ids"
@@ -94,7 +95,7 @@ class Scope:
 # --- targets: where each kind of object keeps its community, company and compound ----
 
 ITEM = {COMMUNITY: "community_id", STREET: "community_id", COMPANY: "company_id",
-        COMPOUND: "compound_id"}
+        COMPOUND: "compound_id", DEPARTMENT: "department_id"}
 COMPOUND_ROW = {COMMUNITY: "community_id", STREET: "community_id", COMPANY: "company_id",
                 COMPOUND: "id"}
 COMMUNITY_ROW = {COMMUNITY: "id", STREET: "id"}
@@ -109,16 +110,30 @@ ENDPOINT = {COMMUNITY: "community_id", STREET: "community_id", COMPANY: "company
 # their compound, admins everything.
 # Street staff (街道工作人员) reach every community of their street, wherever community
 # staff reach theirs.
+# Department users see the items routed to their department, and nothing else.
 SEE = Scope({Role.VOLUNTEER: COMMUNITY, Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET,
-             Role.MANAGER: COMPANY, Role.COMMITTEE: COMPOUND, Role.ADMIN: EVERYTHING})
+             Role.MANAGER: COMPANY, Role.COMMITTEE: COMPOUND, Role.ADMIN: EVERYTHING,
+             Role.DEPARTMENT: DEPARTMENT})
 # A change of company (物业更换, services/handover.py) needs no rule of its own: a compound
 # is its current company's (Compound.company_id), an item the company's it was reported
 # for (Item.company_id), and the handover closes every item still open for the old
 # company. So from the date the old company's managers no longer see the compound and
 # keep reading their own past items, with nothing left to act on; the new company's see
 # the compound and its items from the date (tests/test_handover.py).
-# Committee members are read-only; everyone else acts where they can see.
+# Committee members only comment and flag (督办); everyone else acts where they can see
+# (what each role may do to an item is the lifecycle table's: lifecycle.RULES).
 ACT = SEE.without(Role.COMMITTEE)
+# Replies (comments): every party that sees the item.
+COMMENT = SEE
+# 督办: the owners' committee of the item's compound.
+SUPERVISE = SEE.only(Role.COMMITTEE)
+# The residents' triage queue: staff of the compound's community (street staff their
+# street's, admins all), and volunteer leaders (LEADER_TITLES) of the community.
+TRIAGE = Scope({Role.VOLUNTEER: COMMUNITY, Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET,
+                Role.ADMIN: EVERYTHING})
+LEADER_TITLES = ("片长", "组长")
+# Routing to a department, and deciding disputes: staff (and admins).
+ROUTE = Scope({Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET, Role.ADMIN: EVERYTHING})
 # Volunteers and staff walk the compounds: report, record gate scans, check on the spot.
 PATROL = SEE.only(Role.VOLUNTEER, Role.STAFF, Role.STREET_STAFF)
 # Staff manage their community's volunteers, teams, QR codes and posters; admins all.
@@ -138,6 +153,50 @@ RATINGS_LIST = Scope({Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET, Role.ADM
 # community; admins every one.
 SCORECARD = Scope({Role.MANAGER: COMPANY, Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET,
                    Role.ADMIN: EVERYTHING})
+
+
+def _triage_role(user) -> bool:
+    """Volunteers triage only as leaders (片长/组长)."""
+    return Role(user.role) != Role.VOLUNTEER or (user.title or "") in LEADER_TITLES
+
+
+def can_triage(user, report) -> bool:
+    """A resident's report (anything with `community_id`): accept, support, decline, and
+    read its personal data (the call-back phone)."""
+    return _triage_role(user) and TRIAGE.allows(user, report, IN_COMMUNITY)
+
+
+def triage_filter(user, Model):
+    return TRIAGE.where(user, Model, IN_COMMUNITY) if _triage_role(user) else false()
+
+
+def can_comment(user, item) -> bool:
+    return COMMENT.allows(user, item, ITEM)
+
+
+def can_supervise(user, item) -> bool:
+    """督办 and the monthly rating: committee members of the item's compound."""
+    return SUPERVISE.allows(user, item, ITEM)
+
+
+def can_route(user, item) -> bool:
+    return ROUTE.allows(user, item, ITEM)
+
+
+# The actions only the item's responsible party takes: its company's managers, or, once
+# routed to a department, that department's users (a company's managers still see an
+# item routed away from them, but no longer owe it anything).
+RESPONSIBLE_ACTIONS = frozenset({"acknowledge", "fix", "dispute"})
+
+
+def is_responsible(user, item) -> bool:
+    role = Role(user.role)
+    if role == Role.MANAGER:
+        return item.department_id is None and user.company_id is not None \
+            and item.company_id == user.company_id
+    if role == Role.DEPARTMENT:
+        return user.department_id is not None and item.department_id == user.department_id
+    return False
 
 
 def binding_of(role) -> str | None:
@@ -324,7 +383,7 @@ def endpoint_owner_filter(user, kind: str, Model):
 # See docs/security.md, "403 or 404".
 FORBIDDEN_WHEN_REFUSED = frozenset({
     can_see_item, can_act_on_item, can_see_compound, can_report, can_record_presence,
-    can_see_scorecard,
+    can_see_scorecard, can_comment, can_supervise, can_route,
 })
 
 

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
                                       "this long: on the staff's escalation list")
     rating_min_items: int = Field(5, ge=1, description="Fewer items than this in a period: "
                                   "\"insufficient data\" (docs/scoring.md)")
+    lookback_escalate_days: float = Field(3, gt=0, description="A fix waiting this long "
+                                          "for its on-the-spot check (回头看): on the staff's "
+                                          "escalation list")
+    resident_rate_limit: str = Field("60 per 10 minutes", description="Resident reports "
+                                     "per address (generous: a compound's shared Wi-Fi)")
+    resident_device_limit: int = Field(5, ge=1, description="Resident reports per device "
+                                       "and compound a day; more collapse into the last one")
     max_photos: int = Field(4, ge=1, description="Photos per item")
     max_photo_mb: int = Field(15, ge=1, description="Largest photo, in MB")
     max_upload_mb: int = Field(40, ge=1, description="Largest request, in MB")
@@ -138,6 +145,9 @@ class Settings(BaseSettings):
             "DUE_SOON": timedelta(hours=self.due_soon_hours),
             "ACK_ESCALATE": timedelta(hours=self.ack_escalate_hours),
             "RATING_MIN_ITEMS": self.rating_min_items,
+            "LOOKBACK_ESCALATE": timedelta(days=self.lookback_escalate_days),
+            "RESIDENT_RATE_LIMIT": self.resident_rate_limit,
+            "RESIDENT_DEVICE_LIMIT": self.resident_device_limit,
             "MAX_PHOTOS": self.max_photos,
             "MAX_PHOTO_BYTES": self.max_photo_mb * 1024 * 1024,
             "MAX_CONTENT_LENGTH": self.max_upload_mb * 1024 * 1024,

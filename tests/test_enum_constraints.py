@@ -13,7 +13,9 @@ from patrol import notify
 from patrol.extensions import db
 from patrol.lifecycle import Action, Role, Status
 from patrol.models import Delivery, Item, ItemEvent, NotifyEndpoint, Photo, User
-from patrol.models.items import PHOTO_KINDS
+from patrol.models.items import ITEM_SOURCES, PHOTO_KINDS
+from patrol.models.workflow import (DECLINE_REASONS, DEPARTMENT_KINDS, RESIDENT_STATUSES,
+                                    Department, ResidentReport)
 from tests.test_migrations import ENGINES, empty_app  # noqa: F401  (fixture)
 
 # (model, constraint, the values it must allow: exactly the enum's)
@@ -26,6 +28,10 @@ ENUM_CHECKS = [
     (Photo, "ck_photo_kind", set(PHOTO_KINDS)),
     (NotifyEndpoint, "ck_notify_endpoint_kind", set(notify.KINDS)),
     (Delivery, "ck_delivery_status", {"pending", "sent", "failed"}),
+    (Item, "ck_item_source", set(ITEM_SOURCES)),
+    (Department, "ck_department_kind", set(DEPARTMENT_KINDS)),
+    (ResidentReport, "ck_resident_report_status", set(RESIDENT_STATUSES)),
+    (ResidentReport, "ck_resident_report_decline_reason", set(DECLINE_REASONS)),
 ]
 
 

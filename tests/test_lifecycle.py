@@ -12,9 +12,13 @@ S, A, R, E = Status, Action, Role, Evidence
 
 # Written out by hand from the issue, independently of lifecycle.RULES:
 # action: (from-states, roles, to-state, evidence needed); to-state None = stays the same
+OWED_ = {S.REPORTED, S.ACKNOWLEDGED, S.REOPENED}
+OPEN_ = {S.REPORTED, S.ACKNOWLEDGED, S.FIXED, S.REOPENED}
 EXPECTED = {
-    A.ACKNOWLEDGE: ({S.REPORTED, S.REOPENED}, {R.MANAGER}, S.ACKNOWLEDGED, {E.DEADLINE}),
-    A.FIX: ({S.ACKNOWLEDGED, S.REOPENED}, {R.MANAGER}, S.FIXED, {E.NOTE, E.PHOTO}),
+    # The responsible party: the company's managers, or the department it was routed to.
+    A.ACKNOWLEDGE: ({S.REPORTED, S.REOPENED}, {R.MANAGER, R.DEPARTMENT}, S.ACKNOWLEDGED,
+                    {E.DEADLINE}),
+    A.FIX: ({S.ACKNOWLEDGED, S.REOPENED}, {R.MANAGER, R.DEPARTMENT}, S.FIXED, {E.NOTE, E.PHOTO}),
     A.VERIFY: ({S.FIXED}, {R.VOLUNTEER, R.STAFF, R.STREET_STAFF}, S.VERIFIED, {E.PHOTO, E.PRESENCE}),
     A.REOPEN: ({S.FIXED}, {R.VOLUNTEER, R.STAFF, R.STREET_STAFF}, S.REOPENED,
                {E.REASON, E.PHOTO, E.PRESENCE}),
@@ -28,6 +32,21 @@ EXPECTED = {
     # 物业更换: every open item, by staff or admins, only with a recorded handover.
     A.HAND_OVER: ({S.REPORTED, S.ACKNOWLEDGED, S.FIXED, S.REOPENED}, {R.STAFF, R.STREET_STAFF, R.ADMIN},
                   S.HANDED_OVER, {E.HANDOVER}),
+    # Issue 12, the seed's chain. Routing gives the item to a department (or back to the
+    # company): the new party acknowledges afresh.
+    A.ROUTE: (OWED_, {R.STAFF, R.STREET_STAFF, R.ADMIN}, S.REPORTED, {E.PARTY, E.REASON}),
+    A.DISPUTE: (OWED_, {R.MANAGER, R.DEPARTMENT}, None, {E.NOTE}),
+    A.DECIDE_DISPUTE: (OWED_, {R.STAFF, R.STREET_STAFF, R.ADMIN}, None, {E.REASON}),
+    # A department or staff answer in writing; staff approval closes it as answered.
+    A.ANSWER: (OWED_, {R.DEPARTMENT, R.STAFF, R.STREET_STAFF}, None, {E.NOTE}),
+    A.APPROVE_ANSWER: (OWED_, {R.STAFF, R.STREET_STAFF, R.ADMIN}, S.ANSWERED, {E.ANSWER}),
+    # Supporting reports come from those who walk the compounds (and staff's triage).
+    A.SUPPORT: (OPEN_, {R.VOLUNTEER, R.STAFF, R.STREET_STAFF}, None, set()),
+    # 督办: the committee flags, staff lift it.
+    A.FLAG: (OPEN_, {R.COMMITTEE}, None, {E.REASON}),
+    A.UNFLAG: (OPEN_, {R.STAFF, R.STREET_STAFF, R.ADMIN}, None, set()),
+    # Every party replies while the item is open.
+    A.COMMENT: (OPEN_, set(Role), None, {E.NOTE}),
 }
 ALL_EVIDENCE = frozenset(Evidence)
 
@@ -60,14 +79,17 @@ def test_each_piece_of_evidence_is_required(action):
 
 
 def test_closed_states_are_final():
-    for status in (S.VERIFIED, S.REJECTED, S.MERGED, S.HANDED_OVER):
+    for status in (S.VERIFIED, S.REJECTED, S.MERGED, S.HANDED_OVER, S.ANSWERED):
         for role in Role:
             assert allowed_actions(status, role) == []
 
 
-def test_committee_is_read_only():
+def test_committee_only_supervises():
+    """The owners' committee changes nothing about an item's state: it replies and flags."""
     for status in Status:
-        assert allowed_actions(status, R.COMMITTEE) == []
+        assert set(allowed_actions(status, R.COMMITTEE)) <= {A.COMMENT, A.FLAG}
+        for action in allowed_actions(status, R.COMMITTEE):
+            assert transition(status, action, R.COMMITTEE, ALL_EVIDENCE).target == status
 
 
 def test_unknown_values_are_refused():

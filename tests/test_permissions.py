@@ -285,7 +285,9 @@ def test_refusals_follow_one_rule(app, setup):
     # The rule's table: the browsable map says 403, everything else 404.
     assert {c.__name__ for c in permissions.FORBIDDEN_WHEN_REFUSED} == {
         "can_see_item", "can_act_on_item", "can_see_compound", "can_report",
-        "can_record_presence", "can_see_scorecard"}
+        "can_record_presence", "can_see_scorecard",
+        # item checks of the seed's chain (issue 12): on items, so the same map
+        "can_comment", "can_supervise", "can_route"}
     for check in (permissions.can_see_photo, permissions.can_manage_volunteer,
                   permissions.can_manage_compound, permissions.can_manage_device,
                   permissions.can_manage_endpoint, permissions.can_print_weekly):

@@ -6,3 +6,4 @@ from .items import Item, ItemEvent, Photo, Presence  # noqa: F401
 from .notify import NotifyEndpoint, Delivery  # noqa: F401
 from .audit import AuditEntry  # noqa: F401
 from .contracts import Contract  # noqa: F401
+from .workflow import Department, ResidentReport, CommitteeRating  # noqa: F401

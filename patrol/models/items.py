@@ -12,6 +12,7 @@ from .base import utcnow
 PHOTO_KINDS = ("before", "after", "check")
 # An item's history starts with its report; every later entry is a lifecycle action.
 EVENT_ACTIONS = ("report", *(a.value for a in Action))
+ITEM_SOURCES = ("patrol", "resident")
 
 
 def _one_of(column: str, values) -> str:
@@ -38,6 +39,7 @@ class Item(db.Model):
         Index("ix_item_company_status", "company_id", "status", "deadline"),
         Index("ix_item_status_deadline", "status", "deadline"),
         Index("ix_item_created", "created_at"),
+        CheckConstraint(_one_of("source", ITEM_SOURCES), name="ck_item_source"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     compound_id: Mapped[int] = mapped_column(ForeignKey("compound.id"))
@@ -45,6 +47,8 @@ class Item(db.Model):
     # answerable even if the compound later changes hands.
     community_id: Mapped[int] = mapped_column(ForeignKey("community.id"))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"))
+    # Routed to a department (部门): it, not the company, is then the responsible party.
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id"))
     unit: Mapped[str | None] = mapped_column(String(20))
     floor: Mapped[str | None] = mapped_column(String(20))
@@ -57,6 +61,16 @@ class Item(db.Model):
     deadline: Mapped[datetime | None]
     fixed_on_spot: Mapped[bool] = mapped_column(default=False)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("item.id"))
+    # Where the report came from: a patrol (volunteer or staff), or a resident's report
+    # accepted in triage (the reporter is then the one who accepted it).
+    source: Mapped[str] = mapped_column(String(12), default="patrol")
+    # Supporting reports (同一个问题): "N 人反映" is support_count + 1.
+    support_count: Mapped[int] = mapped_column(default=0)
+    # 督办 by the owners' committee; lifted by staff or by closing.
+    flagged_at: Mapped[datetime | None]
+    flag_reason: Mapped[str | None] = mapped_column(String(40))
+    # The responsible party disputes the item (不属于职责) until staff decide.
+    disputed_at: Mapped[datetime | None]
     reporter_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     client_uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -71,6 +85,7 @@ class Item(db.Model):
 
     compound = relationship("Compound")
     company = relationship("Company")
+    department = relationship("Department")
     building = relationship("Building")
     reporter = relationship("User")
     merged_into = relationship("Item", remote_side=[id])
@@ -136,7 +151,10 @@ class Photo(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int | None] = mapped_column(ForeignKey("item.id"), index=True)
     event_id: Mapped[int | None] = mapped_column(ForeignKey("item_event.id"), index=True)
-    uploader_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    # None for a resident's photo (no account): it belongs to its resident_report.
+    uploader_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    resident_report_id: Mapped[int | None] = mapped_column(ForeignKey("resident_report.id"),
+                                                           index=True)
     kind: Mapped[str] = mapped_column(String(10), default="before")
     key: Mapped[str] = mapped_column(String(80), index=True)   # full-size file
     thumb_key: Mapped[str] = mapped_column(String(80))         # ~320 px thumbnail

@@ -13,14 +13,21 @@ DELIVERY_STATUSES = ("pending", "sent", "failed")
 _DELIVERY_STATUS_CHECK = "status in ({})".format(",".join(f"'{s}'" for s in DELIVERY_STATUSES))
 
 
+# Exactly one owner per receiver.
+ENDPOINT_OWNERS = ("community_id", "company_id", "team_id", "department_id", "compound_id")
+ENDPOINT_OWNER_CHECK = " + ".join(f"(CASE WHEN {c} IS NULL THEN 0 ELSE 1 END)"
+                                  for c in ENDPOINT_OWNERS) + " = 1"
+
+
 class NotifyEndpoint(db.Model):
     """Where notifications go: a webhook URL or an e-mail address, owned by exactly one
-    community (staff) or one property company (its managers)."""
+    community (staff), property company (its managers), patrol team (its group robot:
+    fixes waiting for the look-back), department (its inbox) or compound (its owners'
+    committee)."""
     __tablename__ = "notify_endpoint"
     __table_args__ = (
         CheckConstraint(_KIND_CHECK, name="ck_notify_endpoint_kind"),
-        CheckConstraint("(community_id IS NULL) <> (company_id IS NULL)",
-                        name="ck_notify_endpoint_owner"),
+        CheckConstraint(ENDPOINT_OWNER_CHECK, name="ck_notify_endpoint_owner"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(60))
@@ -32,11 +39,17 @@ class NotifyEndpoint(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     community_id: Mapped[int | None] = mapped_column(ForeignKey("community.id"), index=True)
     company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
+    compound_id: Mapped[int | None] = mapped_column(ForeignKey("compound.id"), index=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     community = relationship("Community")
     company = relationship("Company")
+    team = relationship("Team")
+    department = relationship("Department")
+    compound = relationship("Compound")
     deliveries = relationship("Delivery", back_populates="endpoint",
                               cascade="all, delete-orphan", passive_deletes=True)
 

@@ -41,6 +41,7 @@ class User(UserMixin, db.Model):
     company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"), index=True)
     compound_id: Mapped[int | None] = mapped_column(ForeignKey("compound.id"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     community = relationship("Community")
@@ -48,6 +49,7 @@ class User(UserMixin, db.Model):
     company = relationship("Company")
     compound = relationship("Compound")
     team = relationship("Team", back_populates="members")
+    department = relationship("Department")
     devices = relationship("Device", back_populates="user", order_by="Device.id.desc()")
 
     # Set by the login loader: which credential this request signed in with.

@@ -19,10 +19,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from ..extensions import db
 from ..formdefs.store import ITEM_COLUMNS
 from ..formdefs.submission import validate_submission
-from ..lifecycle import (Action, Evidence, Role, Status, TransitionError, EXTEND_REASONS,
+from ..lifecycle import (CLOSED, DISPUTE_DECISIONS, FLAG_REASONS, ROUTE_REASONS, Action,
+                         Evidence, Role, Status, TransitionError, EXTEND_REASONS,
                          REJECT_REASONS, REOPEN_REASONS, check_extension, clamp_deadline,
                          presence_valid, transition)
-from ..models import Item, ItemEvent, Photo, Presence
+from ..models import Department, Item, ItemEvent, Photo, Presence
 from .. import permissions
 from . import notify
 from .photo_store import save_upload
@@ -47,6 +48,37 @@ class ActionInput:
     rating: int | None = None
     device_at: datetime | None = None           # when it was done, if queued offline
     client_uuid: str | None = None              # idempotency key of the form
+    department_id: int | None = None            # route: to this department …
+    to_company: bool = False                    # … or back to the property company
+    data: dict = field(default_factory=dict)    # extra history data (a triage's report id)
+
+
+# The coded reasons each action takes (its Evidence.REASON).
+REASONS = {Action.REOPEN: REOPEN_REASONS, Action.REJECT: REJECT_REASONS,
+           Action.EXTEND_DEADLINE: EXTEND_REASONS, Action.ROUTE: ROUTE_REASONS,
+           Action.DECIDE_DISPUTE: DISPUTE_DECISIONS, Action.FLAG: FLAG_REASONS}
+# Actions the parties around an item hear of (services/notify.py; receivers choose).
+ACTION_EVENTS = {Action.FIX: "fixed", Action.COMMENT: "comment", Action.ROUTE: "routed",
+                 Action.FLAG: "flagged", Action.DISPUTE: "disputed"}
+# Who may take an action on this item: the lifecycle table says which roles; this says
+# which object check (the committee is outside ACT, yet replies and flags).
+OBJECT_CHECK = {Action.COMMENT: permissions.can_comment, Action.FLAG: permissions.can_supervise,
+                Action.ROUTE: permissions.can_route,
+                Action.DECIDE_DISPUTE: permissions.can_route}
+
+
+def department_in_reach(department: Department | None, item: Item) -> bool:
+    """A department may take items of its community (the community itself), of its
+    street's communities, or of anywhere (bound to neither)."""
+    if department is None or not department.active:
+        return False
+    if department.community_id is not None:
+        return department.community_id == item.community_id
+    if department.street_id is not None:
+        from ..models import Community
+        community = db.session.get(Community, item.community_id)
+        return community is not None and community.street_id == department.street_id
+    return True
 
 
 def latest_presence(user, compound_id, now, window) -> Presence | None:
@@ -200,8 +232,12 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
     the item changed since the actor looked at it.
     """
     action = Action(action)
-    if not permissions.can_act_on_item(actor, item):
+    if not OBJECT_CHECK.get(action, permissions.can_act_on_item)(actor, item):
         raise TransitionError("forbidden_object", "not your item")
+    if (action.value in permissions.RESPONSIBLE_ACTIONS
+            and Role(actor.role) in (Role.MANAGER, Role.DEPARTMENT)
+            and not permissions.is_responsible(actor, item)):
+        raise TransitionError("forbidden_object", "not the responsible party")
     earlier = find_repeated(given.client_uuid, item=item, actor=actor, action=action)
     if earlier:
         return earlier
@@ -215,12 +251,29 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
         evidence.add(Evidence.NOTE)
     if given.photos:
         evidence.add(Evidence.PHOTO)
-    if action == Action.REOPEN and given.reason in REOPEN_REASONS:
+    if given.reason and given.reason in REASONS.get(action, ()):
         evidence.add(Evidence.REASON)
-    if action == Action.REJECT and given.reason in REJECT_REASONS:
-        evidence.add(Evidence.REASON)
-    if action == Action.EXTEND_DEADLINE and given.reason in EXTEND_REASONS:
-        evidence.add(Evidence.REASON)
+    data.update(given.data)
+    department = None
+    if action == Action.ROUTE:
+        if given.department_id is not None:
+            department = db.session.get(Department, given.department_id)
+            if (department is not None and department_in_reach(department, item)
+                    and department.id != item.department_id):
+                evidence.add(Evidence.PARTY)
+                data["department_id"] = department.id
+        elif given.to_company and item.department_id is not None and item.company_id:
+            evidence.add(Evidence.PARTY)
+            data["company_id"] = item.company_id
+    if action == Action.APPROVE_ANSWER and any(e.action == Action.ANSWER.value
+                                               for e in item.events):
+        evidence.add(Evidence.ANSWER)
+    if action == Action.DECIDE_DISPUTE and item.disputed_at is None:
+        raise TransitionError("not_disputed", "nothing to decide")
+    if action == Action.FLAG and item.flagged_at is not None:
+        raise TransitionError("already_flagged", "flagged already")
+    if action == Action.UNFLAG and item.flagged_at is None:
+        raise TransitionError("not_flagged", "not flagged")
     if action in (Action.VERIFY, Action.REOPEN, Action.FIX_ON_SPOT):
         presence = on_the_spot(actor, item.compound_id, now=now, device_at=given.device_at,
                                window=window)
@@ -276,13 +329,36 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
     elif action == Action.MERGE:
         assert target is not None           # transition() required Evidence.TARGET
         item.merged_into_id = target.id
+        # The merged item's reports support the one kept (N 人反映 moves with them).
+        target.support_count += item.support_count + 1
+        target.updated_at = now
+    elif action == Action.ROUTE:
+        # The new party starts afresh: its own acknowledgement, the category's deadline.
+        item.department_id = department.id if department else None
+        item.disputed_at = None
+        item.acknowledged_at = None
+        category = form.category(item.category) if form else None
+        item.deadline = now + timedelta(hours=category["deadline_hours"] if category else 72)
+        data["deadline"] = item.deadline.isoformat(timespec="seconds")
+    elif action == Action.DISPUTE:
+        item.disputed_at = now
+    elif action == Action.DECIDE_DISPUTE:
+        item.disputed_at = None
+    elif action == Action.SUPPORT:
+        item.support_count += 1
+    elif action == Action.FLAG:
+        item.flagged_at, item.flag_reason = now, given.reason
+    elif action == Action.UNFLAG:
+        item.flagged_at, item.flag_reason = None, None
     if action == Action.FIX_ON_SPOT:
         item.fixed_on_spot = True
         item.fixed_at = now
-    if outcome.target in (Status.VERIFIED, Status.REJECTED, Status.MERGED):
+    if outcome.target in CLOSED and outcome.source not in CLOSED:
         item.closed_at = now
+        # Closing lifts the committee's flag and ends a dispute.
+        item.flagged_at = item.flag_reason = item.disputed_at = None
     for photo in given.photos:
-        photo.kind = "check" if action == Action.REOPEN else "after"
+        photo.kind = {Action.REOPEN: "check", Action.SUPPORT: "before"}.get(action, "after")
     try:
         ev = _event(item, actor, now, action.value, outcome.source.value, outcome.target.value,
                     note=(given.note or "").strip() or None, reason=given.reason,
@@ -292,6 +368,8 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
         raise ConflictError() from None
     if action == Action.REOPEN:
         notify.notify_reopened(item, ev, now)
+    elif action in ACTION_EVENTS:
+        notify.notify_action(ACTION_EVENTS[action], item, ev, now)
     return ev
 
 

@@ -49,19 +49,32 @@ KICK_KEY = "patrol.notify.kick"
 
 # --- queueing --------------------------------------------------------------------
 
-def endpoints_for(event: str, *, community_id=None, company_id=None) -> list[NotifyEndpoint]:
-    """Active endpoints of this community or this company that subscribe to `event`."""
+def endpoints_for(event: str, *, community_id=None, company_id=None, department_id=None,
+                  compound_id=None, team_ids=()) -> list[NotifyEndpoint]:
+    """Active endpoints of these owners that subscribe to `event`: the community's, the
+    company's, the department's, the compound's (its owners' committee) and its teams'."""
     owners = []
-    if community_id is not None:
-        owners.append(NotifyEndpoint.community_id == community_id)
-    if company_id is not None:
-        owners.append(NotifyEndpoint.company_id == company_id)
+    for column, value in ((NotifyEndpoint.community_id, community_id),
+                          (NotifyEndpoint.company_id, company_id),
+                          (NotifyEndpoint.department_id, department_id),
+                          (NotifyEndpoint.compound_id, compound_id)):
+        if value is not None:
+            owners.append(column == value)
+    if team_ids:
+        owners.append(NotifyEndpoint.team_id.in_(list(team_ids)))
     if not owners:
         return []
     endpoints = db.session.execute(
         db.select(NotifyEndpoint).where(NotifyEndpoint.active.is_(True), or_(*owners))
         .order_by(NotifyEndpoint.id)).scalars().all()
     return [e for e in endpoints if event in (e.events or ())]
+
+
+def compound_team_ids(compound_id: int) -> list[int]:
+    """The patrol teams assigned to a compound (their group robots hear of its fixes)."""
+    from ..models import TeamCompound
+    return list(db.session.scalars(db.select(TeamCompound.team_id).where(
+        TeamCompound.compound_id == compound_id)))
 
 
 def enqueue(endpoint, event, payload, *, now, dedupe_key, item_id=None, kick=True):
@@ -83,8 +96,11 @@ def enqueue(endpoint, event, payload, *, now, dedupe_key, item_id=None, kick=Tru
 
 def notify_item(event: str, item: Item, now: datetime, *, key_suffix="", extra_lines=(),
                 kick=True) -> list[Delivery]:
-    """Queue `event` about `item` for its community's and its company's endpoints."""
-    endpoints = endpoints_for(event, community_id=item.community_id, company_id=item.company_id)
+    """Queue `event` about `item` for every party's endpoints that subscribe to it: its
+    community's, company's, department's, compound's (committee) and teams'."""
+    endpoints = endpoints_for(event, community_id=item.community_id, company_id=item.company_id,
+                              department_id=item.department_id, compound_id=item.compound_id,
+                              team_ids=compound_team_ids(item.compound_id))
     if not endpoints:
         return []
     payload = item_payload(event, item, now, extra_lines=extra_lines)
@@ -92,6 +108,20 @@ def notify_item(event: str, item: Item, now: datetime, *, key_suffix="", extra_l
     queued = [enqueue(e, event, payload, now=now, dedupe_key=key, item_id=item.id, kick=kick)
               for e in endpoints]
     return [d for d in queued if d is not None]
+
+
+def notify_action(event: str, item: Item, ev, now: datetime) -> list[Delivery]:
+    """A lifecycle action that others should hear of (services/items.ACTION_EVENTS),
+    with its note or reason as the message's last line."""
+    from .. import labels
+    lines = []
+    with _zh():
+        if ev.reason:
+            lines.append(_("Reason: %(reason)s", reason=str(labels.REASON.get(ev.reason,
+                                                                               ev.reason))))
+        if ev.note:
+            lines.append(ev.note[:300])
+    return notify_item(event, item, now, key_suffix=str(ev.id), extra_lines=lines)
 
 
 def notify_reopened(item: Item, ev, now: datetime) -> list[Delivery]:
