@@ -174,11 +174,12 @@ def show(item_id):
 @login_required
 def act(item_id):
     item = _item_for(item_id)
-    authorise(permissions.can_act_on_item, item)
     try:
         action = Action(request.form.get("action", ""))
     except ValueError:
         abort(400)
+    # The committee replies and flags without acting otherwise: each action's own check.
+    authorise(item_service.OBJECT_CHECK.get(action, permissions.can_act_on_item), item)
     if action == Action.FIX_ON_SPOT:
         abort(400)  # only while reporting: it closes the reporter's own new item
     photos, refused = item_service.store_photos(_photo_send("photos"), uploader=current_user,
@@ -194,7 +195,9 @@ def act(item_id):
         deadline=parse_local(values.get("deadline")),
         target_id=request.form.get("target_id", type=int), photos=photos,
         version=request.form.get("version", type=int), rating=request.form.get("rating", type=int),
-        client_uuid=_uuid(values.get("client_uuid")))
+        client_uuid=_uuid(values.get("client_uuid")),
+        department_id=request.form.get("department_id", type=int),
+        to_company=values.get("to_company") == "1")
     try:
         given.device_at = parse_device_at(values)
         item_service.act_once(item, action, current_user, utcnow(), given, form=form_for(item),
