@@ -1,0 +1,150 @@
+"""The ledger (台账): which columns an export has, and how a value becomes a safe cell.
+
+Pure Python, no Flask: services/ledger.py queries and streams, this says what goes in.
+Column titles are Chinese by default, English on request (`lang="en"`), written out here
+rather than in the message catalogue because a spreadsheet's headers are data that other
+offices' macros and pivot tables key on: they must not change with a translation.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+# OWASP "CSV injection": a cell that starts with one of these is read as a formula by
+# Excel, LibreOffice and Numbers. User text that does is prefixed with a quote, which
+# the spreadsheet shows as text (and a CSV re-saved from it stays inert).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """User text made safe for a spreadsheet cell; anything else unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    zh: str
+    en: str
+    kind: str = "text"      # text (user text: neutralised), code, date, number, bool, url
+    width: int = 12
+
+    def title(self, lang: str) -> str:
+        return self.en if lang == "en" else self.zh
+
+
+ITEM_COLUMNS = (
+    Column("id", "编号", "No.", "number", 8),
+    Column("compound", "小区", "Compound", "code", 16),
+    Column("building", "楼栋", "Building", "code", 8),
+    Column("unit", "单元", "Unit", "text", 6),
+    Column("floor", "楼层", "Floor", "text", 6),
+    Column("category", "类别", "Category", "code", 14),
+    Column("note", "描述", "Description", "text", 40),
+    Column("status", "状态", "Status", "code", 12),
+    Column("reporter_role", "上报人身份", "Reported by", "code", 12),
+    Column("party", "责任单位", "Responsible party", "code", 18),
+    Column("reported_at", "上报时间", "Reported", "date", 17),
+    Column("acknowledged_at", "受理时间", "Acknowledged", "date", 17),
+    Column("deadline", "整改期限", "Deadline", "date", 17),
+    Column("fixed_at", "整改时间", "Fixed", "date", 17),
+    Column("closed_at", "销号/关闭时间", "Verified or closed", "date", 17),
+    Column("days_to_fix", "整改用时(天)", "Days to fix", "number", 10),
+    Column("overdue", "是否超期", "Overdue", "bool", 8),
+    Column("reopens", "重开次数", "Reopened", "number", 8),
+    Column("supports", "反映人次", "Supporting reports", "number", 8),
+    Column("url", "问题链接", "Item link", "url", 30),
+    Column("photo_urls", "照片链接", "Photo links", "url", 40),
+)
+
+HISTORY_COLUMNS = (
+    Column("item_id", "问题编号", "Item No.", "number", 8),
+    Column("at", "时间", "Time", "date", 17),
+    Column("action", "操作", "Action", "code", 16),
+    Column("from_status", "原状态", "From", "code", 12),
+    Column("to_status", "新状态", "To", "code", 12),
+    Column("actor_role", "操作人身份", "By", "code", 12),
+    Column("reason", "原因", "Reason", "code", 14),
+    Column("note", "说明", "Note", "text", 40),
+)
+
+YES_NO = {"zh": ("是", "否"), "en": ("yes", "no")}
+
+
+def cell(column: Column, value: Any, lang: str) -> Any:
+    """A value as the cell holds it: user text neutralised, yes/no spelt out; dates and
+    numbers stay typed for the writer."""
+    if value is None:
+        return None
+    if column.kind == "bool":
+        yes, no = YES_NO.get(lang, YES_NO["zh"])
+        return yes if value else no
+    if column.kind in ("text", "code", "url"):
+        return neutralise(str(value))
+    return value
+
+
+def days_between(start: datetime | None, end: datetime | None) -> float | None:
+    """Days from `start` to `end`, to one decimal; None if either is missing."""
+    if start is None or end is None:
+        return None
+    return round((end - start) / timedelta(days=1), 1)
+
+
+# --- the monthly ledger: figures for the meeting ---------------------------------------
+
+@dataclass
+class MonthFigures:
+    """What the monthly meeting gets for one community or street and one month."""
+    total: int = 0
+    by_category: dict[str, int] | None = None
+    by_company: dict[str, int] | None = None
+    by_status: dict[str, int] | None = None
+    fix_days: list[float] | None = None          # each fixed item's time to fix
+    overdue: int = 0
+    lookback_days: list[float] | None = None     # each check's wait after the fix
+
+    @property
+    def mean_fix_days(self) -> float | None:
+        return round(statistics.fmean(self.fix_days), 1) if self.fix_days else None
+
+    @property
+    def median_fix_days(self) -> float | None:
+        return round(statistics.median(self.fix_days), 1) if self.fix_days else None
+
+    @property
+    def mean_lookback_days(self) -> float | None:
+        return round(statistics.fmean(self.lookback_days), 1) if self.lookback_days else None
+
+    @property
+    def max_lookback_days(self) -> float | None:
+        return max(self.lookback_days) if self.lookback_days else None
+
+
+def month_figures(rows: Iterable[dict]) -> MonthFigures:
+    """Fold ledger rows (dicts with category, party, status, reported_at, fixed_at,
+    overdue, checked_at) into the month's figures. Pure."""
+    out = MonthFigures(by_category={}, by_company={}, by_status={}, fix_days=[],
+                       lookback_days=[])
+    assert out.by_category is not None and out.by_company is not None
+    assert out.by_status is not None and out.fix_days is not None
+    assert out.lookback_days is not None
+    for row in rows:
+        out.total += 1
+        for key, bucket in (("category", out.by_category), ("party", out.by_company),
+                            ("status", out.by_status)):
+            name = row.get(key) or "—"
+            bucket[name] = bucket.get(name, 0) + 1
+        fix = days_between(row.get("reported_at"), row.get("fixed_at"))
+        if fix is not None:
+            out.fix_days.append(fix)
+        if row.get("overdue"):
+            out.overdue += 1
+        wait = days_between(row.get("fixed_at"), row.get("checked_at"))
+        if wait is not None and wait >= 0:
+            out.lookback_days.append(wait)
+    return out

@@ -1,0 +1,292 @@
+"""Ledgers (台账) out: the items a list shows, and their history, as XLSX or CSV.
+
+Both stream. Rows come from the database in batches (`yield_per`), photos and history
+are read in item order beside them and merged, so memory does not grow with the export:
+the XLSX is written by XlsxWriter in constant-memory mode to a temporary file, the CSV
+is yielded in chunks. Columns and the formula-injection guard are patrol/ledger.py.
+
+`conds` is the list's own SQL conditions (the permission filter and the page's filters),
+so an export holds exactly the rows its page shows.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Iterator
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import xlsxwriter
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+
+from .. import labels, lifecycle
+from ..display import category_label, language
+from ..extensions import db
+from ..ledger import (HISTORY_COLUMNS, ITEM_COLUMNS, Column, MonthFigures, cell, days_between,
+                      month_figures, neutralise)
+from ..lifecycle import Action, Status
+from ..models import Building, Company, Compound, Department, Item, ItemEvent, Photo, User
+
+BATCH = 2000
+
+
+def _base_url() -> str:
+    return current_app.config["BASE_URL"].rstrip("/")
+
+
+def _to_local(dt: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """A stored naive-UTC time as a naive local one: what Excel shows as a date."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None)
+
+
+def _photo_links(conds) -> Iterator[tuple[int, list[str]]]:
+    """(item id, its photo links), in item order."""
+    base = _base_url()
+    scope = select(Item.id).where(*conds)
+    current, links = None, []
+    for item_id, photo_id in db.session.execute(
+            select(Photo.item_id, Photo.id).where(Photo.item_id.in_(scope))
+            .order_by(Photo.item_id, Photo.id).execution_options(yield_per=BATCH)):
+        if item_id != current:
+            if current is not None:
+                yield current, links
+            current, links = item_id, []
+        links.append(f"{base}/photos/{photo_id}/full.jpg")
+    if current is not None:
+        yield current, links
+
+
+def item_rows(conds, now: datetime, lang: str) -> Iterator[dict]:
+    """One dict per item (keys: ITEM_COLUMNS' keys, plus `checked_at` for the monthly
+    figures), ordered by number."""
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    base = _base_url()
+    reporter = aliased(User)
+    reopens = (select(func.count()).where(ItemEvent.item_id == Item.id,
+                                          ItemEvent.action == Action.REOPEN.value)
+               .correlate(Item).scalar_subquery())
+    # The on-the-spot check that closed it (verified after a fix): the look-back's time.
+    checked = (select(func.max(ItemEvent.at)).where(ItemEvent.item_id == Item.id,
+                                                    ItemEvent.action == Action.VERIFY.value)
+               .correlate(Item).scalar_subquery())
+    query = (select(Item.id, Compound.name, Building.name, Item.unit, Item.floor,
+                    Item.category, Item.note, Item.status, Item.source, reporter.role,
+                    Company.name, Department.name, Item.created_at, Item.acknowledged_at,
+                    Item.deadline, Item.fixed_at, Item.closed_at, Item.support_count,
+                    reopens, checked)
+             .join(Compound, Compound.id == Item.compound_id)
+             .outerjoin(Building, Building.id == Item.building_id)
+             .outerjoin(reporter, reporter.id == Item.reporter_id)
+             .outerjoin(Company, Company.id == Item.company_id)
+             .outerjoin(Department, Department.id == Item.department_id)
+             .where(*conds).order_by(Item.id).execution_options(yield_per=BATCH))
+    photos = _photo_links(conds)
+    pending = next(photos, None)
+    with language(lang):
+        status_names = {s.value: str(labels.STATUS[s.value]) for s in Status}
+        role_names = {k: str(v) for k, v in labels.ROLE.items()}
+        resident = "居民" if lang != "en" else "Resident"
+        categories: dict[str, str] = {}
+        for (item_id, compound, building, unit, floor, category, note, status, source, role,
+             company, department, created, acked, deadline, fixed, closed, supports, n_reopens,
+             checked_at) in db.session.execute(query):
+            links: list[str] = []
+            while pending is not None and pending[0] <= item_id:
+                if pending[0] == item_id:
+                    links = pending[1]
+                pending = next(photos, None)
+            if category not in categories:
+                categories[category] = category_label(category, lang)
+            yield {
+                "id": item_id, "compound": compound, "building": building, "unit": unit,
+                "floor": floor, "category": categories[category], "note": note,
+                "status": status_names.get(status, status),
+                "reporter_role": resident if source == "resident" else role_names.get(role, role),
+                "party": department or company,
+                "reported_at": _to_local(created, zone),
+                "acknowledged_at": _to_local(acked, zone),
+                "deadline": _to_local(deadline, zone),
+                "fixed_at": _to_local(fixed, zone),
+                "closed_at": _to_local(closed, zone),
+                "days_to_fix": days_between(created, fixed),
+                "overdue": lifecycle.is_overdue(status, deadline, now),
+                "reopens": n_reopens or 0, "supports": supports or 0,
+                "url": f"{base}/items/{item_id}", "photo_urls": " ".join(links),
+                "checked_at": _to_local(checked_at, zone),
+            }
+
+
+def history_rows(conds, lang: str) -> Iterator[dict]:
+    """One dict per history entry of the items, in item order. Actors by role only."""
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    scope = select(Item.id).where(*conds)
+    with language(lang):
+        actions = {k: str(v) for k, v in labels.ACTION.items()}
+        statuses = {k: str(v) for k, v in labels.STATUS.items()}
+        roles = {k: str(v) for k, v in labels.ROLE.items()}
+        reasons = {k: str(v) for k, v in labels.REASON.items()}
+        for item_id, at, action, source, target, role, reason, note in db.session.execute(
+                select(ItemEvent.item_id, ItemEvent.at, ItemEvent.action,
+                       ItemEvent.from_status, ItemEvent.to_status, User.role,
+                       ItemEvent.reason, ItemEvent.note)
+                .outerjoin(User, User.id == ItemEvent.actor_id)
+                .where(ItemEvent.item_id.in_(scope))
+                .order_by(ItemEvent.item_id, ItemEvent.id).execution_options(yield_per=BATCH)):
+            yield {"item_id": item_id, "at": _to_local(at, zone),
+                   "action": actions.get(action, action),
+                   "from_status": statuses.get(source, source) if source else None,
+                   "to_status": statuses.get(target, target),
+                   "actor_role": roles.get(role, role), "reason": reasons.get(reason, reason),
+                   "note": note}
+
+
+# --- writers ------------------------------------------------------------------------------
+
+def write_xlsx(out, meta: list[str], sheets, lang: str) -> None:
+    """Write `sheets` ([(name, columns, rows)]) to the file or path `out`: the export's
+    filter and time on top, then a frozen header row with an autofilter, sensible widths,
+    dates as Excel dates. Constant memory: rows go to disk as they come."""
+    wb = xlsxwriter.Workbook(out, {"constant_memory": True, "strings_to_formulas": False,
+                                   "strings_to_urls": False, "strings_to_numbers": False,
+                                   "tmpdir": tempfile.gettempdir()})
+    bold = wb.add_format({"bold": True, "bg_color": "#EEEEEE", "border": 1})
+    when = wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    for name, columns, rows in sheets:
+        ws = wb.add_worksheet(name)
+        for i, c in enumerate(columns):
+            ws.set_column(i, i, c.width, when if c.kind == "date" else None)
+        for r, line in enumerate(meta):
+            ws.write_string(r, 0, line)
+        header = len(meta)
+        for i, c in enumerate(columns):
+            ws.write_string(header, i, c.title(lang), bold)
+        ws.freeze_panes(header + 1, 0)
+        r = header
+        for row in rows:
+            r += 1
+            for i, c in enumerate(columns):
+                value = cell(c, row.get(c.key), lang)
+                if value is None:
+                    continue
+                if c.kind == "date":
+                    ws.write_datetime(r, i, value, when)
+                elif c.kind == "number":
+                    ws.write_number(r, i, value)
+                else:
+                    ws.write_string(r, i, value)
+        ws.autofilter(header, 0, max(r, header), len(columns) - 1)
+    wb.close()
+
+
+def csv_chunks(meta: list[str], columns: tuple[Column, ...], rows, lang: str
+               ) -> Iterator[bytes]:
+    """UTF-8 with a BOM (so Excel in Chinese opens it right), streamed in chunks."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    buf.write("\ufeff")
+    for line in meta:
+        writer.writerow([line])
+    writer.writerow([c.title(lang) for c in columns])
+    for n, row in enumerate(rows, 1):
+        values = []
+        for c in columns:
+            value = cell(c, row.get(c.key), lang)
+            if isinstance(value, datetime):
+                value = value.strftime("%Y-%m-%d %H:%M")
+            values.append("" if value is None else value)
+        writer.writerow(values)
+        if n % 500 == 0:
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode("utf-8")
+
+
+def items_xlsx(conds, now: datetime, lang: str, meta: list[str]):
+    """The items and their history as an XLSX in a temporary file (rewound)."""
+    out = tempfile.TemporaryFile(suffix=".xlsx")
+    names = ("问题清单", "处理记录") if lang != "en" else ("Items", "History")
+    write_xlsx(out, meta, [(names[0], ITEM_COLUMNS, item_rows(conds, now, lang)),
+                           (names[1], HISTORY_COLUMNS, history_rows(conds, lang))], lang)
+    out.seek(0)
+    return out
+
+
+# --- the monthly ledger ---------------------------------------------------------------------
+
+def month_bounds(month: date, tz: str) -> tuple[datetime, datetime]:
+    """The month's start and end as stored (naive UTC), in local time."""
+    zone = ZoneInfo(tz)
+    start = datetime(month.year, month.month, 1, tzinfo=zone)
+    nxt = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=zone)
+    utc = ZoneInfo("UTC")
+    return (start.astimezone(utc).replace(tzinfo=None), nxt.astimezone(utc).replace(tzinfo=None))
+
+
+def monthly(conds, month: date, now: datetime, lang: str) -> MonthFigures:
+    """Figures for the items reported in `month` within `conds`."""
+    start, end = month_bounds(month, current_app.config["TIMEZONE"])
+    rows = item_rows([*conds, Item.created_at >= start, Item.created_at < end], now, lang)
+    return month_figures(rows)
+
+
+def monthly_xlsx(figures: MonthFigures, meta: list[str], lang: str):
+    """The monthly ledger as an XLSX in a temporary file (rewound): one sheet of figures
+    and one per breakdown."""
+    en = lang == "en"
+    out = tempfile.TemporaryFile(suffix=".xlsx")
+    wb = xlsxwriter.Workbook(out, {"strings_to_formulas": False, "strings_to_urls": False})
+    bold = wb.add_format({"bold": True})
+    ws = wb.add_worksheet("Summary" if en else "汇总")
+    ws.set_column(0, 0, 28)
+    ws.set_column(1, 1, 14)
+    for r, line in enumerate(meta):
+        ws.write_string(r, 0, line)
+    lines = [
+        ("Items reported" if en else "上报问题数", figures.total),
+        ("Overdue" if en else "超期数", figures.overdue),
+        ("Mean days to fix" if en else "平均整改用时(天)", figures.mean_fix_days),
+        ("Median days to fix" if en else "整改用时中位数(天)", figures.median_fix_days),
+        ("Mean look-back delay (days)" if en else "平均回头看等待(天)",
+         figures.mean_lookback_days),
+        ("Longest look-back delay (days)" if en else "最长回头看等待(天)",
+         figures.max_lookback_days),
+    ]
+    r = len(meta) + 1
+    for title, value in lines:
+        ws.write_string(r, 0, title, bold)
+        if value is None:
+            ws.write_string(r, 1, "—")
+        else:
+            ws.write_number(r, 1, value)
+        r += 1
+    for title, bucket in (("By category" if en else "按类别", figures.by_category),
+                          ("By party" if en else "按责任单位", figures.by_company),
+                          ("By status" if en else "按状态", figures.by_status)):
+        sheet = wb.add_worksheet(title)
+        sheet.set_column(0, 0, 28)
+        sheet.write_string(0, 0, title, bold)
+        sheet.write_string(0, 1, "Items" if en else "数量", bold)
+        for i, (name, n) in enumerate(sorted((bucket or {}).items(), key=lambda kv: -kv[1]), 1):
+            sheet.write_string(i, 0, neutralise(str(name)))
+            sheet.write_number(i, 1, n)
+        sheet.freeze_panes(1, 0)
+    wb.close()
+    out.seek(0)
+    return out
+
+
+def export_time(now: datetime) -> str:
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    return now.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+
+def to_local_date(now: datetime) -> date:
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    return now.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).date()

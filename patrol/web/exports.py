@@ -1,0 +1,146 @@
+"""Ledger downloads (台账): every list staff, street staff and managers see, as XLSX or CSV,
+with exactly the rows the page's filter shows; and the monthly ledger for the meeting.
+
+The rows are the list's own conditions: the permission filter (permissions.item_filter)
+plus the overview's filters, a manager inbox tab, or the escalation list.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, Response, abort, current_app, request, send_file, stream_with_context
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from .. import labels, permissions
+from ..clock import utcnow
+from ..display import category_label, current_lang
+from ..extensions import db
+from ..ledger import ITEM_COLUMNS
+from ..lifecycle import Role
+from ..models import Community, Company, Compound, Item, Street
+from ..services import escalation, ledger
+from .helpers import roles_required
+from .lists import inbox_tabs, overview_conditions, overview_filters
+
+bp = Blueprint("exports", __name__, url_prefix="/exports")
+
+FORMATS = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+           "csv": "text/csv; charset=utf-8"}
+
+
+def _lang() -> str:
+    return "en" if request.args.get("lang") == "en" or current_lang() == "en" else "zh"
+
+
+def list_conditions(args, now):
+    """The rows a list page shows: its filters (overview), tab (manager inbox) or the
+    escalation list, always within what the user may see. Returns (conds, description)."""
+    f = overview_filters(args)
+    conds = [permissions.item_filter(current_user, Item), *overview_conditions(f, now)]
+    described = []
+    if "compound" in f:
+        compound = db.session.get(Compound, f["compound"])
+        described.append(compound.name if compound else str(f["compound"]))
+    if "company" in f:
+        company = db.session.get(Company, f["company"])
+        described.append(company.name if company else str(f["company"]))
+    if "category" in f:
+        described.append(category_label(f["category"]))
+    if "status" in f:
+        described.append(str(labels.STATUS.get(f["status"], f["status"])))
+    for key in ("since", "until"):
+        if key in f:
+            described.append(f"{key} {f[key]:%Y-%m-%d}")
+    tab = args.get("tab")
+    if tab:
+        tabs = inbox_tabs(now, current_app.config["DUE_SOON"])
+        if tab not in tabs:
+            abort(404)
+        conds.append(tabs[tab])
+        described.append(tab)
+    if args.get("escalated") == "1":
+        conds.append(escalation.escalated_cond(now, current_app.config["ACK_ESCALATE"]))
+        described.append(str(_("Escalations")))
+    return conds, described
+
+
+def _filename(stem: str, now, fmt: str) -> str:
+    return f"{stem}-{ledger.export_time(now).replace(' ', '-').replace(':', '')}.{fmt}"
+
+
+@bp.get("/items.<fmt>")
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.MANAGER, Role.ADMIN)
+def items(fmt):
+    if fmt not in FORMATS:
+        abort(404)
+    now, lang = utcnow(), _lang()
+    conds, described = list_conditions(request.args, now)
+    meta = [("Filter: " if lang == "en" else "筛选：") + ("; ".join(described) or "—"),
+            ("Exported: " if lang == "en" else "导出时间：") + ledger.export_time(now)]
+    name = _filename("patrol-items" if lang == "en" else "问题台账", now, fmt)
+    if fmt == "csv":
+        rows = ledger.item_rows(conds, now, lang)
+        body = stream_with_context(ledger.csv_chunks(meta, ITEM_COLUMNS, rows, lang))
+        response = Response(body, mimetype=FORMATS["csv"])
+        response.headers["Content-Disposition"] = _disposition(name)
+        return response
+    out = ledger.items_xlsx(conds, now, lang, meta)
+    return send_file(out, mimetype=FORMATS["xlsx"], as_attachment=True, download_name=name)
+
+
+def _disposition(name: str) -> str:
+    from urllib.parse import quote
+    return f"attachment; filename=ledger.csv; filename*=UTF-8''{quote(name)}"
+
+
+@bp.get("/monthly.xlsx")
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
+def monthly():
+    """The monthly ledger of one community (`community=<id>`) or street (`street=<id>`),
+    for `month=YYYY-MM` (default: last month)."""
+    now, lang = utcnow(), _lang()
+    month = _month(request.args.get("month"), now)
+    conds = [permissions.item_filter(current_user, Item)]
+    community_id = request.args.get("community", type=int)
+    street_id = request.args.get("street", type=int)
+    if community_id:
+        community = db.session.get(Community, community_id)
+        if community is None or not permissions.can_manage_community(current_user, community.id):
+            abort(404)
+        conds.append(Item.community_id == community.id)
+        place = community.name
+    elif street_id:
+        street = db.session.get(Street, street_id)
+        ids = [c.id for c in street.communities] if street else []
+        if not ids or not all(permissions.can_manage_community(current_user, i) for i in ids):
+            abort(404)
+        conds.append(Item.community_id.in_(ids))
+        place = street.name if street else ""
+    else:
+        own = permissions.own_communities(current_user)
+        if own:
+            conds.append(Item.community_id.in_(own))
+        elif Role(current_user.role) != Role.ADMIN:
+            abort(404)
+        place = _("All") if not own else ", ".join(
+            c.name for c in db.session.scalars(db.select(Community).where(Community.id.in_(own))))
+    figures = ledger.monthly(conds, month, now, lang)
+    meta = [f"{place} {month:%Y-%m}",
+            ("Exported: " if lang == "en" else "导出时间：") + ledger.export_time(now)]
+    out = ledger.monthly_xlsx(figures, meta, lang)
+    return send_file(out, mimetype=FORMATS["xlsx"], as_attachment=True,
+                     download_name=f"monthly-{month:%Y-%m}.xlsx")
+
+
+def _month(value: str | None, now) -> date:
+    """`YYYY-MM`, else the last complete month in local time."""
+    if value:
+        try:
+            year, month = (int(p) for p in value.split("-", 1))
+            return date(year, month, 1)
+        except ValueError:
+            abort(400)
+    local = ledger.to_local_date(now)
+    first = local.replace(day=1)
+    return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
