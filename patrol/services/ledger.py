@@ -48,7 +48,7 @@ def _photo_links(conds) -> Iterator[tuple[int, list[str]]]:
     """(item id, its photo links), in item order."""
     base = _base_url()
     scope = select(Item.id).where(*conds)
-    current, links = None, []
+    current, links = None, []  # type: tuple[int | None, list[str]]
     for item_id, photo_id in db.session.execute(
             select(Photo.item_id, Photo.id).where(Photo.item_id.in_(scope))
             .order_by(Photo.item_id, Photo.id).execution_options(yield_per=BATCH)):
@@ -141,7 +141,7 @@ def history_rows(conds, lang: str) -> Iterator[dict]:
                    "action": actions.get(action, action),
                    "from_status": statuses.get(source, source) if source else None,
                    "to_status": statuses.get(target, target),
-                   "actor_role": roles.get(role, role), "reason": reasons.get(reason, reason),
+                   "actor_role": roles.get(role, role), "reason": reasons.get(reason or "", reason),
                    "note": note}
 
 
