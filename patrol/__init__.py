@@ -108,6 +108,8 @@ def register_blueprints(app: Flask):
     from .web import handover, people
     app.register_blueprint(handover.bp)
     app.register_blueprint(people.bp)
+    from .web import residents
+    app.register_blueprint(residents.bp)
     from .web import exports
     app.register_blueprint(exports.bp)
 

@@ -238,10 +238,16 @@ def item_filter(user, Item):
     return SEE.where(user, Item, ITEM)
 
 
-def can_see_photo(user, photo) -> bool:
-    """A photo goes with its item; a pending upload (no item yet) only to its sender."""
+def can_see_photo(user, photo, resident_report=None) -> bool:
+    """A photo goes with its item; a pending upload (no item yet) only to its sender; a
+    resident's photo not on an item (its report waits in triage, or was declined) only
+    to those who triage its report (`resident_report`, which the caller loads)."""
     if photo.item is None:
-        return photo.uploader_id == user.id
+        if photo.resident_report_id is not None:
+            return (resident_report is not None
+                    and resident_report.id == photo.resident_report_id
+                    and can_triage(user, resident_report))
+        return photo.uploader_id is not None and photo.uploader_id == user.id
     return can_see_item(user, photo.item)
 
 

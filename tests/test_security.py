@@ -334,9 +334,12 @@ def test_a_gate_scan_on_a_signed_out_phone_says_what_to_do(app, world):
     with app.app_context():
         token = db.session.get(Compound, world.a1).qr_token
     client = app.test_client()
+    # A signed-out phone gets the residents' page (issue 12), with the volunteers' sign-in link.
     resp = client.get(f"/c/{token}")
-    assert resp.status_code == 302 and "/login?next=" in resp.headers["Location"]
-    page = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert resp.status_code == 200
+    sign_in_link = f"/login?next=/c/{token}"
+    assert sign_in_link in resp.get_data(as_text=True)
+    page = client.get(sign_in_link).get_data(as_text=True)
     assert 'id="scan-signed-out"' in page and "登录链接或二维码" in page
     assert 'id="scan-signed-out"' not in client.get("/login").get_data(as_text=True)
 

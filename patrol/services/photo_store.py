@@ -33,15 +33,19 @@ def storage():
 
 
 def save_upload(data: bytes, *, uploader, kind: str, lat=None, lon=None) -> Photo:
-    """Validate, re-encode and store one upload. Raises PhotoRejected."""
+    """Validate, re-encode and store one upload. Raises PhotoRejected.
+
+    `uploader` None: a resident's photo (no account); the caller sets its
+    `resident_report_id`."""
     cfg = current_app.config
     processed = pipeline.process(data, max_bytes=cfg["MAX_PHOTO_BYTES"], tz=cfg["TIMEZONE"])
     key, thumb_key = pipeline.keys_for(processed)
     store = storage()
     store.put(key, processed.full)
     store.put(thumb_key, processed.thumb)
-    photo = Photo(uploader_id=uploader.id, kind=kind, key=key, thumb_key=thumb_key,
-                  width=processed.width, height=processed.height, size=len(processed.full),
+    photo = Photo(uploader_id=uploader.id if uploader is not None else None, kind=kind,
+                  key=key, thumb_key=thumb_key, width=processed.width, height=processed.height,
+                  size=len(processed.full),
                   taken_at=processed.taken_at, lat=lat, lon=lon)
     db.session.add(photo)
     return photo
@@ -79,7 +83,9 @@ def find_orphans(now=None, pending_for=PENDING_GRACE, written_for=WRITE_GRACE) -
     referenced, missing, abandoned = set(), [], []
     cutoff = now - pending_for
     for photo in db.session.execute(db.select(Photo)).scalars():
-        if photo.item_id is None and photo.created_at < cutoff:
+        # A resident's photo belongs to its report (services/residents.py) until triage.
+        if (photo.item_id is None and photo.resident_report_id is None
+                and photo.created_at < cutoff):
             abandoned.append(photo.id)
             continue
         for key in (photo.key, photo.thumb_key):

@@ -8,15 +8,18 @@ from ..extensions import db
 from ..lifecycle import OPEN, Status
 from ..models import Compound, Item, Presence, utcnow
 from ..services import items as item_service
+from . import residents
 from .helpers import authorise, get_or_404, load_or_404, page_arg
 
 bp = Blueprint("compounds", __name__)
 
 
 @bp.route("/c/<token>", methods=["GET", "POST"])
-@login_required
 def scan(token):
     """Opening the gate QR records a presence (an audit record, like an access log).
+
+    A phone that is not signed in is a resident's (or a volunteer's not yet signed in):
+    it gets the compound's page for residents (web/residents.py), with the sign-in link.
 
     A link from another site (Sec-Fetch-Site: cross-site) could make a signed-in phone
     record a scan it never made, since SameSite=Lax cookies go with top-level
@@ -27,6 +30,8 @@ def scan(token):
         db.select(Compound).where(Compound.qr_token == token)).scalar_one_or_none()
     if compound is None:
         abort(404)
+    if not current_user.is_authenticated:
+        return residents.landing(compound)
     authorise(permissions.can_see_compound, compound)
     if compound.archived_at is not None:   # its poster may still hang at the gate
         return render_template("compounds/archived.html", compound=compound), 410

@@ -5,11 +5,11 @@ from flask_login import current_user, login_required
 
 from .. import labels, permissions
 from ..extensions import db, limiter
-from ..models import Photo
+from ..models import Photo, ResidentReport
 from ..models.items import PHOTO_KINDS
 from ..services.photo_store import save_upload, storage
 from ..services.photos import PhotoRejected
-from .helpers import load_or_404
+from .helpers import authorise, get_or_404
 from .sync import error_json
 
 bp = Blueprint("photos", __name__)
@@ -18,7 +18,11 @@ bp = Blueprint("photos", __name__)
 @bp.get("/photos/<int:photo_id>/<any(full, thumb):size>.jpg")
 @login_required
 def serve(photo_id, size):
-    photo = load_or_404(Photo, photo_id, permissions.can_see_photo)  # refused: 404
+    photo = get_or_404(Photo, photo_id)
+    # A resident's photo before triage goes with its report (permissions.can_see_photo).
+    report = (db.session.get(ResidentReport, photo.resident_report_id)
+              if photo.resident_report_id is not None and photo.item_id is None else None)
+    authorise(permissions.can_see_photo, photo, report)  # refused: 404
     key = photo.key if size == "full" else photo.thumb_key
     store = storage()
     path = store.local_path(key)
