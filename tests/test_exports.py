@@ -108,6 +108,14 @@ def test_csv_matches_and_opens_in_excel(w):
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", r[rows[2].index("上报时间")]) for r in body)
 
 
+def test_history_csv_has_one_row_per_event(w):
+    app, w = w
+    staff = sign_in(app.test_client(), w.staff_a)
+    rows = list(csv.reader(io.StringIO(download(
+        staff, f"/exports/history.csv?compound={w.a1}").data.decode("utf-8-sig"))))
+    assert len(rows[3:]) == 5 and {int(r[0]) for r in rows[3:]} == set(w.items)
+
+
 def test_english_headers_on_request(w):
     app, w = w
     staff = sign_in(app.test_client(), w.staff_a)

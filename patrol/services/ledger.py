@@ -166,21 +166,26 @@ def write_xlsx(out, meta: list[str], sheets, lang: str) -> None:
         for i, c in enumerate(columns):
             ws.write_string(header, i, c.title(lang), bold)
         ws.freeze_panes(header + 1, 0)
+        # Per column, once: the key, how its value becomes a cell, and the writer.
+        plan = [(i, c.key, c, _writer(ws, c, when)) for i, c in enumerate(columns)]
         r = header
         for row in rows:
             r += 1
-            for i, c in enumerate(columns):
-                value = cell(c, row.get(c.key), lang)
-                if value is None:
-                    continue
-                if c.kind == "date":
-                    ws.write_datetime(r, i, value, when)
-                elif c.kind == "number":
-                    ws.write_number(r, i, value)
-                else:
-                    ws.write_string(r, i, value)
+            for i, key, c, write in plan:
+                value = row[key]
+                if value is not None:
+                    write(r, i, cell(c, value, lang))
         ws.autofilter(header, 0, max(r, header), len(columns) - 1)
     wb.close()
+
+
+def _writer(ws, column: Column, date_format):
+    """The worksheet method that writes this column's cells (typed, never parsed)."""
+    if column.kind == "date":
+        return lambda r, i, value: ws.write_datetime(r, i, value, date_format)
+    if column.kind == "number":
+        return ws.write_number
+    return ws.write_string
 
 
 def csv_chunks(meta: list[str], columns: tuple[Column, ...], rows, lang: str

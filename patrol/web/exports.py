@@ -16,7 +16,7 @@ from .. import labels, permissions
 from ..clock import utcnow
 from ..display import category_label, current_lang
 from ..extensions import db
-from ..ledger import ITEM_COLUMNS
+from ..ledger import HISTORY_COLUMNS, ITEM_COLUMNS
 from ..lifecycle import Role
 from ..models import Community, Company, Compound, Item, Street
 from ..services import escalation, ledger
@@ -87,6 +87,22 @@ def items(fmt):
         return response
     out = ledger.items_xlsx(conds, now, lang, meta)
     return send_file(out, mimetype=FORMATS["xlsx"], as_attachment=True, download_name=name)
+
+
+@bp.get("/history.csv")
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.MANAGER, Role.ADMIN)
+def history():
+    """The XLSX's second sheet as its own CSV: one row per event of the same items."""
+    now, lang = utcnow(), _lang()
+    conds, described = list_conditions(request.args, now)
+    meta = [("Filter: " if lang == "en" else "筛选：") + ("; ".join(described) or "—"),
+            ("Exported: " if lang == "en" else "导出时间：") + ledger.export_time(now)]
+    body = stream_with_context(ledger.csv_chunks(meta, HISTORY_COLUMNS,
+                                                 ledger.history_rows(conds, lang), lang))
+    response = Response(body, mimetype=FORMATS["csv"])
+    response.headers["Content-Disposition"] = _disposition(
+        _filename("patrol-history" if lang == "en" else "处理记录", now, "csv"))
+    return response
 
 
 def _disposition(name: str) -> str:
