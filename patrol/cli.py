@@ -386,8 +386,10 @@ def daily_cmd(now_text, no_deliver):
     click.echo(f"Patrol daily run {run.day}")
     for community, groups in run.communities:
         click.echo(f"community {community.name}: {len(groups['ack_late'])} not acknowledged in "
-                   f"time, {len(groups['overdue'])} overdue, {len(groups['due_soon'])} due soon")
-        for key in ("ack_late", "overdue"):
+                   f"time, {len(groups['overdue'])} overdue, {len(groups['due_soon'])} due soon, "
+                   f"{len(groups['lookback_late'])} late for the look-back, "
+                   f"{len(groups['flagged'])} flagged, {len(groups['disputed'])} disputed")
+        for key in ("ack_late", "overdue", "lookback_late", "flagged", "disputed"):
             for item in groups[key]:
                 deadline = f"{item.deadline:%Y-%m-%d %H:%M} UTC" if item.deadline else "-"
                 click.echo(f"  [{key}] No.{item.id} {item.category} {item.compound.name}"
@@ -410,17 +412,20 @@ def daily_cmd(now_text, no_deliver):
 @with_appcontext
 def deliver_cmd(now_text, watch, every):
     """Send queued notifications and retry failed ones whose backoff has passed
-    (cron: every few minutes). Also queues 'overdue' for items that just became overdue."""
+    (cron: every few minutes). Also queues 'overdue' for items that just became overdue,
+    and 'lookback_late' for fixes that have waited too long for their look-back."""
     from .services import notify
     if watch:
         notify.watch(every)
         return
     now = _parse_now(now_text)
     queued = notify.enqueue_overdue(now)
+    late = notify.enqueue_lookback_late(now)
     db.session.commit()
     counts = notify.deliver_due(now)
-    click.echo(f"overdue queued {queued}; sent {counts['sent']}, will retry {counts['retry']}, "
-               f"gave up {counts['failed']}")
+    click.echo(f"overdue queued {queued}; "
+               + (f"lookback_late queued {late}; " if late else "")
+               + f"sent {counts['sent']}, will retry {counts['retry']}, gave up {counts['failed']}")
 
 
 @click.command("settings")

@@ -3,6 +3,12 @@
 An item is escalated when it is overdue (lifecycle.is_overdue) or was reported and
 not acknowledged within ACK_ESCALATE (lifecycle.is_ack_late). Nothing is stored:
 both are derived from status, created_at and deadline at the moment of asking.
+
+Three more groups go to staff (the seed's chain around the fix):
+- lookback_late: fixed, and the fix has waited longer than LOOKBACK_ESCALATE for its
+  on-the-spot check (回头看): the loop is stalling (`is_lookback_late`);
+- flagged: open and flagged by the owners' committee (督办);
+- disputed: open and its responsible party disputes it, until staff decide.
 """
 from __future__ import annotations
 
@@ -15,11 +21,16 @@ from sqlalchemy import and_, or_
 
 from .. import lifecycle
 from ..extensions import db
-from ..lifecycle import OWED, Status
+from ..lifecycle import OPEN, OWED, Status
 from ..models import Community, Company, Item
 from . import notify as notify_service
 
 OWED_VALUES = [s.value for s in OWED]
+OPEN_VALUES = [s.value for s in OPEN]
+# The groups staff follow up (the escalation list); due_soon is a reminder only.
+STAFF_GROUPS = ("ack_late", "overdue", "lookback_late", "flagged", "disputed")
+# Not the company's to act on: left out of a company's daily reminder.
+NOT_FOR_COMPANIES = ("lookback_late",)
 
 
 def overdue_cond(now: datetime):
@@ -34,6 +45,31 @@ def due_soon_cond(now: datetime, horizon: timedelta):
     return and_(Item.status.in_(OWED_VALUES), Item.deadline >= now, Item.deadline <= now + horizon)
 
 
+def is_lookback_late(status, fixed_at: datetime | None, now: datetime,
+                     limit: timedelta) -> bool:
+    """A fix waiting longer than `limit` for its look-back (the pure rule of
+    lookback_late_cond)."""
+    return (Status(status) == Status.FIXED and fixed_at is not None
+            and fixed_at < now - limit)
+
+
+def lookback_late_cond(now: datetime, limit: timedelta):
+    return and_(Item.status == Status.FIXED.value, Item.fixed_at.is_not(None),
+                Item.fixed_at < now - limit)
+
+
+def flagged_cond():
+    return and_(Item.status.in_(OPEN_VALUES), Item.flagged_at.is_not(None))
+
+
+def disputed_cond():
+    return and_(Item.status.in_(OPEN_VALUES), Item.disputed_at.is_not(None))
+
+
+def lookback_limit() -> timedelta:
+    return current_app.config["LOOKBACK_ESCALATE"]
+
+
 def escalated_cond(now: datetime, limit: timedelta):
     return or_(overdue_cond(now), ack_late_cond(now, limit))
 
@@ -45,16 +81,28 @@ def reasons(item, now: datetime, limit: timedelta) -> list[str]:
         out.append("ack_late")
     if lifecycle.is_overdue(item.status, item.deadline, now):
         out.append("overdue")
+    if is_lookback_late(item.status, item.fixed_at, now, lookback_limit()):
+        out.append("lookback_late")
+    if Status(item.status).is_open and item.flagged_at is not None:
+        out.append("flagged")
+    if Status(item.status).is_open and item.disputed_at is not None:
+        out.append("disputed")
     return out
 
 
-def groups(scope, now: datetime, *, ack_limit: timedelta,
-           horizon: timedelta) -> dict[str, list[Item]]:
-    """overdue / ack_late / due_soon items within `scope` (an SQL condition), oldest first."""
+def groups(scope, now: datetime, *, ack_limit: timedelta, horizon: timedelta,
+           late_limit: timedelta | None = None) -> dict[str, list[Item]]:
+    """overdue / ack_late / due_soon / lookback_late / flagged / disputed items within
+    `scope` (an SQL condition), oldest first. `late_limit`: LOOKBACK_ESCALATE unless given."""
+    late_limit = lookback_limit() if late_limit is None else late_limit
     out = {}
     for key, cond, order in (("overdue", overdue_cond(now), Item.deadline),
                              ("ack_late", ack_late_cond(now, ack_limit), Item.created_at),
-                             ("due_soon", due_soon_cond(now, horizon), Item.deadline)):
+                             ("due_soon", due_soon_cond(now, horizon), Item.deadline),
+                             ("lookback_late", lookback_late_cond(now, late_limit),
+                              Item.fixed_at),
+                             ("flagged", flagged_cond(), Item.flagged_at),
+                             ("disputed", disputed_cond(), Item.disputed_at)):
         out[key] = list(db.session.execute(
             db.select(Item).where(scope, cond).order_by(order, Item.id)
             .options(*Item.row_options(with_compound=True))).scalars())
@@ -87,8 +135,11 @@ def run_daily(now: datetime, *, deliver: bool = True) -> DailyRun:
         run.communities.append((community, groups(Item.community_id == community.id, now,
                                                   ack_limit=ack_limit, horizon=horizon)))
     for company in db.session.execute(db.select(Company).order_by(Company.name)).scalars():
-        run.companies.append((company, groups(Item.company_id == company.id, now,
-                                              ack_limit=ack_limit, horizon=horizon)))
+        found = groups(Item.company_id == company.id, now, ack_limit=ack_limit,
+                       horizon=horizon)
+        for key in NOT_FOR_COMPANIES:       # the volunteers' to do, not the company's
+            found.pop(key)
+        run.companies.append((company, found))
     run.queued["overdue"] = notify_service.enqueue_overdue(now)
     digests = 0
     for owner, found in run.communities + run.companies:
@@ -104,6 +155,7 @@ def run_daily(now: datetime, *, deliver: bool = True) -> DailyRun:
                                       dedupe_key=f"daily:{run.day}"):
                 digests += 1
     run.queued["daily"] = digests
+    run.queued["lookback_late"] = notify_service.enqueue_lookback_late(now)
     db.session.commit()
     if deliver:
         run.delivered = notify_service.deliver_due(now)

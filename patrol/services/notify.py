@@ -160,7 +160,9 @@ def item_payload(event: str, item: Item, now: datetime, *, extra_lines=()) -> di
     with _zh():
         titles = {"new_item": _("[Patrol] New hazard reported"),
                   "overdue": _("[Patrol] Hazard overdue"),
-                  "reopened": _("[Patrol] Check failed: item reopened")}
+                  "reopened": _("[Patrol] Check failed: item reopened"),
+                  "fixed": _("[Patrol] Fixed: please check it on the spot (回头看)"),
+                  "lookback_late": _("[Patrol] A fix has waited too long for its look-back")}
         category = _category_label(item)
         where = " ".join(x for x in (item.compound.name, item.building.name if item.building
                                      else "", item.unit or "", item.floor or "") if x)
@@ -176,7 +178,7 @@ def item_payload(event: str, item: Item, now: datetime, *, extra_lines=()) -> di
             lines.append(_("Note: %(note)s", note=note))
         payload = {
             "event": event,
-            "title": titles[event],
+            "title": titles.get(event) or "[Patrol] " + str(labels.NOTIFY_EVENT.get(event, event)),
             "lines": lines,
             "url": item_url(item.id),
             "link_text": _("Open the item"),
@@ -195,10 +197,15 @@ def item_payload(event: str, item: Item, now: datetime, *, extra_lines=()) -> di
 
 
 def digest_payload(scope_name: str, day: str, groups: dict[str, list[Item]], now) -> dict:
-    """The daily reminder for one endpoint: overdue, not acknowledged in time, due soon."""
+    """The daily reminder for one endpoint: overdue, not acknowledged in time, due soon
+    (and, when there are any, fixes late for their look-back, 督办 and disputes)."""
+    from .. import labels
     with _zh():
         names = {"overdue": _("Overdue"), "ack_late": _("Not acknowledged in time"),
                  "due_soon": _("Due soon")}
+        # The staff's further groups (services/escalation.py) only when there is one.
+        groups = {k: v for k, v in groups.items() if k in names or v}
+        names.update({k: str(labels.ESCALATION[k]) for k in groups if k not in names})
         lines = [_("%(what)s: %(n)s", what=names[k], n=len(v)) for k, v in groups.items()]
         for key, items in groups.items():
             for item in items[:10]:
@@ -479,6 +486,7 @@ def watch(every: float, *, rounds: int | None = None, stop: threading.Event | No
         try:
             now = utcnow()
             enqueue_overdue(now)
+            enqueue_lookback_late(now)
             db.session.commit()
             counts = deliver_due(now)
             if any(counts.values()):
@@ -510,4 +518,32 @@ def enqueue_overdue(now: datetime) -> int:
             late = _("Overdue since %(when)s", when=_local(item.deadline))
         queued += len(notify_item("overdue", item, now, kick=False, extra_lines=[late],
                                   key_suffix=item.deadline.isoformat(timespec="seconds")))
+    return queued
+
+
+def enqueue_lookback_late(now: datetime, limit: timedelta | None = None) -> int:
+    """Queue 'lookback_late' once per item and fix, for the compound's teams' receivers
+    (their group robots) and its community's (staff): a fix that has waited longer than
+    LOOKBACK_ESCALATE for its on-the-spot check. A fix after a reopen can fire again."""
+    from .escalation import lookback_late_cond
+    limit = current_app.config["LOOKBACK_ESCALATE"] if limit is None else limit
+    if not any("lookback_late" in (e.events or ()) for e in db.session.execute(
+            db.select(NotifyEndpoint).where(NotifyEndpoint.active.is_(True))).scalars()):
+        return 0
+    items = db.session.execute(
+        db.select(Item).where(lookback_late_cond(now, limit))
+        .order_by(Item.fixed_at, Item.id)).scalars().all()
+    queued = 0
+    for item in items:
+        endpoints = endpoints_for("lookback_late", community_id=item.community_id,
+                                  team_ids=compound_team_ids(item.compound_id))
+        if not endpoints:
+            continue
+        with _zh():
+            waiting = _("Fixed %(when)s, not checked on the spot yet", when=_local(item.fixed_at))
+        payload = item_payload("lookback_late", item, now, extra_lines=[waiting])
+        key = f"lookback_late:{item.id}:{item.fixed_at.isoformat(timespec='seconds')}"
+        queued += sum(1 for e in endpoints
+                      if enqueue(e, "lookback_late", payload, now=now, dedupe_key=key,
+                                 item_id=item.id, kick=False) is not None)
     return queued

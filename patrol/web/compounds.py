@@ -1,12 +1,13 @@
 """Compound pages: the gate QR scan and the compound's open problem list."""
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import case
+from sqlalchemy import and_, case
+from sqlalchemy.orm import selectinload
 
 from .. import permissions
 from ..extensions import db
-from ..lifecycle import OPEN, Status
-from ..models import Compound, Item, Presence, utcnow
+from ..lifecycle import OPEN, Role, Status
+from ..models import Compound, Item, Presence, TeamCompound, utcnow
 from ..services import items as item_service
 from . import residents
 from .helpers import authorise, get_or_404, load_or_404, page_arg
@@ -112,4 +113,57 @@ def index():
         .where(Item.compound_id.in_([c.id for c in compounds]),
                Item.status.in_([s.value for s in OPEN]))
         .group_by(Item.compound_id)).all())
-    return render_template("compounds/index.html", compounds=compounds, counts=counts)
+    lookback = []
+    if permissions.can_patrol(current_user):
+        lookback = db.session.execute(
+            lookback_query(current_user).options(selectinload(Item.photos),
+                                                 selectinload(Item.building),
+                                                 selectinload(Item.compound))
+            .limit(LOOKBACK_SHOWN)).scalars().all()
+    return render_template("compounds/index.html", compounds=compounds, counts=counts,
+                           lookback=lookback, lookback_total=lookback_count(current_user),
+                           now=utcnow())
+
+
+# --- 待回头看: fixes waiting for their on-the-spot check ------------------------------
+
+LOOKBACK_SHOWN = 100     # as many as /sync/pages keeps item pages of
+
+
+def lookback_compounds(user):
+    """The compounds whose fixes this user is asked to look back at: a volunteer's
+    team's (Team.compounds); without a team, every compound the user sees (their
+    community's). Archived compounds are nobody's walk."""
+    cond = and_(permissions.compound_filter(user, Compound), Compound.archived_at.is_(None))
+    if Role(user.role) == Role.VOLUNTEER and user.team_id is not None:
+        cond = and_(cond, Compound.id.in_(db.select(TeamCompound.compound_id)
+                                          .where(TeamCompound.team_id == user.team_id)))
+    return db.select(Compound.id).where(cond)
+
+
+def lookback_query(user):
+    """Fixed items waiting for their check in the user's compounds, oldest fix first."""
+    return (db.select(Item)
+            .where(Item.status == Status.FIXED.value,
+                   Item.compound_id.in_(lookback_compounds(user)))
+            .order_by(Item.fixed_at.asc().nulls_first(), Item.id))
+
+
+def lookback_count(user) -> int:
+    if not (getattr(user, "is_authenticated", False) and permissions.can_patrol(user)):
+        return 0
+    return db.session.execute(
+        db.select(db.func.count()).select_from(Item)
+        .where(Item.status == Status.FIXED.value,
+               Item.compound_id.in_(lookback_compounds(user)))).scalar_one()
+
+
+@bp.app_context_processor
+def inject_lookback():
+    """`lookback_badge()`: the volunteer's 待回头看 count for the menu (computed only
+    when a page asks)."""
+    def lookback_badge() -> int:
+        if not current_user.is_authenticated or current_user.role != Role.VOLUNTEER.value:
+            return 0
+        return lookback_count(current_user)
+    return {"lookback_badge": lookback_badge}

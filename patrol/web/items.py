@@ -9,6 +9,7 @@ from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, rend
                    request, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy.orm import selectinload
 
 from .. import labels, lifecycle, permissions
 from ..extensions import db
@@ -87,7 +88,8 @@ def report(compound_id):
                            errors=out.errors, photo_errors=_photo_messages(out.photo_errors),
                            kept=out.kept,
                            kept_after=out.kept_after, max_photos=current_app.config["MAX_PHOTOS"],
-                           field_error=labels.FIELD_ERROR), \
+                           field_error=labels.FIELD_ERROR,
+                           open_items=suggestions(compound)), \
         (422 if out.errors or out.photo_errors else 200)
 
 
@@ -229,3 +231,91 @@ def _refused(item, status, code, message, photos, values, fields=None):
     if wants_json():
         return error_json(status, code, message, fields=fields)
     return _page(item, status=status, error=message, kept=photos, values=values)
+
+
+# --- the same problem again (N 人反映) ----------------------------------------------
+
+SUGGESTED = 200   # open items embedded in the report page for the duplicate suggestion
+
+
+def suggestions(compound) -> list[dict]:
+    """The compound's open items, embedded in the report page (kept for offline use) so
+    the form can ask "是同一个问题吗？" without signal: id, category, building, thumbnail."""
+    rows = db.session.execute(
+        db.select(Item).where(Item.compound_id == compound.id,
+                              Item.status.in_([s.value for s in lifecycle.OPEN]))
+        .order_by(Item.created_at.desc(), Item.id.desc()).limit(SUGGESTED)
+        .options(selectinload(Item.photos))).scalars().all()
+    out = []
+    for item in rows:
+        before = next((p for p in item.photos if p.kind == "before"), None)
+        out.append({"id": item.id, "category": item.category, "building": item.building_id,
+                    "thumb": url_for("photos.serve", photo_id=before.id, size="thumb")
+                    if before else None,
+                    "reports": item.support_count + 1,
+                    "status": str(labels.STATUS.get(item.status, item.status))})
+    return out
+
+
+@bp.post("/items/<int:item_id>/support")
+@login_required
+def support(item_id):
+    """"同一个": a supporting report of an open item, from the report form (its photos and
+    note), instead of a new item. Sent by the outbox like a report: idempotent by the
+    form's client_uuid."""
+    item = _item_for(item_id)
+    authorise(permissions.can_report, item.compound)   # who may report there may support
+    if item.compound.archived_at is not None:
+        abort(403)
+    photos, refused = item_service.store_photos(_photo_send("photos"), uploader=current_user,
+                                                kind="before", lat=_float("lat"),
+                                                lon=_float("lon"))
+    db.session.commit()  # photos survive whatever happens next
+    values = request.form.to_dict()
+    if refused:
+        message = " ".join(_photo_messages(("photos", *r) for r in refused))
+        return _support_refused(item, 422, "photo_rejected", message, fields={"photos": message})
+    note = (values.get("note") or "").strip()[:500] or None
+    given = item_service.ActionInput(note=note, photos=photos,
+                                     client_uuid=_uuid(values.get("client_uuid")))
+    try:
+        given.device_at = parse_device_at(values)
+    except TransitionError:
+        given.device_at = None      # a report is worth keeping even if the clock is off
+    try:
+        # The same form sent again (a lost answer) gets the first send's success.
+        duplicate = item_service.find_repeated(given.client_uuid, item=item,
+                                               actor=current_user,
+                                               action=Action.SUPPORT) is not None
+        item_service.act_once(item, Action.SUPPORT, current_user, utcnow(), given,
+                              form=form_for(item), window=current_app.config["VERIFY_WINDOW"])
+    except item_service.ConflictError:
+        db.session.rollback()
+        return _support_refused(item, 409, "resent_different", _(
+            "A different report was already sent with this form."))
+    except TransitionError as exc:
+        db.session.rollback()
+        status = 403 if exc.code.startswith("forbidden") else (
+            409 if exc.code == "bad_state" else 422)
+        if exc.code == "bad_state":
+            message = _("This problem has just been closed. Please report it as a new one.")
+        else:
+            message = str(labels.TRANSITION_ERROR.get(exc.code, exc.code))
+        return _support_refused(item, status, exc.code, message)
+    item = db.session.get(Item, item_id)
+    target = url_for("compounds.show", compound_id=item.compound_id)
+    message = _("Added to No.%(id)s: %(n)s reports of this problem.", id=item.id,
+                n=item.support_count + 1)
+    if wants_json():
+        flash(message, "ok")
+        return jsonify(id=item.id, support_count=item.support_count,
+                       reports=item.support_count + 1, url=target), (200 if duplicate else 201)
+    flash(message, "ok")
+    return redirect(target)
+
+
+def _support_refused(item, status, code, message, fields=None):
+    if wants_json():
+        return error_json(status, code, message, fields=fields)
+    return render_template("error.html", code=status, title=_("Not added"),
+                           message=message), status

@@ -7,13 +7,14 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_login import current_user, login_required
 from sqlalchemy import and_, case
 
-from .. import permissions
+from .. import labels, permissions
 from ..extensions import db
 from ..lifecycle import OPEN, OWED, Role, Status
 from ..models import Company, Compound, Item, utcnow
 from .helpers import hazard_form, page_arg, parse_local, roles_required
 
 bp = Blueprint("lists", __name__)
+bp.add_app_template_global(lambda k: labels.ESCALATION.get(k, k), "escalation_label")
 OWED_VALUES = [s.value for s in OWED]
 OPEN_VALUES = [s.value for s in OPEN]
 
@@ -28,6 +29,7 @@ def home():
         return redirect(url_for("lists.overview"))
     if role == Role.COMMITTEE and current_user.compound_id is not None:
         return redirect(url_for("compounds.show", compound_id=current_user.compound_id))
+    # Volunteers: the compounds page, which opens with 待回头看 (N).
     return redirect(url_for("compounds.index"))
 
 
@@ -135,7 +137,21 @@ def overview():
     companies = db.session.execute(
         db.select(Company).where(Company.id.in_({c.company_id for c in compounds}))
         .order_by(Company.name)).scalars().all()
+    escalated = escalation_counts(permissions.item_filter(current_user, Item), now)
     return render_template("lists/overview.html", f=f, by_status=by_status,
+                           escalated=escalated,
                            by_category=by_category, overdue_count=overdue_count, page=page,
                            compounds=compounds, companies=companies, now=now,
                            statuses=[s.value for s in Status], args=request.args)
+
+
+def escalation_counts(scope, now: datetime) -> dict[str, int]:
+    """How many items of the staff's further escalation groups (services/escalation.py)
+    the overview links to: fixes late for their look-back, 督办, disputes."""
+    from ..services import escalation
+    conds = {"lookback_late": escalation.lookback_late_cond(now, escalation.lookback_limit()),
+             "flagged": escalation.flagged_cond(), "disputed": escalation.disputed_cond()}
+    row = db.session.execute(
+        db.select(*[db.func.count(case((cond, 1))).label(key) for key, cond in conds.items()])
+        .where(scope, Item.status.in_(OPEN_VALUES))).one()
+    return dict(row._mapping)

@@ -74,6 +74,84 @@
     });
   });
 
+  // 是同一个问题吗？ The report page carries the compound's open items (#open-items), so
+  // this works without signal too. "Same problem" sends this very form (photos, note) as
+  // a supporting report of that item, through the outbox like any report.
+  var dups = document.getElementById("dups"), openItems = document.getElementById("open-items");
+  var reportForm = document.getElementById("report-form");
+  if (reportForm && dups && openItems && Element.prototype.closest) {
+    var known = [];
+    try { known = JSON.parse(openItems.textContent) || []; } catch (e) { /* none */ }
+    var d = dups.dataset, ul = dups.querySelector("ul"), dismissed = "";
+    var anchor = document.getElementById("f-" + d.building) || document.getElementById("f-" + d.category);
+    if (anchor) anchor.parentNode.insertBefore(dups, anchor.nextSibling);
+    var original = { action: reportForm.getAttribute("action"), label: reportForm.dataset.label,
+      kind: reportForm.dataset.kind };
+    var value = function (name) {
+      var el = reportForm.querySelector("input[name='" + name + "']:checked, select[name='" + name + "']");
+      return el ? el.value : "";
+    };
+    var asNew = function () {
+      if (original.action) reportForm.setAttribute("action", original.action);
+      else reportForm.removeAttribute("action");
+      reportForm.dataset.label = original.label;
+      reportForm.dataset.kind = original.kind;
+      reportForm.noValidate = false;
+      reportForm.querySelectorAll("input.photo-input").forEach(function (input) {
+        if (input.dataset.minWas) input.dataset.min = input.dataset.minWas;
+      });
+    };
+    var same = function (item) {
+      reportForm.setAttribute("action", "/items/" + item.id + "/support");
+      reportForm.dataset.label = d.label.replace("{id}", item.id);
+      reportForm.dataset.kind = "support";
+      reportForm.noValidate = true;    // photos and note are welcome, not required
+      reportForm.querySelectorAll("input.photo-input").forEach(function (input) {
+        input.dataset.minWas = input.dataset.minWas || input.dataset.min || "0";
+        input.dataset.min = "0";
+      });
+      var spot = reportForm.querySelector("input[name=fixed_on_spot]");
+      if (spot && spot.checked) { spot.checked = false; spot.dispatchEvent(new Event("change")); }
+      if (reportForm.requestSubmit) reportForm.requestSubmit();
+      else reportForm.querySelector("button[type=submit]").click();
+    };
+    var show = function () {
+      var cat = value(d.category), building = value(d.building), key = cat + "/" + building;
+      var found = !cat || key === dismissed ? [] : known.filter(function (i) {
+        return i.category === cat && (!building || !i.building || String(i.building) === building);
+      });
+      ul.textContent = "";
+      found.slice(0, 8).forEach(function (item) {
+        var li = document.createElement("li"), pic = document.createElement(item.thumb ? "img" : "span");
+        pic.className = "thumb";
+        if (item.thumb) { pic.src = item.thumb; pic.alt = ""; } else { pic.textContent = "?"; }
+        var text = document.createElement("span");
+        text.textContent = d.no.replace("{id}", item.id) + " · " + item.status +
+          (item.reports > 1 ? " · " + d.reports.replace("{n}", item.reports) : "");
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "btn primary";
+        button.dataset.item = item.id;
+        button.textContent = d.same;
+        button.addEventListener("click", function () { same(item); });
+        li.appendChild(pic);
+        li.appendChild(text);
+        li.appendChild(button);
+        ul.appendChild(li);
+      });
+      dups.hidden = found.length === 0;
+    };
+    document.getElementById("dups-no").addEventListener("click", function () {
+      dismissed = value(d.category) + "/" + value(d.building);
+      asNew();
+      show();
+    });
+    reportForm.addEventListener("change", function (e) {
+      if (e.target.name === d.category || e.target.name === d.building) show();
+    });
+    show();
+  }
+
   // Report form: attach the location to photos when allowed.
   var form = document.getElementById("report-form");
   if (form && navigator.geolocation) {

@@ -154,6 +154,7 @@ function recentlyPrecached() {
 // page of the list at once.
 var PRECACHE_PARALLEL = 3;
 var THUMBS = /\/photos\/\d+\/thumb\.jpg/g;  // thumbnails a kept page shows
+var PRECACHE_THUMBS = 300;
 
 function inTurn(list, parallel, work) {
   var next = 0;
@@ -213,11 +214,26 @@ function precache() {
     }).then(function () {
       return caches.open(PAGES);
     }).then(function (pages) {
+      var thumbs = {};  // the thumbnails the kept pages show (待回头看, duplicate suggestions)
       return inTurn(list.urls, PRECACHE_PARALLEL, function (path) {
         return fetchWithin(path, { credentials: "same-origin", headers: PRECACHE_HEADERS }, function (r) {
           if (r.status >= 500) { failed = true; return null; }  // server trouble: again later
-          return r.ok && !r.redirected ? pages.put(path, r) : null;
+          if (!r.ok || r.redirected) return null;
+          return r.clone().text().then(function (html) {
+            (html.match(THUMBS) || []).forEach(function (p) { thumbs[p] = true; });
+            return pages.put(path, r);
+          });
         }).catch(function () { failed = true; });
+      }).then(function () {
+        // Thumbnails not kept yet, so those pages show their photos without signal too.
+        // One that fails is only a missing picture: it does not make the refresh run again.
+        return inTurn(Object.keys(thumbs).slice(0, PRECACHE_THUMBS), PRECACHE_PARALLEL, function (p) {
+          return pages.match(p).then(function (hit) {
+            return hit ? null : fetchWithin(p, { credentials: "same-origin" }, function (r) {
+              return r.ok && !r.redirected ? pages.put(p, r) : null;
+            });
+          });
+        });
       }).then(function () { return trim(pages, list.urls); });
     }).then(function () {
       if (failed) return null;
