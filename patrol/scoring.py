@@ -6,8 +6,14 @@ and thresholds are documented in docs/scoring.md; keep the two in step.
 
 Every figure is about one cohort: the items a company was answerable for that were
 *reported* in the period, seen as of `now` (the moment of computing). Rejected and
-merged items (not the company's work) and items a volunteer fixed on the spot
-(立行立改, no work left for the company) are left out.
+merged items (not the company's work), items a volunteer fixed on the spot
+(立行立改, no work left for the company) and items routed to a department (部门: no
+longer the company's) are left out. Items closed as answered (已解答) count like
+verified ones, but are never checked on the spot.
+
+Beside the score, and kept apart from the volunteers' ratings: residents'
+satisfaction (业主满意度) and the owners' committee's monthly rating, each a plain mean
+shown only from a minimum number of ratings (`opinion`).
 
 What happened to an item, and when, is read by lifecycle.replay(), the one fold over
 a history; this module only turns its answers into figures.
@@ -15,6 +21,7 @@ a history; this module only turns its answers into figures.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -112,6 +119,7 @@ class ItemHistory:
     created_at: datetime
     events: tuple[Event, ...]         # in order; events after `now` are ignored
     default_hours: float | None = None  # the category's deadline (old histories: see replay)
+    department_id: int | None = None    # routed to a department: not the company's any more
 
 
 # --- one item ---------------------------------------------------------------------
@@ -142,13 +150,18 @@ def item_facts(history: ItemHistory, now: datetime) -> ItemFacts:
     status = seen.status or Status.REPORTED     # no history at all: as reported
     first_ack, first_fix = seen.first_acknowledged_at, seen.first_fix_at
     created = history.created_at
-    counted = (history.company_id is not None and not seen.fixed_on_spot
+    counted = (history.company_id is not None and history.department_id is None
+               and not seen.fixed_on_spot
                and status not in (Status.REJECTED, Status.MERGED))
+    # An answer in writing (已解答) settles the item as a fix does: its time to fix ends
+    # at the approval, and it is on time unless it was overdue before.
+    answered = status == Status.ANSWERED
+    resolved = first_fix or (seen.closed_at if answered and first_fix is None else None)
     return ItemFacts(
         id=history.id, created_at=created, status=status.value, counted=counted,
         ack_hours=_hours((first_ack or now) - created), ack_waiting=first_ack is None,
-        fix_hours=_hours((first_fix or now) - created), fix_waiting=first_fix is None,
-        overdue=seen.late, decided=first_fix is not None or seen.late,
+        fix_hours=_hours((resolved or now) - created), fix_waiting=resolved is None,
+        overdue=seen.late, decided=resolved is not None or seen.late,
         first_check=seen.first_check, rating=seen.rating)
 
 
@@ -249,6 +262,32 @@ def figures(company_id: int, facts: list[ItemFacts], *, min_items: int = MIN_ITE
     return out
 
 
+# --- opinions: residents' satisfaction, the committee's rating ----------------------
+
+@dataclass(frozen=True)
+class Opinion:
+    """A mean of 1–5 star ratings, shown only from `min_n` ratings on ("样本不足")."""
+    n: int
+    mean: float | None          # None without ratings
+    sufficient: bool
+
+
+def opinion(stars: list[int], *, min_n: int = MIN_ITEMS) -> Opinion:
+    valid = [int(s) for s in stars if s is not None and 1 <= int(s) <= 5]
+    mean = round_half_up(sum(valid) / len(valid), 2) if valid else None
+    return Opinion(len(valid), mean, len(valid) >= min_n)
+
+
+def opinions(ratings: list[tuple[int, int]], company_ids: Iterable[int], *,
+             min_n: int = MIN_ITEMS) -> dict[int, Opinion]:
+    """(company id, stars) pairs → an Opinion per company in `company_ids`."""
+    by_company: dict[int, list[int]] = {cid: [] for cid in company_ids}
+    for cid, stars in ratings:
+        if cid in by_company:
+            by_company[cid].append(stars)
+    return {cid: opinion(stars, min_n=min_n) for cid, stars in by_company.items()}
+
+
 # --- all companies: ranking ---------------------------------------------------------
 
 def rank(all_figures: list[Figures], names: dict[int, str]) -> list[Figures]:
@@ -294,7 +333,7 @@ class MonthCount:
     code: str          # "2026-11"
     reported: int      # items reported that month (in the cohort sense)
     overdue: int       # … of which overdue at some moment
-    closed: int        # … of which verified and closed
+    closed: int        # … of which closed as verified or answered
 
 
 def monthly_counts(histories: list[ItemHistory], months: list[Period],
@@ -304,7 +343,7 @@ def monthly_counts(histories: list[ItemHistory], months: list[Period],
         facts = [item_facts(h, now) for h in histories if in_period(h, start, end)]
         facts = [f for f in facts if f.counted]
         out.append(MonthCount(period.code, len(facts), sum(f.overdue for f in facts),
-                              sum(f.status == "verified" for f in facts)))
+                              sum(f.status in ("verified", "answered") for f in facts)))
     return out
 
 

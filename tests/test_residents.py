@@ -391,3 +391,53 @@ def test_csrf_is_needed_for_a_resident_report(tmp_path):
     assert _post_report(client, token, csrf_token=csrf).status_code == 302
     with app.app_context():
         assert db.session.execute(db.select(db.func.count()).select_from(ItemEvent)).scalar() == 0
+
+
+# --- 业主满意度 and the committee's rating on the scorecard ----------------------------------
+
+def _this_month(app):
+    from patrol.services import ratings
+    with app.app_context():
+        return ratings.default_period(utcnow(), "month").shift(1)
+
+
+def test_residents_and_committee_ratings_reach_the_scorecard(tmp_path):
+    from datetime import date
+
+    from patrol.models import CommitteeRating
+    from patrol.services import ratings
+    from tests.conftest import make_app
+    app = make_app(tmp_path, RATING_MIN_ITEMS=2)
+    with app.app_context():
+        w = build_world()
+        a1 = db.session.get(Compound, w.a1)
+        now = utcnow() - timedelta(hours=6)     # all done by the time the page is read
+        for i, stars in enumerate((5, 2)):
+            report = _submit(app, a1, device=f"device-{i}-0123456789", now=now).report
+            item = svc.accept(report, _u(w.staff_a), now, hazard_form())
+            db.session.commit()
+            _close(item, w, now)
+            svc.rate(report, stars, now + timedelta(hours=4))
+            db.session.commit()
+        period = _this_month(app)
+        month = date(period.year, period.n, 1)
+        db.session.add(CommitteeRating(compound_id=w.a1, company_id=w.x, user_id=w.com_a1,
+                                       month=month, stars=4))
+        db.session.commit()
+        later = now + timedelta(hours=5)
+        r = ratings.rate_period(period, community_id=w.ca, now=later)
+        assert r.residents_of(w.x) == __import__("patrol").scoring.Opinion(2, 3.5, True)
+        assert r.committee_of(w.x).n == 1 and not r.committee_of(w.x).sufficient
+        assert r.residents_of(w.y).n == 0
+        # The volunteers' satisfaction is their own: no volunteer rated these items.
+        assert r.of(w.x).satisfaction is None
+        # Another community's list does not see them.
+        assert ratings.rate_period(period, community_id=w.cb, now=later).residents_of(w.x).n == 0
+    page = sign_in(app.test_client(), w.staff_a).get(
+        f"/ratings/companies/{w.x}?period={period.code}").get_data(as_text=True)
+    resident = re.search(r'id="resident-satisfaction">(.*?)</div>', page, re.S).group(1)
+    committee = re.search(r'id="committee-rating">(.*?)</div>', page, re.S).group(1)
+    assert "3.50" in resident and "业主满意度" in resident
+    assert "样本不足" in committee and "1" in committee
+    with app.app_context():
+        db.engine.dispose()

@@ -235,3 +235,36 @@ def test_monthly_counts_and_chart_geometry():
     assert (overdue.kind, overdue.value, overdue.height, overdue.y) == ("overdue", 2, 28.0, 52.0)
     assert chart.bars[2].height == 0 and chart.bars[2].y == 80.0
     assert [text for _, text in chart.labels] == ["07", "08"]
+
+
+# --- issue 12: answered items, items routed to a department, opinions --------------------
+
+def test_an_answered_item_counts_like_a_fixed_one_but_is_never_checked():
+    """Reported at day 1; acknowledged after 2 h; a department's answer at 10 h, approved by
+    staff at 12 h (24 h deadline): settled in 12 h, on time, no check, no rating."""
+    h = item(1, 1, day(1), (2, "acknowledge", 24), (10, "answer"), (12, "approve_answer"))
+    f = scoring.item_facts(h, NOW)
+    assert (f.status, f.counted, f.fix_hours, f.fix_waiting, f.decided, f.overdue,
+            f.first_check, f.rating) == ("answered", True, 12, False, True, False, None, None)
+    # Approved after its deadline (30 h > 24 h): decided, and overdue.
+    late = scoring.item_facts(item(2, 1, day(1), (2, "acknowledge", 24), (30, "approve_answer")),
+                              NOW)
+    assert (late.decided, late.overdue, late.fix_hours) == (True, True, 30)
+
+
+def test_items_routed_to_a_department_leave_the_company_cohort():
+    routed = item(9, 1, day(9), (1, "route"))
+    routed = ItemHistory(routed.id, routed.company_id, routed.created_at, routed.events,
+                         department_id=7)
+    figs = scoring.rate(perfect(1) + [routed], S, E, NOW, {1: "A"})
+    assert figs[0].items == 5 and 9 not in [f.id for f in figs[0].facts]
+
+
+def test_opinions_are_plain_means_shown_from_a_minimum_number():
+    # 5 + 4 + 4 = 13 over 3 = 4.333… → 4.33
+    assert scoring.opinion([5, 4, 4], min_n=3) == scoring.Opinion(3, 4.33, True)
+    assert scoring.opinion([5, 4, 4], min_n=5) == scoring.Opinion(3, 4.33, False)
+    assert scoring.opinion([], min_n=1) == scoring.Opinion(0, None, False)
+    assert scoring.opinion([3, 9, 0], min_n=1) == scoring.Opinion(1, 3.0, True)   # out of range
+    per = scoring.opinions([(1, 5), (2, 1), (1, 2), (3, 4)], [1, 2], min_n=2)
+    assert per == {1: scoring.Opinion(2, 3.5, True), 2: scoring.Opinion(1, 1.0, False)}

@@ -2,15 +2,15 @@
 (which reads each history with lifecycle.replay)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
 
 from .. import scoring
 from ..extensions import db
-from ..lifecycle import Event
-from ..models import Company, Compound, Item, ItemEvent
+from ..lifecycle import Event, Status
+from ..models import CommitteeRating, Company, Compound, Item, ItemEvent, ResidentReport
 from ..models.base import utcnow
 
 
@@ -26,7 +26,8 @@ def load_histories(conditions, start: datetime, end: datetime) -> list[scoring.I
     where = [Item.created_at >= start, Item.created_at < end, Item.company_id.is_not(None),
              *conditions]
     items = db.session.execute(
-        db.select(Item.id, Item.company_id, Item.created_at, Item.form_id, Item.category)
+        db.select(Item.id, Item.company_id, Item.created_at, Item.form_id, Item.category,
+                  Item.department_id)
         .where(*where)).all()
     if not items:
         return []
@@ -46,7 +47,8 @@ def load_histories(conditions, start: datetime, end: datetime) -> list[scoring.I
             hours[key] = _category_hours(*key)
         history = tuple(Event.from_record(at, action, data) for at, action, data in events[row.id])
         out.append(scoring.ItemHistory(row.id, row.company_id, row.created_at, history,
-                                       default_hours=hours[key]))
+                                       default_hours=hours[key],
+                                       department_id=row.department_id))
     return out
 
 
@@ -77,9 +79,17 @@ class Ratings:
     names: dict
     figures: list          # scoring.Figures, ranked first, then insufficient
     min_items: int
+    residents: dict = field(default_factory=dict)   # company id → scoring.Opinion (业主满意度)
+    committee: dict = field(default_factory=dict)   # company id → scoring.Opinion (业委会)
 
     def of(self, company_id) -> scoring.Figures | None:
         return next((f for f in self.figures if f.company_id == company_id), None)
+
+    def residents_of(self, company_id) -> scoring.Opinion:
+        return self.residents.get(company_id) or scoring.opinion([], min_n=self.min_items)
+
+    def committee_of(self, company_id) -> scoring.Opinion:
+        return self.committee.get(company_id) or scoring.opinion([], min_n=self.min_items)
 
     @property
     def red(self):
@@ -100,7 +110,55 @@ def rate_period(period: scoring.Period, *, community_id=None, names=None, now=No
         conditions.append(Item.community_id == community_id)
     histories = load_histories(conditions, start, end)
     figures = scoring.rate(histories, start, end, now, names, min_items=cfg["RATING_MIN_ITEMS"])
-    return Ratings(period, start, end, now, names, figures, cfg["RATING_MIN_ITEMS"])
+    min_n = cfg["RATING_MIN_ITEMS"]
+    return Ratings(period, start, end, now, names, figures, min_n,
+                   residents=scoring.opinions(resident_ratings(start, end, now, community_id),
+                                              names, min_n=min_n),
+                   committee=scoring.opinions(committee_ratings(period, community_id),
+                                              names, min_n=min_n))
+
+
+RATED_CLOSED = (Status.VERIFIED.value, Status.ANSWERED.value)
+
+
+def resident_ratings(start: datetime, end: datetime, now: datetime,
+                     community_id=None) -> list[tuple[int, int]]:
+    """(company id, stars) of residents' ratings (业主满意度) of items closed, verified or
+    answered, in [start, end) and rated by `now`: the company the item was reported for,
+    unless it went to a department. A report added to an item that was later merged
+    rates the item it was merged into."""
+    query = (db.select(ResidentReport.rating, ResidentReport.item_id)
+             .where(ResidentReport.rating.is_not(None), ResidentReport.item_id.is_not(None),
+                    ResidentReport.rated_at >= start, ResidentReport.rated_at <= now))
+    if community_id is not None:
+        query = query.where(ResidentReport.community_id == community_id)
+    rows = db.session.execute(query).all()
+    out = []
+    for stars, item_id in rows:
+        item = db.session.get(Item, item_id)
+        seen = set()
+        while item is not None and item.status == Status.MERGED.value and item.merged_into_id \
+                and item.id not in seen:
+            seen.add(item.id)
+            item = db.session.get(Item, item.merged_into_id)
+        if (item is None or item.status not in RATED_CLOSED or item.company_id is None
+                or item.department_id is not None or item.closed_at is None
+                or not start <= item.closed_at < end):
+            continue
+        out.append((item.company_id, stars))
+    return out
+
+
+def committee_ratings(period: scoring.Period, community_id=None) -> list[tuple[int, int]]:
+    """(company id, stars) of the owners' committees' monthly ratings of the months in the
+    period (of the community's compounds, for a community's list)."""
+    query = (db.select(CommitteeRating.company_id, CommitteeRating.stars)
+             .where(CommitteeRating.month >= period.start_date,
+                    CommitteeRating.month < period.end_date))
+    if community_id is not None:
+        query = query.join(Compound, Compound.id == CommitteeRating.compound_id) \
+            .where(Compound.community_id == community_id)
+    return [(cid, stars) for cid, stars in db.session.execute(query).all()]
 
 
 def monthly(company_id: int, last: scoring.Period, *, community_id=None, months=12, now=None):
