@@ -7,3 +7,4 @@ from .notify import NotifyEndpoint, Delivery  # noqa: F401
 from .audit import AuditEntry  # noqa: F401
 from .contracts import Contract  # noqa: F401
 from .workflow import Department, ResidentReport, CommitteeRating  # noqa: F401
+from .api import ApiToken  # noqa: F401

@@ -26,6 +26,9 @@ def install(app):
         return resp
 
     def page(status, code, title, message, retry=False):
+        from ..api.errors import api_error, is_api_request
+        if is_api_request():  # /api/: the API's one error shape (api/errors.py)
+            return api_error(status, code, str(message))
         if wants_json():  # the phone's queue shows `error` next to the record it kept
             return error_json(status, code, message, retry=retry)
         return render_template("error.html", code=status, title=title, message=message), status
