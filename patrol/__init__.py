@@ -112,6 +112,10 @@ def register_blueprints(app: Flask):
     app.register_blueprint(residents.bp)
     from .web import exports
     app.register_blueprint(exports.bp)
+    from .web import api_tokens
+    app.register_blueprint(api_tokens.bp)
+    from . import api
+    api.init_app(app)
 
 
 def register_security(app: Flask):
