@@ -69,7 +69,8 @@ class ItemQuerySchema(ma.Schema):
     compound_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
     company_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
     category = fields.String(validate=validate.Length(max=40))
-    cursor = fields.String(validate=validate.Length(max=40))
+    cursor = fields.String(validate=validate.Regexp(r"^[0-9]{1,12}$"),
+                           metadata={"description": "next_cursor of the previous page"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
@@ -87,7 +88,8 @@ class ChangesPageSchema(ma.Schema):
 
 
 class ChangesQuerySchema(ma.Schema):
-    since = fields.String(load_default="0", validate=validate.Length(max=40))
+    since = fields.String(load_default="0", validate=validate.Regexp(r"^[0-9]{1,12}$"),
+                          metadata={"description": "next_cursor of the previous answer"})
     limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
 
 
