@@ -111,14 +111,17 @@ def _uuid(value: str | None) -> str | None:
         return None
 
 
-def validate(form, compound, values: dict, photo_count: int, max_photos: int
-             ) -> tuple[dict, dict]:
+def validate(form, compound, values: dict, photo_count: int, max_photos: int,
+             photo_required: bool = True) -> tuple[dict, dict]:
     """The resident's fields against the compound's form definition (the same categories
-    as the patrol's), plus a shorter note and the optional call-back phone."""
+    as the patrol's), plus a shorter note and the optional call-back phone. Requests from
+    other systems (Open311) may come without a photo: their media_url is never fetched."""
     sent = {name: values.get(name) for name in RESIDENT_FIELDS if name != "photos"}
     clean, errors = validate_submission(form, sent, building_ids={b.id for b in compound.buildings},
                                         photo_count=photo_count, max_photos=max_photos)
     errors = {k: v for k, v in errors.items() if k in RESIDENT_FIELDS}
+    if not photo_required and errors.get("photos") == "required_photo":
+        del errors["photos"]
     note = (values.get("note") or "").strip()
     if len(note) > NOTE_MAX:
         errors["note"] = "too_long"
@@ -150,7 +153,7 @@ def _resent(client_uuid, compound, clean, device_hash, device_id, limits) -> Sub
 
 
 def submit(compound, values: dict, photos: list[Upload], device_id: str, ip: str | None,
-           now: datetime, limits: Limits, *, form) -> SubmitOutcome:
+           now: datetime, limits: Limits, *, form, photo_required: bool = True) -> SubmitOutcome:
     """Put a resident's report in the triage queue, exactly once per form (`client_uuid`
     in `values`), and at most `limits.device_limit` per device and compound a day: later
     ones only count as repeats of the device's last report (no new row, no photo kept).
@@ -158,7 +161,8 @@ def submit(compound, values: dict, photos: list[Upload], device_id: str, ip: str
     if compound.archived_at is not None:
         return SubmitOutcome(errors={"compound": "archived"})
     uploads = [p for p in photos if p.data or p.filename][:limits.max_photos + 1]
-    clean, errors = validate(form, compound, values, len(uploads), limits.max_photos)
+    clean, errors = validate(form, compound, values, len(uploads), limits.max_photos,
+                             photo_required)
     device_hash = hash_secret(device_id)
     client_uuid = _uuid(values.get("client_uuid"))
     resent = _resent(client_uuid, compound, clean, device_hash, device_id, limits)
