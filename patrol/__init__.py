@@ -116,6 +116,8 @@ def register_blueprints(app: Flask):
     app.register_blueprint(api_tokens.bp)
     from . import api
     api.init_app(app)
+    from .web import open311
+    app.register_blueprint(open311.bp)
 
 
 def register_security(app: Flask):
