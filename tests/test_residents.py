@@ -441,3 +441,13 @@ def test_residents_and_committee_ratings_reach_the_scorecard(tmp_path):
     assert "样本不足" in committee and "1" in committee
     with app.app_context():
         db.engine.dispose()
+
+
+def test_a_volunteer_leaders_compounds_page_links_to_the_queue(app, world):
+    _post_report(app.test_client(), _token(app, world.a1))
+    page = sign_in(app.test_client(), world.vol_a).get("/compounds").get_data(as_text=True)
+    assert re.search(r'id="triage-link"[^>]*>[^<]*\(1\)', page)
+    with app.app_context():
+        plain = _leader_less_volunteer(world)
+    page = sign_in(app.test_client(), plain).get("/compounds").get_data(as_text=True)
+    assert 'id="triage-link"' not in page
