@@ -110,6 +110,9 @@ def register_blueprints(app: Flask):
     app.register_blueprint(people.bp)
     from .web import residents
     app.register_blueprint(residents.bp)
+    from .web import committee, departments
+    app.register_blueprint(departments.bp)
+    app.register_blueprint(committee.bp)
     from .web import exports
     app.register_blueprint(exports.bp)
     from .web import api_tokens

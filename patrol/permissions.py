@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from types import MappingProxyType, SimpleNamespace
 
-from sqlalchemy import and_, false, true
+from sqlalchemy import and_, false, or_, true
 
 from .lifecycle import Role
 
@@ -32,6 +32,28 @@ DEPARTMENT = "department_id"    # department users (部门): the items routed to
 # Street staff: the ids of their street's communities (a tuple, models.User); matched
 # against the same attribute of an object as COMMUNITY, as membership.
 STREET = "street_community_ids"
+# Street staff's own street, matched against an object's `street_id` (departments bound
+# to a street rather than to one community).
+STREET_ID = "street_id"
+
+
+def _read(obj, path: str):
+    """An object's attribute; "rel.attr" reads through a relationship (None-safe)."""
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _column(model, path: str):
+    """(the column, a wrapper): "rel.attr" becomes `model.rel.has(<condition>)`."""
+    if "." not in path:
+        return getattr(model, path), lambda cond: cond
+    rel, rest = path.split(".", 1)
+    relationship = getattr(model, rel)
+    related = relationship.property.mapper.class_
+    return getattr(related, rest), relationship.has
 
 
 class Scope:
@@ -77,8 +99,8 @@ class Scope:
             return True
         attr, value = match
         if isinstance(value, tuple):
-            return getattr(obj, attr) in value
-        return getattr(obj, attr) == value
+            return _read(obj, attr) in value
+        return _read(obj, attr) == value
 
     def where(self, user, model, target):
         match = self._match(user, target)
@@ -87,9 +109,10 @@ class Scope:
         if match == EVERYTHING:
             return true()
         attr, value = match
+        column, wrap = _column(model, attr)
         if isinstance(value, tuple):
-            return getattr(model, attr).in_(value) if value else false()
-        return getattr(model, attr) == value
+            return wrap(column.in_(value)) if value else false()
+        return wrap(column == value)
 
 
 # --- targets: where each kind of object keeps its community, company and compound ----
@@ -102,7 +125,14 @@ COMMUNITY_ROW = {COMMUNITY: "id", STREET: "id"}
 COMPANY_ROW = {COMPANY: "id"}
 # users (volunteers), teams, compounds
 IN_COMMUNITY = {COMMUNITY: "community_id", STREET: "community_id"}
-ENDPOINT = {COMMUNITY: "community_id", STREET: "community_id", COMPANY: "company_id"}
+# Receivers: owned by a community, a company, a compound (its owners' committee) or a
+# department; a team's receiver (its group robot) belongs to the team's community.
+ENDPOINT = {COMMUNITY: "community_id", STREET: "community_id", COMPANY: "company_id",
+            COMPOUND: "compound_id", DEPARTMENT: "department_id"}
+TEAM_ENDPOINT = {COMMUNITY: "team.community_id", STREET: "team.community_id"}
+# Departments: bound to one community, or to a street (or, with neither, district-wide).
+DEPARTMENT_IN_COMMUNITY = {COMMUNITY: "community_id", STREET: "community_id"}
+DEPARTMENT_ON_STREET = {STREET_ID: "street_id"}
 
 # --- scopes: the rules ------------------------------------------------------------
 
@@ -139,13 +169,22 @@ PATROL = SEE.only(Role.VOLUNTEER, Role.STAFF, Role.STREET_STAFF)
 # Staff manage their community's volunteers, teams, QR codes and posters; admins all.
 MANAGE_COMMUNITY = Scope({Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET,
                           Role.ADMIN: EVERYTHING})
-# Staff manage their community's notification receivers, managers their company's.
+# Staff manage their community's notification receivers, managers their company's,
+# committee members their compound's, department users their department's.
 MANAGE_ENDPOINTS = Scope({Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET, Role.MANAGER: COMPANY,
+                          Role.COMMITTEE: COMPOUND, Role.DEPARTMENT: DEPARTMENT,
                           Role.ADMIN: EVERYTHING})
+# … and staff the receivers of their community's patrol teams (fixes waiting for the
+# look-back go to the team's group robot).
+MANAGE_TEAM_ENDPOINTS = MANAGE_COMMUNITY
+# Departments (部门): staff add and edit their community's, street staff their street's
+# and its communities', admins every one (district-wide ones only admins).
+MANAGE_DEPARTMENTS = MANAGE_COMMUNITY
+MANAGE_STREET_DEPARTMENTS = Scope({Role.STREET_STAFF: STREET_ID, Role.ADMIN: EVERYTHING})
 # Weekly lists: staff for their community and its compounds, managers for their company
-# and its compounds, admins for everything.
+# and its compounds, committee members for their compound, admins for everything.
 PRINT_WEEKLY = Scope({Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET, Role.MANAGER: COMPANY,
-                      Role.ADMIN: EVERYTHING})
+                      Role.COMMITTEE: COMPOUND, Role.ADMIN: EVERYTHING})
 PRINT_TARGETS = {"community": COMMUNITY_ROW, "company": COMPANY_ROW, "compound": COMPOUND_ROW}
 # The red/black list: staff (their community) and admins.
 RATINGS_LIST = Scope({Role.STAFF: COMMUNITY, Role.STREET_STAFF: STREET, Role.ADMIN: EVERYTHING})
@@ -360,20 +399,65 @@ def can_manage_endpoints(user) -> bool:
     return MANAGE_ENDPOINTS.reaches_anything(user)
 
 
+# Each reading is the same two scopes: the owner's own, and a team's through its community.
+_ENDPOINT_RULES = ((MANAGE_ENDPOINTS, ENDPOINT), (MANAGE_TEAM_ENDPOINTS, TEAM_ENDPOINT))
+
+
 def can_manage_endpoint(user, endpoint) -> bool:
-    """Staff manage their community's receivers, managers their company's, admins all."""
-    return MANAGE_ENDPOINTS.allows(user, endpoint, ENDPOINT)
+    """Staff manage their community's receivers and its teams', managers their company's,
+    committee members their compound's, department users their department's, admins all."""
+    return any(scope.allows(user, endpoint, target) for scope, target in _ENDPOINT_RULES)
 
 
 def endpoint_filter(user, NotifyEndpoint):
-    return MANAGE_ENDPOINTS.where(user, NotifyEndpoint, ENDPOINT)
+    return or_(*(scope.where(user, NotifyEndpoint, target) for scope, target in _ENDPOINT_RULES))
+
+
+# The kinds of owner a receiver may have: (the scope, where the owner row keeps the
+# binding). A compound's receivers are its committee's; a staff member reaches a
+# compound only through its community's own receivers, so the compound row says only
+# COMPOUND here.
+ENDPOINT_OWNERS = {
+    "community": (MANAGE_ENDPOINTS, COMMUNITY_ROW),
+    "company": (MANAGE_ENDPOINTS, COMPANY_ROW),
+    "compound": (MANAGE_ENDPOINTS, {COMPOUND: "id"}),
+    "dept": (MANAGE_ENDPOINTS, {DEPARTMENT: "id"}),
+    "team": (MANAGE_TEAM_ENDPOINTS, IN_COMMUNITY),
+}
 
 
 def endpoint_owner_filter(user, kind: str, Model):
-    """The communities (kind "community") or companies ("company") the user may attach
-    a receiver to."""
-    return MANAGE_ENDPOINTS.where(user, Model, {"community": COMMUNITY_ROW,
-                                                "company": COMPANY_ROW}[kind])
+    """The communities, companies, compounds, departments or teams (`kind`) the user may
+    attach a receiver to."""
+    scope, target = ENDPOINT_OWNERS[kind]
+    return scope.where(user, Model, target)
+
+
+def can_own_endpoint(user, kind: str, owner) -> bool:
+    """`endpoint_owner_filter` for one owner row."""
+    scope, target = ENDPOINT_OWNERS[kind]
+    return scope.allows(user, owner, target)
+
+
+# --- departments -----------------------------------------------------------------------
+
+_DEPARTMENT_RULES = ((MANAGE_DEPARTMENTS, DEPARTMENT_IN_COMMUNITY),
+                     (MANAGE_STREET_DEPARTMENTS, DEPARTMENT_ON_STREET))
+
+
+def can_manage_department(user, department) -> bool:
+    """Add or edit a department and its users: staff those of their community, street
+    staff those of their street and its communities, admins every one."""
+    return any(scope.allows(user, department, target) for scope, target in _DEPARTMENT_RULES)
+
+
+def department_filter(user, Department):
+    return or_(*(scope.where(user, Department, target)
+                 for scope, target in _DEPARTMENT_RULES))
+
+
+def can_manage_departments(user) -> bool:
+    return any(scope.reaches_anything(user) for scope, _t in _DEPARTMENT_RULES)
 
 
 # --- refusals: 403 or 404 ---------------------------------------------------------------

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import io
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from PIL import Image, ImageDraw
 
 from .extensions import db
 from .lifecycle import Action, Role
-from .models import Building, Community, Company, Compound, Photo, Street, Team, User, utcnow
+from .models import (Building, CommitteeRating, Community, Company, Compound, Department,
+                     Photo, ResidentReport, Street, Team, User, utcnow)
+from .models.base import new_token
+from .models.people import hash_secret
 from .services import items as svc
 from .services.photo_store import save_upload
 from .display import hazard_form
@@ -32,6 +35,7 @@ DEMO_USERS = [
     ("committee", "陈主任（金桂园业委会）", Role.COMMITTEE.value, None, "compound:0"),
     ("volunteer", "刘阿姨", Role.VOLUNTEER.value, "片长", "community"),
     ("volunteer2", "赵师傅", Role.VOLUNTEER.value, "红色管家", "community"),
+    ("water", "孙站长（和平供水所）", Role.DEPARTMENT.value, None, "dept:0"),
 ]
 
 
@@ -73,6 +77,15 @@ def seed_demo(now=None):
     db.session.flush()
     team = Team(name="和平社区第一巡查队", community_id=community.id, compounds=compounds)
     db.session.add(team)
+    # Departments (部门) staff can route items to: the street's water works, the community.
+    departments = [
+        Department(name="和平供水所", kind="water", phone="0731-5555-3003",
+                   street_id=community.street_id),
+        Department(name="和平社区居委会", kind="community", phone="0731-5555-4004",
+                   community_id=community.id),
+    ]
+    db.session.add_all(departments)
+    db.session.flush()
     users = {}
     for username, name, role, title, binding in DEMO_USERS:
         user = User(username=username, display_name=name, role=role, title=title)
@@ -87,6 +100,8 @@ def seed_demo(now=None):
             user.company = companies[int(index)]
         elif kind == "compound":
             user.compound = compounds[int(index)]
+        elif kind == "dept":
+            user.department = departments[int(index)]
         if role == Role.VOLUNTEER:
             user.team = team
         db.session.add(user)
@@ -94,6 +109,7 @@ def seed_demo(now=None):
     db.session.flush()
     _demo_history(compounds, users, now)
     _demo_items(compounds, users, now)
+    _demo_workflow(compounds, departments, users, now)
     db.session.commit()
     return users
 
@@ -260,3 +276,80 @@ def _demo_history(compounds, users, now, months=HISTORY_MONTHS):
     item = svc.report(form=form, compound=compound, reporter=vols[0], clean=clean,
                       photos=photo(vols[0], "before"), now=at)
     step(item, Action.ACKNOWLEDGE, managers[compound.company_id], at + timedelta(hours=20))
+
+
+def _demo_workflow(compounds, departments, users, now):
+    """The seed's chain around the fix: an item routed to the water works, a disputed
+    one, one the committee flagged (督办), replies, two residents' reports (one waiting
+    for triage, one accepted, fixed, checked and rated) and the committee's ratings."""
+    from .services.committee import rating_month
+    form = hazard_form()
+    window = current_app.config["VERIFY_WINDOW"]
+    staff, committee, water = users["staff"], users["committee"], users["water"]
+    vol = users["volunteer"]
+    a, b, c = compounds
+    managers = {a.company_id: users["manager1"], c.company_id: users["manager2"]}
+
+    def new(compound, category, hours_ago, note, building=0, who=vol):
+        at = now - timedelta(hours=hours_ago)
+        clean = {"category": category, "building": compound.buildings[building].id,
+                 "floor": None, "note": note, "extra": {}}
+        photo = save_upload(demo_photo(900 + int(hours_ago)), uploader=who, kind="before")
+        return svc.report(form=form, compound=compound, reporter=who, clean=clean,
+                          photos=[photo], now=at), at
+
+    def step(item, action, who, at, **given):
+        if action in (Action.VERIFY, Action.REOPEN):
+            svc.record_presence(who, item.compound, at - timedelta(minutes=5))
+        svc.act(item, action, who, at, svc.ActionInput(**given), form=form, window=window)
+
+    # Routed to the water works (部门), which acknowledged it.
+    item, at = new(b, "water_tank", 26, "小区总水表井盖破损，自来水外漏", building=2)
+    step(item, Action.ROUTE, staff, at + timedelta(hours=1), department_id=departments[0].id,
+         reason="department_duty", note="市政供水管网，属供水所职责")
+    step(item, Action.ACKNOWLEDGE, water, at + timedelta(hours=3))
+    step(item, Action.COMMENT, water, at + timedelta(hours=4), note="已派维修班，明天上午到场")
+    # The company says it is not its duty (不属于物业职责): staff have not decided yet.
+    item, at = new(c, "flying_wire", 16, "小区外墙通信线缆脱落，垂到人行道", building=3)
+    step(item, Action.DISPUTE, managers[c.company_id], at + timedelta(hours=2),
+         note="通信线缆归运营商所有，不属于物业职责")
+    # 督办: the owners' committee flags a slow item at its compound, and replies go back and forth.
+    item, at = new(a, "fire_exit", 40, "2栋消防通道长期停放电动车", building=1)
+    step(item, Action.ACKNOWLEDGE, managers[a.company_id], at + timedelta(hours=6))
+    step(item, Action.FLAG, committee, at + timedelta(hours=30), reason="residents_complain",
+         note="业主多次反映，请社区督办")
+    step(item, Action.COMMENT, managers[a.company_id], at + timedelta(hours=31),
+         note="已张贴通知，本周内清理")
+    step(item, Action.COMMENT, staff, at + timedelta(hours=32), note="请周五前完成并上传照片")
+
+    # Residents (业主): one report waiting for triage …
+    db.session.add(ResidentReport(
+        compound_id=a.id, community_id=a.community_id, category="lighting",
+        building_id=a.buildings[4].id, note="5栋一楼大厅灯坏了一周", phone="13800000000",
+        status="pending", device_hash="d" * 64, receipt_hash=hash_secret(new_token()),
+        created_at=now - timedelta(hours=5)))
+    # … and one staff accepted: fixed, checked, and rated by the resident.
+    item, at = new(a, "sanitation", 100, "3栋垃圾桶满溢，气味很大", building=2, who=staff)
+    item.source = "resident"
+    mgr = managers[a.company_id]
+    step(item, Action.ACKNOWLEDGE, mgr, at + timedelta(hours=2))
+    step(item, Action.FIX, mgr, at + timedelta(hours=20), note="已清运并消毒",
+         photos=[save_upload(demo_photo(990), uploader=mgr, kind="after")])
+    step(item, Action.VERIFY, vol, at + timedelta(hours=26),
+         photos=[save_upload(demo_photo(991), uploader=vol, kind="after")], rating=4)
+    db.session.add(ResidentReport(
+        compound_id=a.id, community_id=a.community_id, category="sanitation",
+        building_id=a.buildings[2].id, note="3栋垃圾桶满溢，气味很大", status="accepted",
+        item_id=item.id, handled_by_id=staff.id, handled_at=at, device_hash="e" * 64,
+        receipt_hash=hash_secret(new_token()), rating=5, rated_at=at + timedelta(hours=30),
+        created_at=at - timedelta(hours=1)))
+
+    # The committee's monthly ratings of 宏远物业 at 金桂园: the last two months.
+    tz = current_app.config["TIMEZONE"]
+    this_month = rating_month(now, tz)
+    for months_back, stars, note in ((1, 4, "整改及时，态度好"), (2, 3, "消防通道问题反复")):
+        month = rating_month(datetime.combine(this_month, datetime.min.time())
+                             - timedelta(days=28 * months_back - 14), tz)
+        db.session.add(CommitteeRating(
+            compound_id=a.id, company_id=a.company_id, user_id=committee.id, month=month,
+            stars=stars, note=note, created_at=now - timedelta(days=30 * months_back)))

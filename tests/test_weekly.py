@@ -473,7 +473,11 @@ def _get(client, who, scope, ident, week="2026-W10"):
     ("admin", "company", "y", 200),
     ("admin", "community", "cb", 200),
     ("vol_a", "compound", "a1", 403),
-    ("com_a1", "compound", "a1", 403),
+    # The owners' committee: its own compound's list only (issue 12).
+    ("com_a1", "compound", "a1", 200),
+    ("com_a1", "compound", "a2", 404),
+    ("com_a1", "community", "ca", 404),
+    ("com_a1", "company", "x", 404),
 ])
 def test_download_permissions(app, world, client, who, scope, target, status):
     resp = _get(client, getattr(world, who), scope, getattr(world, target))

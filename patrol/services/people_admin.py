@@ -7,7 +7,10 @@ Who may manage whom (`can_manage_account`):
   * admins: every account but other admins (those are made with the CLI);
   * staff: volunteers and staff of their community, committee members of its compounds,
     and managers of the companies managing one of its compounds; never themselves
-    (for deactivating: a community must not lock itself out by a slip).
+    (for deactivating: a community must not lock itself out by a slip);
+  * department users (部门): whoever manages their department
+    (permissions.can_manage_department: staff their community's, street staff their
+    street's, admins all).
 Teams: staff those of their community, admins all (permissions.MANAGE_COMMUNITY).
 
 Creating a volunteer stays accounts.create_volunteer (it also makes the first link);
@@ -20,13 +23,14 @@ from sqlalchemy import and_, false, or_
 from .. import permissions
 from ..extensions import db
 from ..lifecycle import Role
-from ..models import Company, Compound, Team, User
+from ..models import Company, Compound, Department, Team, User
 from ..models.people import TITLES
 from . import accounts, audit
 
 NAME_MAX = 60
 PASSWORD_MIN = 8
-ACCOUNT_ROLES = (Role.MANAGER.value, Role.COMMITTEE.value, Role.STAFF.value)
+ACCOUNT_ROLES = (Role.MANAGER.value, Role.COMMITTEE.value, Role.STAFF.value,
+                 Role.DEPARTMENT.value)
 
 
 class PeopleInvalid(Exception):
@@ -58,6 +62,9 @@ def can_manage_account(actor, user) -> bool:
         return False
     if role == Role.ADMIN:
         return True
+    if user.role == Role.DEPARTMENT.value:
+        return user.department is not None and \
+            permissions.can_manage_department(actor, user.department)
     if role == Role.STREET_STAFF:  # their street's volunteers (other accounts: not yet)
         return permissions.can_manage_volunteer(actor, user)
     if role != Role.STAFF or actor.community_id is None:
@@ -77,6 +84,10 @@ def account_filter(actor, User_=User):
     role = Role(actor.role)
     if role == Role.ADMIN:
         return others
+    departments = and_(User_.role == Role.DEPARTMENT.value, User_.department_id.in_(
+        db.select(Department.id).where(permissions.department_filter(actor, Department))))
+    if role == Role.STREET_STAFF:
+        return departments
     if role != Role.STAFF or actor.community_id is None:
         return false()
     compounds = db.select(Compound.id).where(Compound.community_id == actor.community_id)
@@ -84,7 +95,8 @@ def account_filter(actor, User_=User):
     return and_(others, or_(
         and_(User_.role == Role.STAFF.value, User_.community_id == actor.community_id),
         and_(User_.role == Role.COMMITTEE.value, User_.compound_id.in_(compounds)),
-        and_(User_.role == Role.MANAGER.value, User_.company_id.in_(companies))))
+        and_(User_.role == Role.MANAGER.value, User_.company_id.in_(companies)),
+        departments))
 
 
 def community_filter(actor, Model):
@@ -262,10 +274,11 @@ def reactivate(actor, user, *, now) -> User:
 
 
 def create_account(actor, *, role, username, display_name, password, phone=None,
-                   community_id=None, company_id=None, compound_id=None, now) -> User:
-    """A manager (bound to a company), committee member (a compound) or staff member (a
-    community), with a password. Staff: for their own community, its compounds and the
-    companies managing one of them."""
+                   community_id=None, company_id=None, compound_id=None, department_id=None,
+                   now) -> User:
+    """A manager (bound to a company), committee member (a compound), staff member (a
+    community) or department user (a department), with a password. Staff: for their own
+    community, its compounds, the companies managing one of them and its departments."""
     errors: dict[str, str] = {}
     if role not in ACCOUNT_ROLES:
         raise PeopleInvalid({"role": "role"})
@@ -288,6 +301,11 @@ def create_account(actor, *, role, username, display_name, password, phone=None,
         if company_id is None or db.session.get(Company, int(company_id)) is None:
             errors["company_id"] = "missing"
         user.company_id = int(company_id) if company_id is not None else None
+    elif role == Role.DEPARTMENT.value:
+        department = db.session.get(Department, int(department_id)) if department_id else None
+        if department is None:
+            errors["department_id"] = "missing"
+        user.department = department
     else:
         compound = db.session.get(Compound, int(compound_id)) if compound_id else None
         if compound is None:
@@ -302,7 +320,7 @@ def create_account(actor, *, role, username, display_name, password, phone=None,
     audit.record(actor, "user.create", user, None,
                  {"username": username, "role": role, "display_name": name,
                   "community_id": user.community_id, "company_id": user.company_id,
-                  "compound_id": user.compound_id}, now)
+                  "compound_id": user.compound_id, "department_id": user.department_id}, now)
     return user
 
 

@@ -11,11 +11,17 @@ from flask_babel import force_locale, gettext as _
 
 from .. import notify
 from ..extensions import db
-from ..models import Community, Company, Delivery, NotifyEndpoint
+from ..models import Community, Company, Compound, Delivery, Department, NotifyEndpoint, Team
 from ..clock import utcnow
 from . import audit, notify as notify_service
 
 NAME_MAX = 60
+# The owner kinds a receiver may have, by the column that records it (exactly one).
+OWNER_COLUMNS = {Community: "community_id", Company: "company_id", Compound: "compound_id",
+                 Department: "department_id", Team: "team_id"}
+# A team's group robot hears of fixes waiting for the team's look-back (回头看), unless
+# other kinds of message are chosen.
+TEAM_EVENTS = ("fixed", "lookback_late")
 
 
 class ReceiverInvalid(Exception):
@@ -29,11 +35,15 @@ class ReceiverInvalid(Exception):
 
 
 def add_receiver(*, actor, name: str, kind: str, target: str, events: list[str],
-                 owner: Community | Company | None, email_enabled: bool) -> NotifyEndpoint:
-    """A new receiver for `owner` (a community or a company the actor may manage), or
-    ReceiverInvalid listing every problem."""
+                 owner: Community | Company | Compound | Department | Team | None,
+                 email_enabled: bool) -> NotifyEndpoint:
+    """A new receiver for `owner` (a community, company, compound (its owners'
+    committee), department or patrol team the actor may manage: the caller chose it
+    among permissions.endpoint_owner_filter's), or ReceiverInvalid listing every problem."""
     name = (name or "").strip()
     events = [e for e in events if e in notify.EVENTS]
+    if not events and isinstance(owner, Team):
+        events = list(TEAM_EVENTS)
     errors = {}
     if not name or len(name) > NAME_MAX:
         errors["name"] = "name"
@@ -48,14 +58,13 @@ def add_receiver(*, actor, name: str, kind: str, target: str, events: list[str],
             errors["target"] = exc.code
     if not events:
         errors["events"] = "no_events"
-    if not isinstance(owner, (Community, Company)):
+    if owner is None or type(owner) not in OWNER_COLUMNS:
         errors["owner"] = "bad_owner"
-    if errors:
+    if errors or owner is None:
         raise ReceiverInvalid(errors)
-    endpoint = NotifyEndpoint(
-        name=name, kind=kind, target=target, events=events, created_by_id=actor.id,
-        community_id=owner.id if isinstance(owner, Community) else None,
-        company_id=owner.id if isinstance(owner, Company) else None)
+    endpoint = NotifyEndpoint(name=name, kind=kind, target=target, events=events,
+                              created_by_id=actor.id,
+                              **{OWNER_COLUMNS[type(owner)]: owner.id})
     db.session.add(endpoint)
     db.session.flush()
     # The address is left out: a webhook's URL carries its key.

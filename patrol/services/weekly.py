@@ -17,7 +17,9 @@ of the week (or now, for the week in progress):
   * new        — still owed work and reported during the week;
   * open       — still owed work, reported before the week (with age and overdue mark).
 Items rejected or merged, closed before the week, or reported after it are left out.
-Items reported this week that land in another section carry a "new" mark.
+Items reported this week that land in another section carry a "new" mark, and items
+the owners' committee flagged for supervision (督办) and still flagged at `as_of` a
+"督办" mark (`supervised()`).
 
 `build()` reads the database; `render()` turns a report into a WeasyPrint
 document through services/pdf.py (photos as stored thumbnails, QR codes as SVG,
@@ -149,6 +151,23 @@ def replay(events, as_of: datetime, *, week_start: datetime, created_at: datetim
         reopened_in_week=seen.reopened_at is not None and seen.reopened_at >= week_start)
 
 
+_CLOSED = frozenset(s.value for s in lifecycle.CLOSED)
+
+
+def supervised(events, as_of: datetime) -> bool:
+    """Whether the committee's 督办 flag was on at `as_of`: the last flag or unflag by
+    then was a flag, and the item had not closed since (closing lifts it)."""
+    flagged = False
+    for e in sorted(events, key=lambda e: (e.at, e.id or 0)):
+        if e.at > as_of:
+            break
+        if e.action == "flag":
+            flagged = True
+        elif e.action == "unflag" or e.to_status in _CLOSED:
+            flagged = False
+    return flagged
+
+
 def classify(state: State, *, created_at: datetime, start: datetime, as_of: datetime) -> str | None:
     """The section for an item in that state, or None if it is not on the list."""
     if state.status is None or created_at > as_of:
@@ -178,6 +197,7 @@ class Entry:
     before: Photo | None = None
     after: Photo | None = None
     ack_late: bool = False         # reported and not acknowledged in time (escalated)
+    supervised: bool = False       # flagged by the owners' committee (督办) at as_of
 
 
 @dataclass
@@ -263,7 +283,8 @@ def build(scope: str, target, week: Week, *, now: datetime, tz: str, form,
             age_days=max(0, (as_of - item.created_at).days),
             note=_short(item.note), before=before, after=after[-1] if after else None,
             ack_late=ack_limit is not None and bool(ack_limit)
-            and is_ack_late(state.status, item.created_at, as_of, ack_limit)))
+            and is_ack_late(state.status, item.created_at, as_of, ack_limit),
+            supervised=supervised(item.events, as_of)))
 
     sections["open"].sort(key=lambda e: (not e.overdue, e.state.deadline or e.item.created_at,
                                          e.item.id))

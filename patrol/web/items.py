@@ -15,7 +15,7 @@ from .. import labels, lifecycle, permissions
 from ..extensions import db
 from ..i18n import current_lang
 from ..lifecycle import Action, Role, TransitionError
-from ..models import Compound, Item, utcnow
+from ..models import Compound, Department, Item, utcnow
 from ..services import items as item_service
 from .helpers import authorise, form_for, hazard_form, load_or_404, parse_local
 from .sync import error_json, parse_device_at, wants_json
@@ -137,10 +137,14 @@ def _item_for(item_id):
 def _page(item, *, status=200, error=None, kept=(), values=None):
     cfg = current_app.config
     now = utcnow()
-    actions = []
-    if permissions.can_act_on_item(current_user, item):
-        actions = [a.value for a in lifecycle.allowed_actions(item.status, current_user.role)
-                   if a != Action.FIX_ON_SPOT]
+    actions = _offered_actions(item)
+    route_departments = []
+    if "route" in actions:
+        route_departments = [d for d in db.session.execute(
+            db.select(Department).where(Department.active.is_(True)).order_by(Department.name)
+        ).scalars() if d.id != item.department_id and item_service.department_in_reach(d, item)]
+        if not route_departments and not (item.department_id and item.company_id):
+            actions.remove("route")     # nowhere to send it
     presence = None
     if {"verify", "reopen"} & set(actions):
         presence = item_service.on_the_spot(current_user, item.compound_id, now=now,
@@ -161,9 +165,68 @@ def _page(item, *, status=200, error=None, kept=(), values=None):
         # in the words of the form version the item was reported with
         category_name=form.label(category, current_lang()) if category else item.category,
         reopen_reasons=lifecycle.REOPEN_REASONS, reject_reasons=lifecycle.REJECT_REASONS,
-        extend_reasons=lifecycle.EXTEND_REASONS,
+        extend_reasons=lifecycle.EXTEND_REASONS, route_reasons=lifecycle.ROUTE_REASONS,
+        dispute_decisions=lifecycle.DISPUTE_DECISIONS, flag_reasons=lifecycle.FLAG_REASONS,
+        route_departments=route_departments, last_event=_last_event(item),
+        departments=_departments_named(item),
         window_minutes=int(cfg["VERIFY_WINDOW"] / timedelta(minutes=1)),
     ), status
+
+
+# The actions the item page offers as forms (fix on the spot is the report form's;
+# supporting reports come from the report form's duplicate suggestion and triage).
+NOT_ON_PAGE = frozenset({Action.FIX_ON_SPOT, Action.SUPPORT})
+
+
+def _offered_actions(item) -> list[str]:
+    """What the signed-in user may do to this item now: the lifecycle table's actions for
+    the item's state and the user's role, each through its own object check
+    (services/items.OBJECT_CHECK), the responsible party's actions only for that party,
+    and nothing a precondition of services/items.act() would refuse."""
+    user = current_user
+    offered = []
+    for action in lifecycle.allowed_actions(item.status, user.role):
+        if action in NOT_ON_PAGE:
+            continue
+        if not item_service.OBJECT_CHECK.get(action, permissions.can_act_on_item)(user, item):
+            continue
+        if (action.value in permissions.RESPONSIBLE_ACTIONS
+                and Role(user.role) in (Role.MANAGER, Role.DEPARTMENT)
+                and not permissions.is_responsible(user, item)):
+            continue
+        if action == Action.DECIDE_DISPUTE and item.disputed_at is None:
+            continue
+        if action == Action.DISPUTE and item.disputed_at is not None:
+            continue
+        if action == Action.FLAG and item.flagged_at is not None:
+            continue
+        if action == Action.UNFLAG and item.flagged_at is None:
+            continue
+        if action == Action.APPROVE_ANSWER and not any(
+                e.action == Action.ANSWER.value for e in item.events):
+            continue
+        offered.append(action.value)
+    return offered
+
+
+def _last_event(item):
+    """{action: its latest history entry}, for the dispute and 督办 banners and the answer."""
+    latest = {}
+    for ev in item.events:
+        latest[ev.action] = ev
+    return latest
+
+
+def _departments_named(item) -> dict:
+    """The departments the history's hand-overs name, by id."""
+    ids = {ev.data.get("department_id") for ev in item.events if ev.action == "route"}
+    ids = {i for i in ids if isinstance(i, int)}
+    if item.department_id:
+        ids.add(item.department_id)
+    if not ids:
+        return {}
+    return {d.id: d for d in db.session.execute(
+        db.select(Department).where(Department.id.in_(ids))).scalars()}
 
 
 @bp.get("/items/<int:item_id>")
@@ -198,8 +261,8 @@ def act(item_id):
         target_id=request.form.get("target_id", type=int), photos=photos,
         version=request.form.get("version", type=int), rating=request.form.get("rating", type=int),
         client_uuid=_uuid(values.get("client_uuid")),
-        department_id=request.form.get("department_id", type=int),
-        to_company=values.get("to_company") == "1")
+        department_id=_party_department(values),
+        to_company=values.get("to_company") == "1" or values.get("party") == "company")
     try:
         given.device_at = parse_device_at(values)
         item_service.act_once(item, action, current_user, utcnow(), given, form=form_for(item),
@@ -225,6 +288,16 @@ def act(item_id):
     if wants_json():
         return jsonify(id=item.id, status=item.status, url=target)
     return redirect(target)
+
+
+def _party_department(values) -> int | None:
+    """Route's destination: `department_id`, or the page's one radio group `party`
+    (a department's id, or "company" for back to the property company)."""
+    for key in ("department_id", "party"):
+        value = values.get(key) or ""
+        if value.isascii() and value.isdigit() and len(value) < 10:
+            return int(value)
+    return None
 
 
 def _refused(item, status, code, message, photos, values, fields=None):

@@ -23,7 +23,7 @@ OPEN_VALUES = [s.value for s in OPEN]
 @login_required
 def home():
     role = current_user.role
-    if role == Role.MANAGER:
+    if role in (Role.MANAGER, Role.DEPARTMENT):   # a department's inbox: its items only
         return redirect(url_for("lists.inbox"))
     if role in (Role.STAFF, Role.STREET_STAFF, Role.ADMIN):
         return redirect(url_for("lists.overview"))
@@ -46,7 +46,7 @@ def inbox_tabs(now: datetime, due_soon: timedelta):
 
 
 @bp.get("/inbox")
-@roles_required(Role.MANAGER, Role.ADMIN)
+@roles_required(Role.MANAGER, Role.DEPARTMENT, Role.ADMIN)
 def inbox():
     now = utcnow()
     tabs = inbox_tabs(now, current_app.config["DUE_SOON"])
