@@ -310,3 +310,46 @@ def test_committee_flag_is_lifted_only_by_staff_or_closing(app, w):
         _act(w.item_a, Action.REJECT, w.staff_a, reason="not_a_hazard")
         item = db.session.get(Item, w.item_a)
         assert (item.status, item.flagged_at, item.flag_reason) == ("rejected", None, None)
+
+
+# --- the departments pages ---------------------------------------------------------------
+
+def test_staff_add_and_edit_their_communitys_departments_and_users(app, w):
+    staff = sign_in(app.test_client(), w.staff_a)
+    page = staff.get("/departments").get_data(as_text=True)
+    assert "供水A" in page and "供电B" not in page
+    # Staff's departments are their community's, whatever binding is sent.
+    resp = staff.post("/departments", data={"name": "城管A", "kind": "chengguan",
+                                            "phone": "12345", "bound_to": f"community:{w.cb}"})
+    assert resp.status_code == 302
+    with app.app_context():
+        dept = db.session.execute(db.select(Department).where(
+            Department.name == "城管A")).scalar_one()
+        assert (dept.community_id, dept.street_id, dept.kind) == (w.ca, None, "chengguan")
+        dept_id = dept.id
+    assert staff.post("/departments", data={"name": "城管A", "kind": "chengguan"}).status_code == 422
+    assert staff.post("/departments", data={"name": "x", "kind": "nonsense"}).status_code == 422
+    assert staff.post(f"/departments/{dept_id}", data={
+        "name": "城管中队A", "kind": "chengguan", "active": "1"}).status_code == 302
+    resp = staff.post(f"/departments/{dept_id}/users", data={
+        "display_name": "城管员", "username": "cg_a", "password": "long-enough-1"})
+    assert resp.status_code == 302
+    with app.app_context():
+        user = db.session.execute(db.select(User).where(User.username == "cg_a")).scalar_one()
+        assert (user.role, user.department_id, user.community_id) == ("department", dept_id, None)
+        user_id = user.id
+    assert staff.get(f"/people/accounts/{user_id}").status_code == 200
+    # Another community's staff: not theirs (404 alike), and volunteers have no such page.
+    other = sign_in(app.test_client(), w.staff_b)
+    assert "城管中队A" not in other.get("/departments").get_data(as_text=True)
+    assert other.get(f"/departments/{dept_id}").status_code == 404
+    assert other.post(f"/departments/{dept_id}/users", data={
+        "display_name": "x", "username": "x_b", "password": "long-enough-1"}).status_code == 404
+    assert other.get(f"/people/accounts/{user_id}").status_code == 404
+    for user in (w.vol_a, w.mgr_x, w.com_a1, w.water_a):
+        assert sign_in(app.test_client(), user).get("/departments").status_code == 403
+    # Deactivated: no longer offered for routing.
+    assert staff.post(f"/departments/{dept_id}", data={
+        "name": "城管中队A", "kind": "chengguan"}).status_code == 302
+    page = staff.get(f"/items/{w.item_a}").get_data(as_text=True)
+    assert "城管中队A" not in page and "供水A" in page
