@@ -60,7 +60,11 @@ def list_conditions(args, now):
         conds.append(tabs[tab])
         described.append(tab)
     if args.get("escalated") == "1":
-        conds.append(escalation.escalated_cond(now, current_app.config["ACK_ESCALATE"]))
+        # Everything the escalation page lists, except "due soon" (not late yet).
+        from sqlalchemy import or_
+        conds.append(or_(escalation.escalated_cond(now, current_app.config["ACK_ESCALATE"]),
+                         escalation.lookback_late_cond(now, escalation.lookback_limit()),
+                         escalation.flagged_cond(), escalation.disputed_cond()))
         described.append(str(_("Escalations")))
     return conds, described
 
