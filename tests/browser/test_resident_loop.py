@@ -2,9 +2,10 @@
 
 A signed-out phone scans the gate QR and reports as a resident, with a photo; community
 staff accept it in the triage queue; the property manager acknowledges and fixes it
-(with a photo); a volunteer scans the gate and verifies it on the spot; the resident's
-receipt link shows it closed; the resident rates it; the rating reaches the company's
-residents' satisfaction on the scorecard.
+(with a photo); the team's 待回头看 lists the fix and the team's group robot (a real
+receiver on 127.0.0.1) is told; a volunteer scans the gate and verifies it on the spot;
+the resident's receipt link shows it closed; the resident rates it; the rating reaches
+the company's residents' satisfaction on the scorecard.
 
 Selectors use ids, names and values, not the visible wording.
 """
@@ -14,7 +15,8 @@ import pytest
 from playwright.sync_api import expect
 
 from patrol.extensions import db
-from patrol.models import Compound, Item, ResidentReport, utcnow
+from patrol.models import Compound, Delivery, Item, NotifyEndpoint, ResidentReport, utcnow
+from patrol.services import notify as notify_service
 from patrol.services import ratings
 from patrol.services.qr import compound_url
 from tests.browser.test_field_loop import (assert_no_browser_errors, jpeg, manager_acknowledges,
@@ -22,6 +24,7 @@ from tests.browser.test_field_loop import (assert_no_browser_errors, jpeg, manag
                                            open_item_from_compound, scan_gate, shoot, url_re,
                                            volunteer_signs_in)
 from tests.factories import PASSWORD
+from tests.test_notifications import Receiver
 
 pytestmark = pytest.mark.browser
 
@@ -128,13 +131,40 @@ def test_a_residents_report_the_whole_way_round(live_server, world, phone, shots
     expect(resident.page.locator("#receipt-history li")).to_have_count(2)
     expect(resident.page.locator("#receipt-rate")).to_have_count(0)   # not closed yet
 
-    mgr = manager_signs_in(live, phone, "mgr_x")
-    manager_opens_item(live, mgr, item_id)
-    manager_acknowledges(live, mgr, item_id)
-    manager_fixes(live, mgr, item_id, w, "acknowledged")
+    # The team's group robot: a real receiver on this machine, told of fixes only.
+    robot = Receiver()
+    live.app.config["WEBHOOK_ALLOW_PRIVATE"] = True
+    with live.db():
+        db.session.add(NotifyEndpoint(name="A队群", kind="wecom_markdown", target=robot.url(),
+                                      team_id=w.team, events=["fixed", "lookback_late"]))
+        db.session.commit()
+    try:
+        mgr = manager_signs_in(live, phone, "mgr_x")
+        manager_opens_item(live, mgr, item_id)
+        manager_acknowledges(live, mgr, item_id)
+        manager_fixes(live, mgr, item_id, w, "acknowledged")
 
-    vol = volunteer_signs_in(live, phone, w.vol_a)
-    volunteer_verifies(live, vol, w, item_id)
+        # What `patrol deliver --watch` does beside the web app: send what is queued.
+        with live.db():
+            notify_service.deliver_due(utcnow())
+            sent = db.session.execute(db.select(Delivery.event, Delivery.status)).all()
+        assert sent == [("fixed", "sent")]
+        assert len(robot.requests) == 1
+        assert str(item_id) in robot.json()["markdown"]["content"]
+
+        # The team's volunteer sees it waiting for the look-back, before and after photos.
+        vol = volunteer_signs_in(live, phone, w.vol_a)
+        vol.page.goto("/compounds")
+        row = vol.page.locator(f"#lookback-list li[data-item='{item_id}']")
+        expect(row).to_be_visible()
+        expect(vol.page.locator("#lookback-count")).to_have_text("1")
+        expect(row.locator("img")).to_have_count(2)
+        shoot(vol.page, shots, "lookback-waiting")
+        volunteer_verifies(live, vol, w, item_id)
+        vol.page.goto("/compounds")
+        expect(vol.page.locator(f"#lookback-list li[data-item='{item_id}']")).to_have_count(0)
+    finally:
+        robot.close()
 
     # The resident opens the saved link: closed, and may rate it once.
     page = resident.page
