@@ -79,7 +79,8 @@ def street_matrix(db_app):
                               ("empty", {"street_id": empty.id}),
                               ("none", {}),
                               ("wrong-kind", {"community_id": c1.id})):
-            db.session.add(User(username=f"street_staff-{name}", display_name=name,
+            # "street-…": the agreement matrix has street staff of its own ("street_staff-…").
+            db.session.add(User(username=f"street-{name}", display_name=name,
                                 role=Role.STREET_STAFF.value, **binding))
         db.session.commit()
         yield
@@ -97,9 +98,10 @@ def test_street_staff_predicate_and_filter_agree(street_matrix, rule):
     for username, (python, sql) in answers.items():
         assert python == sql, (rule, username)
     # a street of both communities: what staff of the one and the other reach together
-    python, _ = answers["street_staff-both"]
+    python, _ = answers["street-both"]
     assert python and python == answers["staff-c1"][0] | answers["staff-c2"][0], rule
-    for unbound in ("street_staff-empty", "street_staff-none", "street_staff-wrong-kind"):
+    for unbound in ("street-empty", "street-none", "street-wrong-kind", "street_staff-none",
+                    "street_staff-s1"):   # s1's communities moved to the street of both
         assert answers[unbound][0] == set(), (rule, unbound)
 
 
