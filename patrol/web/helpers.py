@@ -122,6 +122,16 @@ def page_arg() -> int:
 _URL_FOR_OWN = {"endpoint", "values", "method", "_method", "_external", "_anchor", "_scheme"}
 
 
+def list_args(extra: dict | None = None) -> dict:
+    """This list's query (its filters, tab, …) for another URL of the same rows (a ledger
+    download): without the page number and without anything url_for would read as its
+    own argument."""
+    args = {k: v for k, v in request.args.items()
+            if v and k not in ("page", "fmt") and k not in _URL_FOR_OWN and not k.startswith("_")}
+    args.update(extra or {})
+    return args
+
+
 def query_args(**changes) -> dict:
     """This request's query parameters with `changes` applied, safe to pass to url_for
     with the current view's arguments."""
@@ -145,7 +155,8 @@ def install(app):
         role_label=lambda r: labels.ROLE.get(r, r),
         reason_label=lambda r: labels.REASON.get(r, r),
         overdue=overdue, due_soon=due_soon, ack_late=ack_late, current_lang=current_lang,
-        hazard_form=hazard_form, query_args=query_args, new_uuid=lambda: str(uuid.uuid4()),
+        hazard_form=hazard_form, query_args=query_args, list_args=list_args,
+        new_uuid=lambda: str(uuid.uuid4()),
         epoch_now=clock.epoch,
         in_wechat=in_wechat,
     )

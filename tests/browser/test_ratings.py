@@ -121,9 +121,9 @@ def test_red_black_list_and_scorecard_for_the_demo_district(live_server, demo, p
     # Receivers: add a WeCom group robot (nothing is sent until something happens).
     page.locator("#nav-notifications").tap()
     page.locator("#add-endpoint summary").tap()
-    page.locator("input[name=name]").fill("和平社区督办群")
-    page.locator("select[name=kind]").select_option("wecom_markdown")
-    page.locator("input[name=target]").fill(
+    page.locator("#add-endpoint input[name=name]").fill("和平社区督办群")
+    page.locator("#add-endpoint select[name=kind]").select_option("wecom_markdown")
+    page.locator("#add-endpoint input[name=target]").fill(
         "https://wecom-robot.invalid/cgi-bin/webhook/send?key=demo-key")
     page.locator("#add-endpoint button.primary").tap()
     expect(page.locator("#endpoints .endpoint")).to_have_count(1)
