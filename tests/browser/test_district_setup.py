@@ -13,6 +13,8 @@ import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import expect
 
+from tests.browser.phone import no_sideways_scroll
+
 from patrol.extensions import db
 from patrol.importer.read import read
 from patrol.models import Community, Compound, Street, User
@@ -21,11 +23,6 @@ from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
 
-
-def no_sideways_scroll(page, shots, name):
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{name}: page is {overflow}px wider than the phone"
 
 
 def big_enough(locator):

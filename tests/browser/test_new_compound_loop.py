@@ -14,6 +14,8 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
+from tests.browser.phone import no_sideways_scroll
+
 from patrol.extensions import db
 from patrol.models import AuditEntry, Company, Compound, Item
 from tests.factories import PASSWORD
@@ -35,11 +37,6 @@ def jpeg(name: str) -> dict:
     im.save(out, "JPEG", quality=85)
     return {"name": name, "mimeType": "image/jpeg", "buffer": out.getvalue()}
 
-
-def no_sideways_scroll(page, shots, name):
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{name}: page is {overflow}px wider than the phone"
 
 
 def test_staff_set_up_a_compound_and_a_volunteer_reports_there(live_server, world, phone,

@@ -14,6 +14,8 @@ import subprocess
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.phone import no_sideways_scroll
+
 from patrol.extensions import db
 from patrol.models import Company, utcnow
 from patrol.scoring import Period
@@ -42,11 +44,6 @@ def sign_in(live, phone_factory, username, landing):
     expect(page).to_have_url(re.compile(re.escape(live.url) + landing))
     return phone
 
-
-def no_sideways_scroll(page, shots, name):
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{name}: page is {overflow}px wider than the phone"
 
 
 def test_red_black_list_and_scorecard_for_the_demo_district(live_server, demo, phone, shots,

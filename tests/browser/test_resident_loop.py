@@ -23,6 +23,7 @@ from tests.browser.test_field_loop import (assert_no_browser_errors, jpeg, manag
                                            manager_fixes, manager_opens_item, manager_signs_in,
                                            open_item_from_compound, scan_gate, shoot, url_re,
                                            volunteer_signs_in)
+from tests.browser.phone import no_sideways_scroll
 from tests.factories import PASSWORD
 from tests.test_notifications import Receiver
 
@@ -43,7 +44,7 @@ def resident_reports(live, phone, w, shots) -> str:
     page.goto(compound_url(live.app.config["BASE_URL"], token))
     expect(page.locator("#resident-landing")).to_be_visible()
     expect(page.locator("#volunteer-sign-in a")).to_have_attribute("href", f"/login?next=/c/{token}")
-    shoot(page, shots, "resident-landing")
+    no_sideways_scroll(page, shots, "resident-landing")
     page.locator("#resident-report").tap()
     expect(page).to_have_url(url_re(live, f"/c/{token}/report"))
     page.locator("label.choice:has(input[name=category][value=fire_exit])").tap()
@@ -51,7 +52,7 @@ def resident_reports(live, phone, w, shots) -> str:
     page.locator("textarea[name=note]").fill(NOTE)
     page.locator("input[name=phone]").fill(PHONE_NO)
     page.locator("#resident-photo").set_input_files(jpeg("IMG_2001.jpg", (180, 120, 40), "boxes"))
-    shoot(page, shots, "resident-form")
+    no_sideways_scroll(page, shots, "resident-form")
     page.locator("#resident-submit").tap()
     expect(page).to_have_url(url_re(live, "/r/[0-9a-f]+"))
     expect(page.locator("#receipt-new")).to_be_visible()
@@ -62,7 +63,7 @@ def resident_reports(live, phone, w, shots) -> str:
     assert PHONE_NO not in page_text
     cookies = {c["name"]: c for c in resident.context.cookies()}
     assert cookies["patrol_device"]["httpOnly"] and cookies["patrol_device"]["sameSite"] == "Lax"
-    shoot(page, shots, "resident-receipt")
+    no_sideways_scroll(page, shots, "resident-receipt")
     with live.db():
         report = db.session.execute(db.select(ResidentReport)).scalar_one()
         assert (report.status, report.note, report.phone, len(report.photos)) == \
@@ -94,7 +95,7 @@ def staff_accepts(live, staff, shots) -> int:
     assert row.locator("img.thumb").evaluate("el => el.complete && el.naturalWidth") > 0
     row.locator("a").first.tap()
     expect(page.locator("#triage-phone")).to_contain_text(PHONE_NO)   # staff in scope only
-    shoot(page, shots, "triage-report")
+    no_sideways_scroll(page, shots, "triage-report")
     page.locator("#triage-accept").tap()
     expect(page).to_have_url(url_re(live, "/triage"))
     expect(page.locator("#triage-empty")).to_be_visible()
@@ -159,7 +160,7 @@ def test_a_residents_report_the_whole_way_round(live_server, world, phone, shots
         expect(row).to_be_visible()
         expect(vol.page.locator("#lookback-count")).to_have_text("1")
         expect(row.locator("img")).to_have_count(2)
-        shoot(vol.page, shots, "lookback-waiting")
+        no_sideways_scroll(vol.page, shots, "lookback-waiting")
         volunteer_verifies(live, vol, w, item_id)
         vol.page.goto("/compounds")
         expect(vol.page.locator(f"#lookback-list li[data-item='{item_id}']")).to_have_count(0)
@@ -175,7 +176,7 @@ def test_a_residents_report_the_whole_way_round(live_server, world, phone, shots
     text = page.content()
     for secret in ("staff_a", "mgr_x", "vol_a", PHONE_NO, "已拆除"):
         assert secret not in text
-    shoot(page, shots, "resident-receipt-closed")
+    no_sideways_scroll(page, shots, "resident-receipt-closed")
     page.locator("#receipt-rate label.choice:has(input[name=stars][value='4'])").tap()
     page.locator("#rate-submit").tap()
     expect(page.locator("#receipt-rated")).to_be_visible()
