@@ -9,7 +9,7 @@ says: about 3.4 events per item). Then, in a fresh process so that seeding's mem
 not count, downloads the community's whole ledger as a signed-in staff member through
 the Flask test client, reading the streamed body to the end: the XLSX (items and history
 sheets), then the CSV. Prints each one's time, size and row count, and the export
-process's peak memory (ru_maxrss).
+process's peak memory (VmHWM).
 
 Targets (issue 13): the XLSX ≤ 20 s and peak memory ≤ 300 MB. Exits 1 if either is missed.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from sqlalchemy import insert  # noqa: E402
 
+from bench_machine import peak_rss_mb  # noqa: E402
 from lists import machine, make_app, seed_items, seed_places, sign_in  # noqa: E402
 from patrol.extensions import db  # noqa: E402
 from patrol.models import Item, ItemEvent, utcnow  # noqa: E402
@@ -105,8 +105,9 @@ def export(instance: Path, staff_id: int) -> dict:
         out[fmt] = {"seconds": round(time.perf_counter() - start, 2), "bytes": size,
                     "status": response.status_code}
         response.close()
-    out["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_mb"] = round(peak_rss_mb(), 1)
     return out
+
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,7 @@ the upload pipeline (services/photos.process), so the stored files and ~320 px
 thumbnails have realistic sizes.
 
 It then renders the compound's weekly list twice, each in a fresh subprocess so
-peak memory is that render's own (ru_maxrss of the child, which includes the
+peak memory is that render's own (VmHWM of the child, which includes the
 interpreter, Flask and WeasyPrint):
   * thumbnails: what `patrol weekly` and the web download embed;
   * full size:  the same list embedding the 1600 px photos, for comparison.
@@ -26,7 +26,6 @@ import io
 import json
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_machine import describe  # noqa: E402
+from bench_machine import describe, peak_rss_mb  # noqa: E402
 
 WEEK = "2026-W10"          # Monday 2 March to Sunday 8 March 2026 (Asia/Shanghai)
 BASE_URL = "http://bench.test"
@@ -208,15 +207,6 @@ def seed(app, n: int, rng_seed: int):
 
 
 # --- one render, in its own process --------------------------------------------------------
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that over from the
-    parent across fork and exec, so a child would report the seeding process's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
 
 def render_once(instance: Path, compound_id: int, now: datetime, full_size: bool, out: Path):
     rss_start = peak_rss_mb()
