@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import settings
 from .config import ROOT, Config
-from .extensions import babel, csrf, db, limiter, login_manager, migrate
+from .extensions import babel, compress, csrf, db, limiter, login_manager, migrate
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -65,6 +65,18 @@ def load_form_definitions(app: Flask):
     app.extensions["patrol.forms"] = load_forms(Path(app.config["FORMS_DIR"]))
 
 
+COMPRESS_DEFAULTS = {
+    "COMPRESS_MIMETYPES": ["text/html", "text/css", "text/javascript", "application/javascript",
+                           "application/json", "text/csv", "text/xml", "image/svg+xml",
+                           "application/manifest+json"],
+    "COMPRESS_ALGORITHM": ["br", "gzip"],
+    "COMPRESS_ALGORITHM_STREAMING": ["br", "gzip"],
+    "COMPRESS_BR_LEVEL": 5,
+    "COMPRESS_LEVEL": 6,
+    "COMPRESS_MIN_SIZE": 500,
+}
+
+
 def register_extensions(app: Flask):
     from . import models  # noqa: F401  (register tables)
     from .i18n import select_locale, select_timezone
@@ -75,6 +87,12 @@ def register_extensions(app: Flask):
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     limiter.init_app(app)
+    # Text answers go out compressed: brotli where the phone accepts it, else gzip (a
+    # streamed one, like a static file or a CSV ledger, likewise). Photos, PDFs
+    # and spreadsheets are compressed already and left alone.
+    for key, value in COMPRESS_DEFAULTS.items():
+        app.config.setdefault(key, value)
+    compress.init_app(app)
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
     login_manager.login_view = "auth.login"

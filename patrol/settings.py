@@ -98,6 +98,8 @@ class Settings(BaseSettings):
                                  "`http://127.0.0.1` as secure, a phone on a LAN address "
                                  "over plain http does not")
     hsts: bool = Field(True, description="Send Strict-Transport-Security on HTTPS requests")
+    compress: bool = Field(True, description="Compress pages, scripts and styles (brotli or "
+                           "gzip, Flask-Compress); `0` when a proxy in front compresses")
     proxy_hops: int = Field(0, ge=0, description="Trusted reverse-proxy hops "
                             "(`X-Forwarded-For`), for rate limits and HTTPS detection")
     ratelimit_storage_uri: str = Field("memory://", description="Shared limiter store for "
@@ -166,6 +168,7 @@ class Settings(BaseSettings):
             "SESSION_COOKIE_SECURE": self.secure_cookies,
             "REMEMBER_COOKIE_SECURE": self.secure_cookies,
             "HSTS": self.hsts,
+            "COMPRESS_REGISTER": self.compress,
             "PROXY_HOPS": self.proxy_hops,
             "RATELIMIT_STORAGE_URI": self.ratelimit_storage_uri,
             "LOGIN_RATE_LIMIT": self.login_rate_limit,
