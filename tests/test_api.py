@@ -69,8 +69,11 @@ def test_token_lifecycle(w):
     assert client.get("/api/v1/items").status_code == 200
     with app.app_context():
         assert db.session.get(ApiToken, token_id).last_used_at is not None
-    # The list shows only the hint, never the secret again.
+    # The list shows only the hint, never the secret again; every page's footer links it.
     assert secret not in page_client.get("/tokens/").get_data(as_text=True)
+    assert 'id="footer-api-tokens"' in page_client.get("/overview").get_data(as_text=True)
+    volunteer = sign_in(app.test_client(), w.vol_a).get(f"/compounds/{w.a1}")
+    assert 'id="footer-api-tokens"' not in volunteer.get_data(as_text=True)
     # Another person cannot revoke it (404), its owner can.
     other = sign_in(app.test_client(), w.staff_b)
     assert other.post(f"/tokens/{token_id}/revoke").status_code == 404

@@ -19,6 +19,13 @@ ROLES = (Role.STAFF, Role.STREET_STAFF, Role.MANAGER, Role.DEPARTMENT, Role.ADMI
 EXPIRY_DAYS = (30, 90, 365)
 
 
+@bp.app_context_processor
+def _links():
+    """The footer links the API tokens page for the roles that may have tokens."""
+    return {"has_api_tokens": lambda user: getattr(user, "role", None) in
+            {r.value for r in ROLES}}
+
+
 def _own(token_id: int) -> ApiToken:
     token = get_or_404(ApiToken, token_id)
     if token.user_id != current_user.id:
