@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from .. import labels, lifecycle
-from ..display import category_label, language
+from ..display import category_label, language, local
 from ..extensions import db
 from ..ledger import (HISTORY_COLUMNS, ITEM_COLUMNS, Column, MonthFigures, cell, days_between,
                       month_figures, neutralise)
@@ -287,11 +287,13 @@ def monthly_xlsx(figures: MonthFigures, meta: list[str], lang: str):
 
 
 def export_time(now: datetime) -> str:
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
-    return now.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    """When the export was made, in local time, as every page shows times."""
+    return local(now)
 
 
 
 def to_local_date(now: datetime) -> date:
     zone = ZoneInfo(current_app.config["TIMEZONE"])
-    return now.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).date()
+    local_now = _to_local(now, zone)
+    assert local_now is not None
+    return local_now.date()
