@@ -67,6 +67,21 @@ class Settings(BaseSettings):
                                      "per address (generous: a compound's shared Wi-Fi)")
     resident_device_limit: int = Field(5, ge=1, description="Resident reports per device "
                                        "and compound a day; more collapse into the last one")
+    # Patrols on record (docs/patrols.md)
+    patrol_auto_start: bool = Field(False, description="A gate scan starts a patrol by "
+                                    "itself (else the volunteer taps 开始巡查; a team "
+                                    "member's scan always joins one under way)")
+    patrol_quiet_minutes: int = Field(60, ge=5, description="A patrol with no scan, check "
+                                      "or report this long has ended (at its last activity)")
+    patrol_hours_cap_minutes: int = Field(240, ge=15, description="Most service time one "
+                                          "patrol gives a volunteer")
+    patrol_hours_round_minutes: int = Field(15, ge=1, description="Service time is rounded "
+                                            "to the nearest multiple of this")
+    presence_default_radius_m: int = Field(300, ge=20, description="A compound's radius for "
+                                           "位置不符 when it has a position but no radius")
+    presence_accuracy_allowance_m: int = Field(150, ge=0, description="Most of the phone's "
+                                               "stated inaccuracy forgiven before a scan is "
+                                               "位置不符")
     max_photos: int = Field(4, ge=1, description="Photos per item")
     max_photo_mb: int = Field(15, ge=1, description="Largest photo, in MB")
     max_upload_mb: int = Field(40, ge=1, description="Largest request, in MB")
@@ -150,6 +165,12 @@ class Settings(BaseSettings):
             "LOOKBACK_ESCALATE": timedelta(days=self.lookback_escalate_days),
             "RESIDENT_RATE_LIMIT": self.resident_rate_limit,
             "RESIDENT_DEVICE_LIMIT": self.resident_device_limit,
+            "PATROL_AUTO_START": self.patrol_auto_start,
+            "PATROL_QUIET": timedelta(minutes=self.patrol_quiet_minutes),
+            "PATROL_HOURS_CAP_MINUTES": self.patrol_hours_cap_minutes,
+            "PATROL_HOURS_ROUND_MINUTES": self.patrol_hours_round_minutes,
+            "PRESENCE_DEFAULT_RADIUS_M": self.presence_default_radius_m,
+            "PRESENCE_ACCURACY_ALLOWANCE_M": self.presence_accuracy_allowance_m,
             "MAX_PHOTOS": self.max_photos,
             "MAX_PHOTO_BYTES": self.max_photo_mb * 1024 * 1024,
             "MAX_CONTENT_LENGTH": self.max_upload_mb * 1024 * 1024,

@@ -8,3 +8,5 @@ from .audit import AuditEntry  # noqa: F401
 from .contracts import Contract  # noqa: F401
 from .workflow import Department, ResidentReport, CommitteeRating  # noqa: F401
 from .api import ApiToken  # noqa: F401
+from .patrols import (Patrol, PatrolMember, Checkpoint, CheckpointScan,  # noqa: F401
+                      PatrolSchedule, MonthlyHighlight)

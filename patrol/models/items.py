@@ -71,6 +71,8 @@ class Item(db.Model):
     flag_reason: Mapped[str | None] = mapped_column(String(40))
     # The responsible party disputes the item (不属于职责) until staff decide.
     disputed_at: Mapped[datetime | None]
+    # Reported (or checked) from a phone that said it was far outside the compound (位置不符).
+    location_mismatch: Mapped[bool] = mapped_column(default=False)
     reporter_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     client_uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -121,6 +123,8 @@ class ItemEvent(db.Model):
     reason: Mapped[str | None] = mapped_column(String(40))
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     presence_id: Mapped[int | None] = mapped_column(ForeignKey("presence.id"))
+    # The patrol (巡查) the actor was on when they did this, if any.
+    patrol_id: Mapped[int | None] = mapped_column(ForeignKey("patrol.id"), index=True)
     # Idempotency key of the form that made this change (the phone's outbox resends).
     client_uuid: Mapped[str | None] = mapped_column(String(36))
     __table_args__ = (
@@ -181,4 +185,9 @@ class Presence(db.Model):
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     accuracy: Mapped[float | None] = mapped_column(Float)
+    # The patrol this scan started or joined, and how far from the compound the phone said
+    # it was (位置不符 when `far`); both unknown without a location or a compound position.
+    patrol_id: Mapped[int | None] = mapped_column(ForeignKey("patrol.id"))
+    distance_m: Mapped[int | None]
+    far: Mapped[bool] = mapped_column(default=False)
     compound = relationship("Compound")

@@ -26,6 +26,7 @@ from ..lifecycle import (CLOSED, DISPUTE_DECISIONS, FLAG_REASONS, ROUTE_REASONS,
 from ..models import Department, Item, ItemEvent, Photo, Presence
 from .. import permissions
 from . import notify
+from . import patrols as patrol_service
 from .photo_store import save_upload
 from .photos import PhotoRejected
 
@@ -137,11 +138,13 @@ def record_offline_scan(user, compound, now, *, device_at: datetime, lat=None, l
 
 
 def _event(item, actor, now, action, source, target, *, note=None, reason=None, data=None,
-           presence=None, photos=(), client_uuid=None):
+           presence=None, photos=(), client_uuid=None, device_at=None):
+    # Done on a walk (at the phone's time when it was queued offline): part of that patrol.
+    patrol_id = patrol_service.on_event(actor, item, device_at or now, presence)
     ev = ItemEvent(item=item, actor_id=actor.id, at=now, action=action,
                    from_status=source, to_status=target, note=note, reason=reason,
                    data=data or {}, presence_id=presence.id if presence else None,
-                   client_uuid=client_uuid)
+                   client_uuid=client_uuid, patrol_id=patrol_id)
     db.session.add(ev)
     db.session.flush()
     for photo in photos:
@@ -218,7 +221,8 @@ def report(*, form, compound, reporter, clean: dict, photos: list, now: datetime
     for photo in photos:
         photo.kind = "before"
     _event(item, reporter, now, "report", None, Status.REPORTED.value, note=item.note,
-           data={"deadline": deadline.isoformat(timespec="seconds")}, photos=photos)
+           data={"deadline": deadline.isoformat(timespec="seconds")}, photos=photos,
+           device_at=device_at)
     # Queued in this transaction; sent after commit, outside the request (services/notify.py).
     notify.notify_item("new_item", item, now)
     return item
@@ -363,7 +367,7 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
         ev = _event(item, actor, now, action.value, outcome.source.value, outcome.target.value,
                     note=(given.note or "").strip() or None, reason=given.reason,
                     data=data, presence=presence, photos=given.photos,
-                    client_uuid=given.client_uuid)
+                    client_uuid=given.client_uuid, device_at=given.device_at)
     except StaleDataError:
         raise ConflictError() from None
     if action == Action.REOPEN:
@@ -539,6 +543,7 @@ def _report_once(form, compound, reporter, sent: ReportSend, clean, photos, afte
         item = report(form=form, compound=compound, reporter=reporter, clean=clean,
                       photos=photos, now=now, client_uuid=sent.client_uuid,
                       device_at=sent.device_at)
+        patrol_service.judge_report(item, compound, sent.lat, sent.lon)
         if sent.fixed_on_spot:
             act(item, Action.FIX_ON_SPOT, reporter, now,
                 ActionInput(photos=after, device_at=sent.device_at), form=form, window=window)

@@ -9,6 +9,7 @@ from ..extensions import db
 from ..lifecycle import OPEN, Role, Status
 from ..models import Compound, Item, Presence, TeamCompound, utcnow
 from ..services import items as item_service
+from ..services import patrols as patrol_service
 from . import residents
 from .helpers import authorise, get_or_404, load_or_404, page_arg
 
@@ -42,6 +43,7 @@ def scan(token):
     presence = None
     if records:
         presence = item_service.record_presence(current_user, compound, utcnow())
+        patrol_service.on_scan(current_user, compound, presence)
         db.session.commit()
     return redirect(url_for("compounds.show", compound_id=compound.id,
                             scanned=presence.id if presence else None))
@@ -62,6 +64,7 @@ def presence_location(presence_id):
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         abort(400)
     presence.lat, presence.lon, presence.accuracy = lat, lon, accuracy
+    patrol_service.judge_presence(presence, presence.compound)
     db.session.commit()
     return jsonify(ok=True)
 

@@ -16,6 +16,7 @@ from ..extensions import db, limiter
 from ..lifecycle import Status, TransitionError
 from ..models import Compound, Item, Presence, TeamCompound, utcnow
 from ..services import items as item_service
+from ..services import patrols as patrol_service
 from .sync import error_json, parse_device_at
 
 bp = Blueprint("offline", __name__)
@@ -116,6 +117,9 @@ def presence():
     p, created = item_service.record_offline_scan(
         current_user, compound, utcnow(), device_at=device_at,
         lat=_coord("lat", 90), lon=_coord("lon", 180))
+    if created:
+        patrol_service.judge_presence(p, compound)
+        patrol_service.on_scan(current_user, compound, p)
     db.session.commit()
     return jsonify(id=p.id, compound=compound.id), (201 if created else 200)
 
