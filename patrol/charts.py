@@ -139,12 +139,12 @@ def hbars(data: list[Datum], series: list[Series], *, chart_id: str, title: str,
     plot_bottom = top_pad + max(len(data), 1) * row_h
     ticks = int(round(top / step))
     for k in range(ticks + 1):
-        v = k * step
-        x = plot_x + v * scale
+        tick = k * step
+        x = plot_x + tick * scale
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top_pad}" y2="{plot_bottom}" '
                    f'stroke="{AXIS if k == 0 else GRID}" stroke-width="1"/>')
         out.append(f'<text x="{x:.1f}" y="{plot_bottom + 12}" font-size="9" fill="{AXIS}" '
-                   f'text-anchor="middle">{number(v)}</text>')
+                   f'text-anchor="middle">{number(tick)}</text>')
     for r, d in enumerate(data):
         y0 = top_pad + r * row_h
         out.append(f'<text x="{plot_x - 4}" y="{y0 + row_h / 2 + 4:.1f}" font-size="10" '
@@ -188,12 +188,12 @@ def columns(data: list[Datum], series: list[Series], *, chart_id: str, title: st
     out = _open(chart_id, width, height, title, describe(intro, data, series, texts))
     ticks = int(round(top / step))
     for k in range(ticks + 1):
-        v = k * step
-        y = base - plot_h * v / top
+        tick = k * step
+        y = base - plot_h * tick / top
         out.append(f'<line x1="{left}" x2="{width - 4}" y1="{y:.1f}" y2="{y:.1f}" '
                    f'stroke="{AXIS if k == 0 else GRID}" stroke-width="1"/>')
         out.append(f'<text x="{left - 4}" y="{y + 3:.1f}" font-size="9" fill="{AXIS}" '
-                   f'text-anchor="end">{number(v)}</text>')
+                   f'text-anchor="end">{number(tick)}</text>')
     slot = plot_w / max(len(data), 1)
     bar_w = max(slot * 0.7 / max(len(series), 1), 2)
     for i, d in enumerate(data):
