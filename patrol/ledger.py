@@ -7,9 +7,10 @@ offices' macros and pivot tables key on: they must not change with a translation
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
 # OWASP "CSV injection": a cell that starts with one of these is read as a formula by
@@ -107,6 +108,11 @@ class MonthFigures:
     fix_days: list[float] | None = None          # each fixed item's time to fix
     overdue: int = 0
     lookback_days: list[float] | None = None     # each check's wait after the fix
+    # Broken down for the monthly statistics pack (services/monthly_pack.py):
+    by_week: dict[date, dict[str, int]] | None = None   # local Monday → category → items
+    fix_days_by_company: dict[str, list[float]] | None = None
+    fix_days_by_category: dict[str, list[float]] | None = None
+    overdue_by_company: dict[str, int] | None = None
 
     @property
     def mean_fix_days(self) -> float | None:
@@ -117,6 +123,10 @@ class MonthFigures:
         return round(statistics.median(self.fix_days), 1) if self.fix_days else None
 
     @property
+    def p90_fix_days(self) -> float | None:
+        return round(percentile(self.fix_days, 0.9), 1) if self.fix_days else None
+
+    @property
     def mean_lookback_days(self) -> float | None:
         return round(statistics.fmean(self.lookback_days), 1) if self.lookback_days else None
 
@@ -125,25 +135,50 @@ class MonthFigures:
         return max(self.lookback_days) if self.lookback_days else None
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0 ≤ q ≤ 1) of a non-empty list, linear between the two nearest
+    ranks (as statistics.quantiles' "inclusive" method and spreadsheets' PERCENTILE do):
+    q=0.5 is the median."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    pos = (len(ordered) - 1) * q
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
 def month_figures(rows: Iterable[dict]) -> MonthFigures:
     """Fold ledger rows (dicts with category, party, status, reported_at, fixed_at,
     overdue, checked_at) into the month's figures. Pure."""
     out = MonthFigures(by_category={}, by_company={}, by_status={}, fix_days=[],
-                       lookback_days=[])
+                       lookback_days=[], by_week={}, fix_days_by_company={},
+                       fix_days_by_category={}, overdue_by_company={})
     assert out.by_category is not None and out.by_company is not None
     assert out.by_status is not None and out.fix_days is not None
-    assert out.lookback_days is not None
+    assert out.lookback_days is not None and out.by_week is not None
+    assert out.fix_days_by_company is not None and out.fix_days_by_category is not None
+    assert out.overdue_by_company is not None
     for row in rows:
         out.total += 1
         for key, bucket in (("category", out.by_category), ("party", out.by_company),
                             ("status", out.by_status)):
             name = row.get(key) or "—"
             bucket[name] = bucket.get(name, 0) + 1
-        fix = days_between(row.get("reported_at"), row.get("fixed_at"))
+        party, category = row.get("party") or "—", row.get("category") or "—"
+        reported = row.get("reported_at")
+        if reported is not None:
+            monday = reported.date() - timedelta(days=reported.weekday())
+            week = out.by_week.setdefault(monday, {})
+            week[category] = week.get(category, 0) + 1
+        fix = days_between(reported, row.get("fixed_at"))
         if fix is not None:
             out.fix_days.append(fix)
+            out.fix_days_by_company.setdefault(party, []).append(fix)
+            out.fix_days_by_category.setdefault(category, []).append(fix)
         if row.get("overdue"):
             out.overdue += 1
+            out.overdue_by_company[party] = out.overdue_by_company.get(party, 0) + 1
         wait = days_between(row.get("fixed_at"), row.get("checked_at"))
         if wait is not None and wait >= 0:
             out.lookback_days.append(wait)
