@@ -15,11 +15,13 @@ from PIL import Image, ImageDraw
 
 from .extensions import db
 from .lifecycle import Action, Role
-from .models import (Building, CommitteeRating, Community, Company, Compound, Department,
-                     Photo, ResidentReport, Street, Team, User, utcnow)
+from .models import (Building, Checkpoint, CommitteeRating, Community, Company, Compound,
+                     Department, PatrolSchedule, Photo, ResidentReport, Street, Team, User,
+                     utcnow)
 from .models.base import new_token
 from .models.people import hash_secret
 from .services import items as svc
+from .services import patrols as patrol_service
 from .services.photo_store import save_upload
 from .display import hazard_form
 
@@ -65,11 +67,11 @@ def seed_demo(now=None):
                  Company(name="安居物业管理有限公司", phone="0731-5555-2002")]
     compounds = [
         Compound(name="金桂园", address="岳塘区建设路12号", lat=27.857, lon=112.951,
-                 community=community, company=companies[0]),
+                 radius_m=250, community=community, company=companies[0]),
         Compound(name="银杏苑", address="岳塘区建设路48号", lat=27.859, lon=112.957,
-                 community=community, company=companies[0]),
+                 radius_m=200, community=community, company=companies[0]),
         Compound(name="翠竹小区", address="岳塘区和平路7号", lat=27.862, lon=112.944,
-                 community=community, company=companies[1]),
+                 radius_m=300, community=community, company=companies[1]),
     ]
     for compound, count in zip(compounds, (6, 4, 8), strict=True):
         compound.buildings = [Building(name=f"{n}栋", sort_key=n) for n in range(1, count + 1)]
@@ -108,7 +110,9 @@ def seed_demo(now=None):
         users[username] = user
     db.session.flush()
     _demo_history(compounds, users, now)
+    walk = _demo_patrols(compounds, team, users, now)
     _demo_items(compounds, users, now)
+    _end_demo_walk(walk, users, now)
     _demo_workflow(compounds, departments, users, now)
     db.session.commit()
     return users
@@ -169,6 +173,48 @@ def _demo_items(compounds, users, now):
     # Fixed on the spot during the patrol (立行立改).
     item, at = new(c, "flyers", 8, "电梯间小广告，已当场清除", building=2)
     step(item, Action.FIX_ON_SPOT, vol, at + timedelta(minutes=10), photos=photos(kind="after"))
+
+
+def _demo_patrols(compounds, team, users, now):
+    """Checkpoints, schedules and five weeks of patrols; returns the walk under way in 金桂园
+    (started before the demo's newest report there, so that report is linked to it).
+
+    The team is due twice a week in each compound and once a month at 金桂园's fire exit.
+    翠竹小区 was walked only once in some weeks, so the coverage board shows 漏巡."""
+    vol, vol2 = users["volunteer"], users["volunteer2"]
+    a = compounds[0]
+    checkpoints = [Checkpoint(compound=a, name="1栋", kind="building", building=a.buildings[0]),
+                   Checkpoint(compound=a, name="3栋", kind="building", building=a.buildings[2]),
+                   Checkpoint(compound=a, name="北侧消防通道", kind="fire_exit")]
+    db.session.add_all(checkpoints)
+    db.session.add_all([PatrolSchedule(team=team, compound=c, period="week", times=2)
+                        for c in compounds])
+    db.session.add(PatrolSchedule(team=team, compound=a, checkpoint=checkpoints[2],
+                                  period="month", times=1))
+    db.session.flush()
+    for weeks_ago in range(1, 6):
+        for day, compound in ((1, compounds[0]), (1, compounds[1]), (3, compounds[2]),
+                              (4, compounds[0]), (4, compounds[1]), (5, compounds[2])):
+            if compound is compounds[2] and day == 5 and weeks_ago % 2:
+                continue   # 翠竹小区: only once in those weeks (漏巡)
+            start = now - timedelta(days=7 * weeks_ago - day, hours=1)
+            patrol, _ = patrol_service.start(vol, compound, start)
+            patrol_service.start(vol2, compound, start + timedelta(minutes=5))
+            if compound is a:
+                for n, cp in enumerate(checkpoints[: 3 if day == 1 else 2]):
+                    patrol_service.scan_checkpoint(vol, cp, start + timedelta(minutes=10 + 8 * n))
+            patrol_service.end(patrol, vol, start + timedelta(minutes=55 + 5 * day),
+                               summary="none")
+    walk, _ = patrol_service.start(vol, a, now - timedelta(hours=3, minutes=15))
+    patrol_service.start(vol2, a, now - timedelta(hours=3, minutes=10))
+    patrol_service.scan_checkpoint(vol, checkpoints[0], now - timedelta(hours=3, minutes=5))
+    patrol_service.scan_checkpoint(vol, checkpoints[1], now - timedelta(hours=2, minutes=55))
+    return walk
+
+
+def _end_demo_walk(walk, users, now):
+    patrol_service.end(walk, users["volunteer"], now - timedelta(hours=2, minutes=40),
+                       summary="found")
 
 
 # Per month and company: (scenario, hours to acknowledge, rating at the check).
