@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -41,6 +41,32 @@ class Settings(BaseSettings):
                                "the secret key and photos (default `var/`)")
     photo_dir: Path | None = Field(None, description="Where photos are stored (default "
                                    "`var/photos`)")
+    storage: Literal["local", "s3"] = Field("local", description="Where photos are kept: "
+                                            "`local` (PATROL_PHOTO_DIR) or `s3`, an "
+                                            "S3-compatible store (docs/storage.md)")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint, e.g. "
+                                        "`http://127.0.0.1:9000` (MinIO), "
+                                        "`https://oss-cn-hangzhou.aliyuncs.com`; none: AWS")
+    s3_public_endpoint_url: str | None = Field(None, description="Endpoint in presigned "
+                                               "photo links, when browsers reach the store "
+                                               "at another address")
+    s3_bucket: str | None = Field(None, description="Bucket for photos (needed with "
+                                  "`PATROL_STORAGE=s3`)")
+    s3_region: str | None = Field(None, description="Region of the bucket (default "
+                                  "`us-east-1`)")
+    s3_access_key_id: str | None = Field(None, description="Access key; none: boto3's own "
+                                         "chain (AWS_* variables, instance role)")
+    s3_secret_access_key: str | None = Field(None, description="Secret key of the access "
+                                             "key")
+    s3_prefix: str | None = Field(None, description="Key prefix inside the bucket, e.g. "
+                                  "`patrol/` (default: none)")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="`path` for MinIO, `virtual` for Aliyun OSS and Tencent COS")
+    photo_urls: Literal["app", "presigned"] = Field(
+        "app", description="Photos sent by the app, or (S3 only) a redirect to a "
+        "short-lived presigned link; permissions are checked first either way")
+    presign_seconds: int = Field(300, ge=10, le=604800, description="Lifetime of a "
+                                 "presigned photo link")
     forms_dir: Path = Field(ROOT / "forms", description="Form definitions (default `forms/`)")
     secret_key: str | None = Field(None, description="Session signing key (default: random, "
                                    "kept in `var/secret_key`)")
@@ -135,6 +161,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @model_validator(mode="after")
+    def _s3_needs_bucket(self) -> Settings:
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("PATROL_STORAGE=s3 needs PATROL_S3_BUCKET")
+        return self
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -152,6 +184,17 @@ class Settings(BaseSettings):
             "INSTANCE_DIR": self.instance_dir,
             "PHOTO_DIR": str(self.photo_dir) if self.photo_dir else None,
             "FORMS_DIR": self.forms_dir,
+            "STORAGE": self.storage,
+            "S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "S3_PUBLIC_ENDPOINT_URL": self.s3_public_endpoint_url,
+            "S3_BUCKET": self.s3_bucket,
+            "S3_REGION": self.s3_region,
+            "S3_ACCESS_KEY_ID": self.s3_access_key_id,
+            "S3_SECRET_ACCESS_KEY": self.s3_secret_access_key,
+            "S3_PREFIX": self.s3_prefix,
+            "S3_ADDRESSING_STYLE": self.s3_addressing_style,
+            "PHOTO_URLS": self.photo_urls,
+            "PRESIGN_SECONDS": self.presign_seconds,
             "SECRET_KEY": self.secret_key,
             "TIMEZONE": self.timezone,
             "BABEL_DEFAULT_TIMEZONE": self.timezone,
@@ -219,6 +262,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
+            if not err["loc"]:   # a rule across settings: its message names them
+                problems.append(err["msg"])
+                continue
             name = PREFIX + "_".join(str(p) for p in err["loc"]).upper()
             problems.append(f"{name}={err.get('input')!r}: {err['msg']}")
         raise SettingsError("Bad setting: " + "; ".join(problems)) from None

@@ -14,7 +14,7 @@ from flask import current_app
 from ..extensions import db
 from ..models import Photo, utcnow
 from . import photos as pipeline
-from .storage import LocalStorage
+from .storage import from_config
 
 
 # Photos uploaded for a form stay unclaimed while the form is being filled in or
@@ -28,7 +28,7 @@ WRITE_GRACE = timedelta(minutes=15)
 def storage():
     app = current_app._get_current_object()
     if "patrol.storage" not in app.extensions:
-        app.extensions["patrol.storage"] = LocalStorage(app.config["PHOTO_DIR"])
+        app.extensions["patrol.storage"] = from_config(app.config)   # local or S3 (settings)
     return app.extensions["patrol.storage"]
 
 

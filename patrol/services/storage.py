@@ -1,11 +1,17 @@
-"""Where photo files live. A small interface so an object store can replace the disk."""
+"""Where photo files live: one small interface, two backends.
+
+`LocalStorage` (the default) keeps files under a folder; `S3Storage` keeps objects in an
+S3-compatible store (MinIO, Aliyun OSS, Tencent COS, AWS), chosen by PATROL_STORAGE
+(docs/storage.md). Keys are relative paths such as `ab/ab12….jpg`.
+"""
 from __future__ import annotations
 
 import os
 import tempfile
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 
 class Storage(Protocol):
@@ -87,3 +93,150 @@ class LocalStorage:
 
 def _naive_utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None)
+
+
+class S3Storage:
+    """Objects in one bucket of an S3-compatible store, under an optional key prefix.
+
+    A write is one PutObject, which is atomic: the object appears whole under its key or
+    not at all (there is no temporary object to leave behind). Times are the store's own
+    clock: `modified_at` is the object's Last-Modified, `now` the Date the store answers
+    with, so the orphan sweep compares two readings of one clock.
+    """
+
+    def __init__(self, *, bucket: str, prefix: str = "", endpoint_url: str | None = None,
+                 region: str | None = None, access_key_id: str | None = None,
+                 secret_access_key: str | None = None, addressing_style: str = "auto",
+                 public_endpoint_url: str | None = None):
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        config = BotoConfig(
+            s3={"addressing_style": addressing_style},
+            signature_version="s3v4",
+            # Checksums only where S3 requires them: several S3-compatible stores refuse
+            # the newer default trailing checksums.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 4, "mode": "standard"},
+            connect_timeout=5, read_timeout=30)
+        session = boto3.session.Session(aws_access_key_id=access_key_id,
+                                         aws_secret_access_key=secret_access_key,
+                                         region_name=region or "us-east-1")
+        self.client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        # Presigned links are followed by browsers: they may need another address.
+        self._presigner = (session.client("s3", endpoint_url=public_endpoint_url, config=config)
+                           if public_endpoint_url else self.client)
+
+    def _key(self, key: str) -> str:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"bad storage key {key!r}")
+        return self.prefix + key
+
+    @staticmethod
+    def _missing(exc: Exception) -> bool:
+        from botocore.exceptions import ClientError
+        if not isinstance(exc, ClientError):
+            return False
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in ("404", "NoSuchKey", "NotFound") or status == 404
+
+    def put(self, key: str, data: bytes) -> None:
+        # Content-addressed: writing the same key again writes the same bytes, and moves
+        # Last-Modified on, so the orphan sweep sees a file in use again as fresh.
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
+                               ContentType=_content_type(key))
+
+    def get(self, key: str) -> bytes:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if self._missing(exc):
+                raise FileNotFoundError(key) from None
+            raise
+        body = answer["Body"]
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
+
+    def _head(self, key: str) -> Mapping[str, Any]:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if self._missing(exc):
+                raise FileNotFoundError(key) from None
+            raise
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._head(key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))   # gone already: fine
+
+    def keys(self) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        kwargs = {"Bucket": self.bucket}
+        if self.prefix:
+            kwargs["Prefix"] = self.prefix
+        for page in paginator.paginate(**kwargs):
+            for obj in page.get("Contents", []):
+                yield obj["Key"][len(self.prefix):]
+
+    def modified_at(self, key: str) -> datetime:
+        """Naive UTC, like the database's times."""
+        return _naive(self._head(key)["LastModified"])
+
+    def now(self) -> datetime:
+        """The store's clock (the Date of its answer), to compare `modified_at` with."""
+        answer = self.client.head_bucket(Bucket=self.bucket)
+        date = answer["ResponseMetadata"]["HTTPHeaders"]["date"]
+        return _naive(parsedate_to_datetime(date))
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def presigned_url(self, key: str, seconds: int, *, content_type: str = "image/jpeg") -> str:
+        """A link that reads this one object for `seconds`, no credentials needed."""
+        return str(self._presigner.generate_presigned_url(
+            "get_object", ExpiresIn=seconds,
+            Params={"Bucket": self.bucket, "Key": self._key(key),
+                    "ResponseContentType": content_type,
+                    "ResponseCacheControl": "private, max-age=31536000, immutable"}))
+
+
+def _content_type(key: str) -> str:
+    if key.endswith((".jpg", ".jpeg")):
+        return "image/jpeg"
+    if key.endswith(".pdf"):
+        return "application/pdf"
+    return "application/octet-stream"
+
+
+def _naive(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def from_config(config: Mapping[str, Any]) -> Storage:
+    """The storage the settings choose (PATROL_STORAGE, PATROL_S3_*, PATROL_PHOTO_DIR)."""
+    if config.get("STORAGE", "local") == "s3":
+        if not config.get("S3_BUCKET"):
+            raise RuntimeError("PATROL_STORAGE=s3 needs PATROL_S3_BUCKET")
+        return S3Storage(bucket=config["S3_BUCKET"], prefix=config.get("S3_PREFIX") or "",
+                         endpoint_url=config.get("S3_ENDPOINT_URL"),
+                         region=config.get("S3_REGION"),
+                         access_key_id=config.get("S3_ACCESS_KEY_ID"),
+                         secret_access_key=config.get("S3_SECRET_ACCESS_KEY"),
+                         addressing_style=config.get("S3_ADDRESSING_STYLE") or "auto",
+                         public_endpoint_url=config.get("S3_PUBLIC_ENDPOINT_URL"))
+    return LocalStorage(config["PHOTO_DIR"])

@@ -1,5 +1,6 @@
 """Serving photos: only to users allowed to see the item they belong to."""
-from flask import Blueprint, Response, abort, jsonify, request, send_file, url_for
+from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, request,
+                   send_file, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -25,6 +26,14 @@ def serve(photo_id, size):
     authorise(permissions.can_see_photo, photo, report)  # refused: 404
     key = photo.key if size == "full" else photo.thumb_key
     store = storage()
+    presign = getattr(store, "presigned_url", None)
+    if presign is not None and current_app.config.get("PHOTO_URLS") == "presigned":
+        # Allowed (checked above): a link to the object itself, good for a few minutes.
+        seconds = int(current_app.config.get("PRESIGN_SECONDS", 300))
+        resp = redirect(presign(key, seconds), code=302)
+        # The browser may reuse the redirect while the link it points to still works.
+        resp.headers["Cache-Control"] = f"private, max-age={max(seconds // 2, 0)}"
+        return resp
     path = store.local_path(key)
     try:
         if path is not None:   # streamed from disk, with ranges and conditional requests
