@@ -139,6 +139,8 @@ def register_blueprints(app: Flask):
     api.init_app(app)
     from .web import open311
     app.register_blueprint(open311.bp)
+    from .web import patrols
+    app.register_blueprint(patrols.bp)
     from .web import monthly
     app.register_blueprint(monthly.bp)
 

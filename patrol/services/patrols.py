@@ -290,3 +290,29 @@ def scanned_checkpoint_ids(patrol: Patrol) -> set[int]:
     return set(db.session.execute(
         db.select(CheckpointScan.checkpoint_id).where(CheckpointScan.patrol_id == patrol.id)
     ).scalars())
+
+
+# --- for the pages (web/patrols.py, web/compounds.py) -------------------------------------
+
+def under_way(user, compound_id: int, now: datetime, cfg: Config | None = None
+              ) -> Patrol | None:
+    """The user's patrol in this compound that has not been ended by a tap."""
+    cfg = cfg or config()
+    patrol = member_patrol(user, compound_id, now, cfg.quiet)
+    return patrol if patrol is not None and patrol.ended_by != "tapped" else None
+
+
+def judge_checkpoint_scan(scan: CheckpointScan, lat: float, lon: float,
+                          accuracy: float | None, cfg: Config | None = None) -> None:
+    """The page adds the phone's location to a checkpoint scan made online (the QR link
+    itself carries none), as it does for a gate scan."""
+    cfg = cfg or config()
+    compound = scan.checkpoint.compound
+    verdict = rules.presence_verdict(compound.lat, compound.lon, compound.radius_m,
+                                     lat, lon, accuracy, cfg.presence)
+    was_far = scan.far
+    scan.lat, scan.lon, scan.accuracy = lat, lon, accuracy
+    scan.distance_m, scan.far = verdict.distance_m, verdict.far
+    if verdict.far and not was_far:
+        scan.patrol.far_scans += 1
+    db.session.flush()

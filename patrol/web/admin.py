@@ -11,9 +11,12 @@ from flask_login import current_user
 from .. import permissions
 from ..extensions import db
 from ..lifecycle import Role
-from ..models import Compound, Device, Team, User
+from ..clock import utcnow
+from ..models import Checkpoint, Compound, Device, Team, User
+from ..models.patrols import CHECKPOINT_KINDS
 from ..models.people import TITLES
 from ..services import accounts, qr
+from ..services import checkpoints as checkpoint_service
 from ..services.posters import poster_pdf
 from .helpers import load_or_404, roles_required
 
@@ -145,7 +148,6 @@ def compounds():
 def rotate(compound_id):
     compound = _managed_compound(compound_id)
     compound.rotate_token()
-    from ..clock import utcnow
     from ..services import audit
     audit.record(current_user, "compound.rotate_qr", compound, None, None, utcnow())  # no tokens
     db.session.commit()
@@ -162,3 +164,77 @@ def poster(compound_id):
     pdf = poster_pdf([compound], current_app.config["BASE_URL"], size=size)
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="poster-{compound.id}.pdf"'})
+
+
+# --- checkpoints (楼栋码, 消防通道码) ------------------------------------------------------------
+
+CHECKPOINT_KIND_LABELS = {"building": lambda: _("Building (楼栋码)"),
+                          "fire_exit": lambda: _("Fire exit (消防通道码)"),
+                          "other": lambda: _("Other place")}
+CHECKPOINT_ERRORS = {"name": lambda: _("Please enter a name (at most 50 characters)."),
+                     "kind": lambda: _("Please choose one of the options."),
+                     "building": lambda: _("Please choose a building of this compound.")}
+
+
+@bp.route("/compounds/<int:compound_id>/checkpoints", methods=["GET", "POST"])
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
+def checkpoints(compound_id):
+    """A compound's checkpoints: add one, archive one, print their stickers."""
+    compound = _managed_compound(compound_id)
+    errors, values = {}, {}
+    if request.method == "POST":
+        values = request.form.to_dict()
+        try:
+            checkpoint_service.create(
+                current_user, compound, name=values.get("name", ""),
+                kind=values.get("kind", ""),
+                building_id=request.form.get("building_id", type=int), now=utcnow())
+        except checkpoint_service.CheckpointInvalid as exc:
+            errors = {field: CHECKPOINT_ERRORS[code]() for field, code in exc.errors.items()}
+        else:
+            db.session.commit()
+            flash(_("Checkpoint added. Print its sticker and put it up."), "ok")
+            return redirect(url_for("admin.checkpoints", compound_id=compound.id))
+    rows = db.session.execute(
+        db.select(Checkpoint).where(Checkpoint.compound_id == compound.id)
+        .order_by(Checkpoint.archived_at.is_not(None), Checkpoint.kind, Checkpoint.name,
+                  Checkpoint.id)).scalars().all()
+    return render_template("admin/checkpoints.html", compound=compound, rows=rows,
+                           kinds=[(k, CHECKPOINT_KIND_LABELS[k]()) for k in CHECKPOINT_KINDS],
+                           kind_label=lambda k: CHECKPOINT_KIND_LABELS[k](),
+                           errors=errors, values=values), (422 if errors else 200)
+
+
+def _managed_checkpoint(checkpoint_id) -> Checkpoint:
+    return load_or_404(Checkpoint, checkpoint_id,
+                       lambda user, cp: permissions.can_manage_compound(user, cp.compound))
+
+
+@bp.post("/checkpoints/<int:checkpoint_id>/archive")
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
+def archive_checkpoint(checkpoint_id):
+    checkpoint = _managed_checkpoint(checkpoint_id)
+    checkpoint_service.archive(current_user, checkpoint, utcnow())
+    db.session.commit()
+    flash(_("Checkpoint %(name)s archived: its sticker no longer counts.", name=checkpoint.name),
+          "ok")
+    return redirect(url_for("admin.checkpoints", compound_id=checkpoint.compound_id))
+
+
+@bp.get("/compounds/<int:compound_id>/checkpoints.pdf")
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
+def checkpoint_stickers(compound_id):
+    compound = _managed_compound(compound_id)
+    rows = db.session.execute(
+        db.select(Checkpoint).where(Checkpoint.compound_id == compound.id,
+                                    Checkpoint.archived_at.is_(None))
+        .order_by(Checkpoint.kind, Checkpoint.name, Checkpoint.id)).scalars().all()
+    only = request.args.get("checkpoint", type=int)
+    if only is not None:
+        rows = [cp for cp in rows if cp.id == only]
+    if not rows:
+        flash(_("There is no checkpoint to print."), "error")
+        return redirect(url_for("admin.checkpoints", compound_id=compound.id))
+    pdf = checkpoint_service.stickers_pdf(rows, current_app.config["BASE_URL"])
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="checkpoints-{compound.id}.pdf"'})

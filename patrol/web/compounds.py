@@ -7,11 +7,12 @@ from sqlalchemy.orm import selectinload
 from .. import permissions
 from ..extensions import db
 from ..lifecycle import OPEN, Role, Status
-from ..models import Compound, Item, Presence, TeamCompound, utcnow
+from ..models import CheckpointScan, Compound, Item, Presence, TeamCompound, utcnow
 from ..services import items as item_service
 from ..services import patrols as patrol_service
 from . import residents
 from .helpers import authorise, get_or_404, load_or_404, page_arg
+from .offline import token_digest
 
 bp = Blueprint("compounds", __name__)
 
@@ -89,6 +90,11 @@ def show(compound_id):
         if token == compound.qr_token:
             return redirect(url_for("compounds.scan", token=token))
         return redirect(url_for("compounds.show", compound_id=compound.id))
+    if "offline_checkpoint" in request.args:   # the same for a checkpoint sticker (/k/<token>)
+        token = request.args["offline_checkpoint"]
+        if any(cp.qr_token == token for cp in patrol_service.checkpoints_of(compound.id)):
+            return redirect(url_for("patrols.checkpoint_scan", token=token))
+        return redirect(url_for("compounds.show", compound_id=compound.id))
     now = utcnow()
     page = db.paginate(open_items_query(compound.id).options(*Item.row_options()),
                        page=page_arg(), per_page=current_app.config["PAGE_SIZE"],
@@ -101,7 +107,33 @@ def show(compound_id):
                            window_end=((presence.device_at or presence.at)
                                        + current_app.config["VERIFY_WINDOW"]) if presence else None,
                            can_report=compound.archived_at is None
-                           and permissions.can_report(current_user, compound))
+                           and permissions.can_report(current_user, compound),
+                           **_patrol_context(compound, now))
+
+
+def _patrol_context(compound, now) -> dict:
+    """The patrol panel: 开始巡查, or the user's patrol under way here (members, checkpoints
+    with ✓, items found, 结束巡查)."""
+    if compound.archived_at is not None or not permissions.can_record_presence(current_user,
+                                                                               compound):
+        return {"can_patrol_here": False}
+    cfg = patrol_service.config()
+    patrol = patrol_service.under_way(current_user, compound.id, now, cfg)
+    scan_id = request.args.get("checkpoint_scan", type=int)
+    just_scanned = db.session.get(CheckpointScan, scan_id) if scan_id else None
+    if just_scanned is not None and (just_scanned.user_id != current_user.id
+                                     or just_scanned.lat is not None):
+        just_scanned = None      # only the scanner's own, and only once, gets a location
+    return {
+        "can_patrol_here": True, "patrol": patrol,
+        "team_patrol": None if patrol else patrol_service.joinable(current_user, compound.id,
+                                                                    now, cfg.quiet),
+        "checkpoints": patrol_service.checkpoints_of(compound.id),
+        "scanned": patrol_service.scanned_checkpoint_ids(patrol) if patrol else set(),
+        "found": patrol_service.items_found(patrol) if patrol else 0,
+        "just_checkpoint": just_scanned,
+        "token_digest": token_digest,
+    }
 
 
 @bp.get("/compounds")

@@ -14,7 +14,7 @@ from sqlalchemy import case
 from .. import labels, permissions
 from ..extensions import db, limiter
 from ..lifecycle import Status, TransitionError
-from ..models import Compound, Item, Presence, TeamCompound, utcnow
+from ..models import Checkpoint, Compound, Item, Presence, TeamCompound, utcnow
 from ..services import items as item_service
 from ..services import patrols as patrol_service
 from .sync import error_json, parse_device_at
@@ -138,7 +138,7 @@ def pages():
     """What this phone should keep for offline use: its compounds (team's first, then the
     most recently scanned), their report forms, and items waiting for an on-the-spot check."""
     if not permissions.can_patrol(current_user):
-        return jsonify(urls=[], aliases={})
+        return jsonify(urls=[], aliases={}, checkpoints={})
     team_first = case((Compound.id.in_(
         db.select(TeamCompound.compound_id).where(TeamCompound.team_id == current_user.team_id)
     ), 0), else_=1)
@@ -160,7 +160,14 @@ def pages():
     urls += [f"/items/{i}" for i in items]
     # Gate tokens are the proof of being at the gate, so the phone gets only their
     # hashes: enough to recognise a scanned poster offline, useless to fake a scan.
+    # Checkpoint stickers (/k/<token>) of the same compounds, the same way: a sticker
+    # scanned without signal opens the kept compound page, which queues the scan.
+    stickers = db.session.execute(
+        db.select(Checkpoint.qr_token, Checkpoint.compound_id)
+        .where(Checkpoint.compound_id.in_([c.id for c in compounds]),
+               Checkpoint.archived_at.is_(None))).all()
     resp = jsonify(urls=urls, aliases={token_digest(c.qr_token): f"/compounds/{c.id}"
-                                       for c in compounds})
+                                       for c in compounds},
+                   checkpoints={token_digest(t): f"/compounds/{cid}" for t, cid in stickers})
     resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -24,18 +24,31 @@
     });
   });
 
-  // A scan records presence on the server; add the location if the user allows it.
-  var presence = document.querySelector("[data-presence]");
-  if (presence && navigator.geolocation) {
+  // A scan (gate or checkpoint) records presence on the server; add the location if the
+  // user allows it.
+  var presences = document.querySelectorAll("[data-presence]");
+  if (presences.length && navigator.geolocation) {
     navigator.geolocation.getCurrentPosition(function (pos) {
-      var body = new FormData();
-      body.append("lat", pos.coords.latitude);
-      body.append("lon", pos.coords.longitude);
-      body.append("accuracy", pos.coords.accuracy);
-      body.append("csrf_token", csrf());
-      fetch(presence.dataset.presence, { method: "POST", body: body, credentials: "same-origin" });
+      presences.forEach(function (el) {
+        var body = new FormData();
+        body.append("lat", pos.coords.latitude);
+        body.append("lon", pos.coords.longitude);
+        body.append("accuracy", pos.coords.accuracy);
+        body.append("csrf_token", csrf());
+        fetch(el.dataset.presence, { method: "POST", body: body, credentials: "same-origin" });
+      });
     }, function () {}, { timeout: 15000, maximumAge: 60000 });
   }
+
+  // 发现问题 N 条: − and ＋ beside the number, so nobody has to type it.
+  document.querySelectorAll(".stepper").forEach(function (box) {
+    var input = box.querySelector("input");
+    box.querySelectorAll("button[data-step]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        input.value = Math.min(999, Math.max(0, (parseInt(input.value, 10) || 0) + Number(b.dataset.step)));
+      });
+    });
+  });
 
   // "Copy link" (the invite page): the clipboard where the browser offers one; else the
   // text is selected, for the user's own long press and Copy (older WeChat WebViews).

@@ -253,14 +253,23 @@
     });
   }
 
-  // On-the-spot checks (and fixes on the spot) need their scan on the server first.
-  function needsScan(rec) {
-    return rec.kind === "act" || (Array.isArray(rec.fields) &&
+  // What must reach the server before a record: on-the-spot checks (and fixes on the
+  // spot) their scan; a report the patrol start or checkpoint it was made on (so it is
+  // linked to the walk); a patrol's end everything of the walk before it.
+  var WALK = ["patrol-start", "checkpoint"];
+  function waitsFor(rec) {
+    var spot = rec.kind === "act" || (Array.isArray(rec.fields) &&
       rec.fields.some(function (kv) { return kv[0] === "fixed_on_spot"; }));
+    var kinds = spot ? ["scan"] : [];
+    if (rec.kind === "report" || rec.kind === "support") kinds = kinds.concat(WALK);
+    if (rec.kind === "patrol-end") kinds = ["scan", "report", "support"].concat(WALK);
+    return kinds;
   }
-  // A scan still to reach the server (one it refused never will: the server decides).
+  function needsScan(rec) { return waitsFor(rec).length > 0; }
+  // An earlier record still to reach the server (one it refused never will: the server decides).
   function scanWaits(o, rec) {
-    return o.user === me && o.kind === "scan" && o.created <= rec.created && !o.sent && o.state !== "rejected";
+    return o.user === me && waitsFor(rec).indexOf(o.kind) !== -1 && o.created <= rec.created &&
+      o.key !== rec.key && !o.sent && o.state !== "rejected";
   }
 
   // force: ignore the back-off (the button, the `online` event, page start);
@@ -412,9 +421,10 @@
         photos.push(e.id ? { field: f.name, id: e.id } : { field: f.name, kind: f.kind, blob: e.blob || e.file });
       });
     });
-    var rec = { key: uuid(), user: me, kind: form.dataset.kind || "form", url: form.getAttribute("action") || location.pathname,
+    var url = form.getAttribute("action") || location.pathname;
+    var rec = { key: uuid(), user: me, kind: form.dataset.kind || "form", url: url,
       fields: fields, photos: photos, created: now, label: label(form), state: "waiting", attempts: 0,
-      faultText: form.dataset.fault || "" };
+      faultText: form.dataset.fault || "", compound: form.dataset.compound || compoundOf(url) };
     return put(rec).then(render).then(function () {
       if (!navigator.onLine || (opts && opts.queueOnly)) return { ok: false, queued: true };
       if (needsScan(rec)) return sendAfterScans(rec);
@@ -451,6 +461,8 @@
   }
 
   function discard(key) { return remove(key).then(render); }
+
+  function compoundOf(path) { return (String(path).match(/^\/compounds\/(\d+)/) || [])[1] || ""; }
 
   function queueScan(token, compoundName) {
     var fields = [["token", token], ["device_at", new Date().toISOString()]];
@@ -532,6 +544,131 @@
     place();
   }
 
+  // --- patrols (巡查): start, checkpoint stickers, end ---------------------------------
+  // A checkpoint sticker scanned without signal (sw.js sends /k/<token> to the kept page):
+  // saved first, then given the phone's location when it has one (GPS needs no signal).
+  function queueCheckpoint(token, compoundName) {
+    var key = uuid(), now = new Date().toISOString();
+    var rec = { key: key, user: me, kind: "checkpoint", url: "/sync/checkpoint",
+      fields: [["token", token], ["device_at", now], ["client_uuid", uuid()]], photos: [],
+      compound: compoundOf(location.pathname), created: now,
+      label: t("checkpoint", "Checkpoint scan") + " · " + compoundName, state: "waiting", attempts: 0 };
+    return put(rec).then(render).then(function () {
+      if (!navigator.geolocation) return;
+      navigator.geolocation.getCurrentPosition(function (pos) {
+        update(key, function (cur) {
+          if (!cur || cur.state !== "waiting" || cur.fields.some(function (kv) { return kv[0] === "lat"; })) return null;
+          cur.fields.push(["lat", String(pos.coords.latitude)], ["lon", String(pos.coords.longitude)],
+            ["accuracy", String(pos.coords.accuracy)]);
+          return cur;
+        }).catch(function () { /* the scan counts without a location */ });
+      }, function () {}, { timeout: 10000, maximumAge: 60000 });
+    });
+  }
+
+  function sha256(text) {
+    if (!window.crypto || !crypto.subtle) return Promise.resolve("");
+    return crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)).then(function (buf) {
+      return Array.prototype.map.call(new Uint8Array(buf), function (b) {
+        return ("0" + b.toString(16)).slice(-2);
+      }).join("");
+    });
+  }
+
+  // The compound page shows what this phone still holds of a walk here: a start or a
+  // checkpoint not uploaded yet means a patrol under way (the kept copy of the page was
+  // made before it), ✓ on the checkpoints scanned, and an end already tapped.
+  function patrolHere() {
+    var box = document.getElementById("patrol");
+    if (!box) return Promise.resolve();
+    var cid = box.dataset.compound;
+    return all().then(function (list) {
+      var walk = list.filter(function (r) {
+        return r.user === me && r.compound === cid && r.state !== "rejected" &&
+          (WALK.indexOf(r.kind) !== -1 || r.kind === "patrol-end" || r.kind === "report");
+      });
+      var lastEnd = -1;
+      walk.forEach(function (r, i) { if (r.kind === "patrol-end") lastEnd = i; });
+      var open = walk.slice(lastEnd + 1);
+      var endBox = document.getElementById("patrol-end");
+      if (lastEnd !== -1 && !open.some(function (r) { return WALK.indexOf(r.kind) !== -1; })) {
+        var form = document.getElementById("patrol-end-form");
+        if (form) form.hidden = true;
+        var ended = document.getElementById("patrol-ended-local");
+        if (ended) ended.hidden = false;
+      } else if (open.some(function (r) { return WALK.indexOf(r.kind) !== -1; })) {
+        var start = document.getElementById("patrol-start-form");
+        var local = document.getElementById("patrol-local");
+        if (start && local) { start.hidden = true; local.hidden = false; }
+        if (endBox) endBox.hidden = false;
+        var found = document.getElementById("found-count");
+        var reports = open.filter(function (r) { return r.kind === "report"; }).length;
+        if (found && reports) found.value = Number(found.form.dataset.found || 0) + reports;
+      }
+      var tokens = open.filter(function (r) { return r.kind === "checkpoint"; }).map(function (r) {
+        return field(r, "token");
+      });
+      return Promise.all(tokens.map(sha256)).then(function (digests) {
+        var items = box.querySelectorAll("#checkpoints li");
+        items.forEach(function (li) {
+          if (digests.indexOf(li.dataset.k) !== -1 && !li.classList.contains("done")) {
+            li.classList.add("done", "queued");
+            li.querySelector(".mark").textContent = "✓";
+          }
+        });
+        var n = box.querySelector("#cp-count .n");
+        if (n) n.textContent = box.querySelectorAll("#checkpoints li.done").length;
+      });
+    });
+  }
+
+  // Start and end forms go through the outbox like reports: saved first, sent once (the
+  // server knows the form's client_uuid, and an end sent twice changes nothing), with
+  // the phone's time of the tap.
+  document.querySelectorAll("form[data-kind=patrol-start], form[data-kind=patrol-end]").forEach(function (form) {
+    form.querySelectorAll("button[name]").forEach(function (b) {
+      b.addEventListener("click", function () { form.clicked = b; });
+    });
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (form.dataset.busy) return;
+      form.dataset.busy = "1";
+      var button = e.submitter || form.clicked;  // e.submitter: Safari before 15.4 lacks it
+      var chosen = form.querySelector("input[type=hidden][name=summary]");
+      if (button && button.name === "summary") {
+        if (!chosen) {
+          chosen = document.createElement("input");
+          chosen.type = "hidden";
+          chosen.name = "summary";
+          form.appendChild(chosen);
+        }
+        chosen.value = button.value;
+        form.dataset.label = form.dataset.label.split(" · ").slice(0, 2).join(" · ") + " · " +
+          button.textContent.replace(/^\W+/, "").trim();
+      }
+      var buttons = form.querySelectorAll("button");
+      buttons.forEach(function (b) { b.disabled = true; });
+      submit(form, []).then(function (res) {
+        if (res.ok) { location.href = res.url || location.pathname; return; }
+        if (res.rejected) {
+          discard(res.key);
+          var note = form.querySelector("p.error") || document.createElement("p");
+          note.className = "error";
+          note.setAttribute("role", "alert");
+          note.textContent = res.error;
+          form.insertBefore(note, form.firstChild);
+        }
+        buttons.forEach(function (b) { b.disabled = false; });
+        delete form.dataset.busy;
+        if (!res.rejected) return patrolHere();   // kept on the phone: show it so
+      }).catch(function (err) {
+        if (window.console) console.error(err);
+        buttons.forEach(function (b) { b.disabled = false; });
+        delete form.dataset.busy;
+      });
+    });
+  });
+
   window.PatrolQueue = { submit: submit, sync: sync, all: all, discard: discard };
   gateScanFirst();
 
@@ -553,8 +690,8 @@
   var params = new URLSearchParams(location.search);
   var offlineScan = params.get("offline_scan");
   var startup = Promise.resolve();  // what this page queues as it opens (tests wait on it)
+  var h1 = document.querySelector("h1");
   if (offlineScan && me) {  // a scan belongs to someone: never queue one for nobody
-    var h1 = document.querySelector("h1");
     startup = queueScan(offlineScan, h1 ? h1.textContent : "").then(function () {
       params.delete("offline_scan");
       history.replaceState(null, "", location.pathname + (params.toString() ? "?" + params : ""));
@@ -562,6 +699,18 @@
       if (note) note.hidden = false;
     });
   }
+  var offlineCheckpoint = params.get("offline_checkpoint");
+  if (offlineCheckpoint && me) {
+    startup = startup.then(function () {
+      return queueCheckpoint(offlineCheckpoint, h1 ? h1.textContent : "");
+    }).then(function () {
+      params.delete("offline_checkpoint");
+      history.replaceState(null, "", location.pathname + (params.toString() ? "?" + params : ""));
+      var note = document.getElementById("offline-checkpoint");
+      if (note) note.hidden = false;
+    });
+  }
+  if (me) startup = startup.then(patrolHere);
   window.PatrolQueue.started = function () { return startup; };
 
   if ("serviceWorker" in navigator && me) {

@@ -4,7 +4,8 @@
  * - Pages: network first; a copy of each compound, report and item page is kept, and
  *   served when there is no signal.
  * - /c/<token> without signal: redirect to the kept compound page with ?offline_scan=,
- *   where the page queues the scan with the phone's time (offline.js).
+ *   where the page queues the scan with the phone's time (offline.js); a checkpoint
+ *   sticker /k/<token> the same way, with ?offline_checkpoint=.
  * - Refresh (/sync/pages, asked for by the page): 3 pages at a time, then the kept pages
  *   are trimmed to the list (and the thumbnails its pages show).
  * Forms are never replayed here: the page's queue (IndexedDB) sends them.
@@ -62,8 +63,8 @@ function digest(text) {
   });
 }
 
-function aliases() {
-  return caches.open(META).then(function (c) { return c.match("/__aliases"); })
+function aliases(name) {
+  return caches.open(META).then(function (c) { return c.match(name); })
     .then(function (r) { return r ? r.json() : {}; }).catch(function () { return {}; });
 }
 
@@ -71,17 +72,20 @@ function page(event, url) {
   return withTimeout(fetch(event.request), NETWORK_TIMEOUT).then(function (response) {
     return KEEP.test(url.pathname) ? keep(url.pathname, response, event) : response;
   }).catch(function () {
-    if (url.pathname.indexOf("/c/") === 0) {
-      // The kept map knows gate tokens only by their SHA-256 (see /sync/pages).
+    // A gate poster (/c/) or a checkpoint sticker (/k/): the kept maps know their tokens
+    // only by SHA-256 (see /sync/pages).
+    var sticker = url.pathname.indexOf("/k/") === 0;
+    if (url.pathname.indexOf("/c/") === 0 || sticker) {
       var token = decodeURIComponent(url.pathname.slice(3));
-      return Promise.all([aliases(), digest(token)]).then(function (found) {
+      return Promise.all([aliases(sticker ? "/__checkpoints" : "/__aliases"), digest(token)]).then(function (found) {
         var target = found[0][found[1]];
         // Only to a page that is kept: the fallback page belongs to nobody and could not
         // queue the scan for this user.
         return (target ? caches.match(target, { cacheName: PAGES }) : Promise.resolve(null))
           .then(function (kept) {
             if (!kept) return caches.match("/offline");
-            return Response.redirect(target + "?offline_scan=" + encodeURIComponent(token), 302);
+            var arg = sticker ? "?offline_checkpoint=" : "?offline_scan=";
+            return Response.redirect(target + arg + encodeURIComponent(token), 302);
           });
       });
     }
@@ -137,7 +141,8 @@ function forgetOtherUser(user) {
       .then(function (kept) {
         if (kept === user) return null;
         return caches.delete(PAGES).then(function () {
-          return Promise.all([meta.delete("/__aliases"), meta.delete("/__precached"),
+          return Promise.all([meta.delete("/__aliases"), meta.delete("/__checkpoints"),
+            meta.delete("/__precached"),
             meta.put("/__user", new Response(user))]);
         });
       });
@@ -209,8 +214,9 @@ function precache() {
     if (!list) return null;
     var failed = false;
     return caches.open(META).then(function (meta) {
-      return meta.put("/__aliases", new Response(JSON.stringify(list.aliases),
-        { headers: { "Content-Type": "application/json" } }));
+      var json = { headers: { "Content-Type": "application/json" } };
+      return Promise.all([meta.put("/__aliases", new Response(JSON.stringify(list.aliases), json)),
+        meta.put("/__checkpoints", new Response(JSON.stringify(list.checkpoints || {}), json))]);
     }).then(function () {
       return caches.open(PAGES);
     }).then(function (pages) {
