@@ -143,6 +143,9 @@ def register_blueprints(app: Flask):
     app.register_blueprint(patrols.bp)
     from .web import monthly
     app.register_blueprint(monthly.bp)
+    from .web import coverage, hours
+    app.register_blueprint(coverage.bp)
+    app.register_blueprint(hours.bp)
 
 
 def register_security(app: Flask):

@@ -428,6 +428,24 @@ def deliver_cmd(now_text, watch, every):
                + f"sent {counts['sent']}, will retry {counts['retry']}, gave up {counts['failed']}")
 
 
+@click.command("patrols-remind")
+@click.option("--now", "now_text", help="Pretend it is this moment (UTC, ISO format).")
+@click.option("--no-deliver", is_flag=True, help="Only queue; leave sending to `patrol deliver`.")
+@with_appcontext
+def patrols_remind_cmd(now_text, no_deliver):
+    """Patrol schedules, daily (cron, e.g. 18:00): end the patrols that went quiet, and
+    remind each team's receiver the day before a week (or month) ends with a patrol still
+    due. Safe to run again: each team, compound and period is reminded once."""
+    from .services import coverage, notify
+    run = coverage.remind(_parse_now(now_text))
+    db.session.commit()
+    click.echo(f"Patrol reminders {run.day:%Y-%m-%d}: quiet patrols closed {run.closed}; "
+               f"still due {run.due}; queued {run.queued}")
+    if not no_deliver and run.queued:
+        counts = notify.deliver_due(_parse_now(now_text))
+        click.echo("delivered: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 @click.command("settings")
 @click.option("--markdown", is_flag=True, help="Print README.md's configuration table.")
 def settings_cmd(markdown):
@@ -444,7 +462,7 @@ def settings_cmd(markdown):
 def install(app):
     for command in (check_forms_cmd, seed_demo_cmd, create_user_cmd, invite_cmd, invite_cards_cmd,
                     set_password_cmd, posters_cmd, photos_orphans_cmd, weekly_cmd, daily_cmd,
-                    deliver_cmd, settings_cmd):
+                    deliver_cmd, settings_cmd, patrols_remind_cmd):
         app.cli.add_command(command)
     from .cli_import import import_cmd, import_template_cmd
     app.cli.add_command(import_template_cmd)

@@ -145,6 +145,7 @@ NOTIFY_EVENT = {
     "flagged": _l("Flagged for supervision"),
     "disputed": _l("Responsibility disputed"),
     "lookback_late": _l("Look-back overdue"),
+    "patrol_due": _l("Patrol still due"),
     "test": _l("Test message"),
 }
 

@@ -22,9 +22,10 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 # "fixed": a fix waits for its look-back (a team's receiver); "comment", "routed",
-# "flagged", "disputed": the seed's chain around the fix (residents, departments, 督办).
+# "flagged", "disputed": the seed's chain around the fix (residents, departments, 督办);
+# "patrol_due": a team's patrol still due the day before its week or month ends.
 EVENTS = ("new_item", "overdue", "reopened", "daily", "fixed", "comment", "routed",
-          "flagged", "disputed", "lookback_late")
+          "flagged", "disputed", "lookback_late", "patrol_due")
 KINDS = ("json", "wecom_markdown", "wecom_text", "email")
 WEBHOOK_KINDS = ("json", "wecom_markdown", "wecom_text")
 # WeCom's limits: markdown content 4096 bytes, text content 2048 bytes (UTF-8).

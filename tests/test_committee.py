@@ -166,7 +166,8 @@ def test_staff_add_a_receiver_for_a_team_of_their_community(app, w):
     assert _add_receiver(staff, form="team", owner=f"team:{w.team}").status_code == 302
     with app.app_context():
         ep = db.session.execute(db.select(NotifyEndpoint)).scalar_one()
-        assert (ep.team_id, ep.community_id, ep.events) == (w.team, None, ["fixed", "lookback_late"])
+        assert (ep.team_id, ep.community_id, ep.events) == (
+            w.team, None, ["fixed", "lookback_late", "patrol_due"])
         ep_id = ep.id
     # Another community's staff cannot pick it: their own community's receiver instead.
     other = sign_in(app.test_client(), w.staff_b)

@@ -9,6 +9,9 @@ Three more groups go to staff (the seed's chain around the fix):
   on-the-spot check (回头看): the loop is stalling (`is_lookback_late`);
 - flagged: open and flagged by the owners' committee (督办);
 - disputed: open and its responsible party disputes it, until staff decide.
+
+And one group that is not items: patrols missed (漏巡), the schedules short in the last
+ended week or month (services/coverage.py, `patrols_missed`).
 """
 from __future__ import annotations
 
@@ -64,6 +67,14 @@ def flagged_cond():
 
 def disputed_cond():
     return and_(Item.status.in_(OPEN_VALUES), Item.disputed_at.is_not(None))
+
+
+def patrols_missed(compound_scope, now: datetime) -> list:
+    """漏巡: the schedules of the compounds in `compound_scope` (a SQL condition on
+    Compound) left short in the last ended week or month (coverage.Row, by compound)."""
+    from . import coverage
+    tz = current_app.config["TIMEZONE"]
+    return coverage.missed_rows(compound_scope, coverage.local_date(now, tz), tz, now=now)
 
 
 def lookback_limit() -> timedelta:

@@ -19,9 +19,10 @@ NAME_MAX = 60
 # The owner kinds a receiver may have, by the column that records it (exactly one).
 OWNER_COLUMNS = {Community: "community_id", Company: "company_id", Compound: "compound_id",
                  Department: "department_id", Team: "team_id"}
-# A team's group robot hears of fixes waiting for the team's look-back (回头看), unless
-# other kinds of message are chosen.
-TEAM_EVENTS = ("fixed", "lookback_late")
+# A team's group robot hears of fixes waiting for the team's look-back (回头看), and of
+# its patrols still due the day before a week or month ends, unless other kinds of
+# message are chosen.
+TEAM_EVENTS = ("fixed", "lookback_late", "patrol_due")
 
 
 class ReceiverInvalid(Exception):

@@ -11,7 +11,7 @@ from flask_login import current_user
 from .. import permissions, scoring
 from ..extensions import db
 from ..lifecycle import Role
-from ..models import Community, Company, Item, utcnow
+from ..models import Community, Company, Compound, Item, utcnow
 from ..services import escalation, ratings
 from ..services.pdf import render_pdf
 from .helpers import authorise, chosen_community, get_or_404, roles_required
@@ -122,5 +122,6 @@ def escalations():
     cfg = current_app.config
     scope = permissions.item_filter(current_user, Item)
     groups = escalation.groups(scope, now, ack_limit=cfg["ACK_ESCALATE"], horizon=cfg["DUE_SOON"])
-    return render_template("ratings/escalations.html", groups=groups, now=now,
+    missed = escalation.patrols_missed(permissions.compound_filter(current_user, Compound), now)
+    return render_template("ratings/escalations.html", groups=groups, now=now, missed=missed,
                            ack_hours="%g" % round(cfg["ACK_ESCALATE"].total_seconds() / 3600, 1))

@@ -1,0 +1,276 @@
+"""Volunteer service hours (志愿服务时长): per volunteer and period, from the patrols they
+were on; the sheet staff hand in; staff corrections.
+
+The rule (patrol/patrols.py, docs/patrols.md): a member's time on a patrol runs from
+joining it to the patrol's end (a quiet patrol ends at its last activity), capped at
+PATROL_HOURS_CAP_MINUTES and rounded to the nearest PATROL_HOURS_ROUND_MINUTES. It is
+set when the patrol ends (PatrolMember.minutes); a staff correction
+(PatrolMember.corrected_minutes, audited) counts instead. A patrol counts in the period
+it *started*, and only once it has ended (call patrols.close_quiet(now) first, so quiet
+patrols are settled).
+
+"Volunteers of these communities" are accounts with the volunteer role whose community
+is one of them.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import xlsxwriter
+from sqlalchemy import func
+
+from .. import patrols as rules
+from ..extensions import db
+from ..ledger import neutralise
+from ..lifecycle import Role
+from ..models import Compound, ItemEvent, Patrol, PatrolMember, Team, User
+from . import audit
+
+UTC = ZoneInfo("UTC")
+MAX_CORRECTED_MINUTES = 24 * 60
+REASON_MAX = 200
+COLUMNS = ("姓名", "手机号", "服务日期", "服务时长", "服务内容", "服务地点")
+CHECK_ACTIONS = ("verify", "reopen")
+
+
+@dataclass
+class VolunteerTotal:
+    user_id: int
+    name: str
+    phone: str | None
+    patrols: int
+    minutes: int
+    items_found: int        # the volunteer's own reports on those patrols
+    checks_done: int        # the volunteer's own on-the-spot checks on those patrols
+
+    @property
+    def hours(self) -> float:
+        return rules.hours(self.minutes)
+
+
+@dataclass
+class Entry:
+    """One volunteer on one patrol: a row of the service-hours sheet."""
+    patrol_id: int
+    user_id: int
+    name: str
+    phone: str | None
+    started_at: datetime        # naive UTC
+    ended_at: datetime | None
+    compound_id: int
+    compound_name: str
+    team_name: str | None
+    minutes: int                # what counts: the correction, else the rule's
+    rule_minutes: int | None
+    corrected: bool
+    items_found: int            # reported on the patrol, by anyone on it
+    summary: str | None
+    ended_by: str | None
+
+    @property
+    def hours(self) -> float:
+        return rules.hours(self.minutes)
+
+    def content(self) -> str:
+        """服务内容: 小区巡查（发现问题2条） / 小区巡查（未发现问题）."""
+        if self.items_found:
+            return f"小区巡查（发现问题{self.items_found}条）"
+        return "小区巡查（未发现问题）"
+
+
+def _in_period(start: datetime, end: datetime):
+    return db.and_(Patrol.started_at >= start, Patrol.started_at < end,
+                   Patrol.ended_at.is_not(None))
+
+
+def volunteers_of(community_ids: list[int]):
+    return db.and_(User.role == Role.VOLUNTEER.value, User.community_id.in_(list(community_ids)))
+
+
+def _served():
+    return func.coalesce(PatrolMember.corrected_minutes, PatrolMember.minutes, 0)
+
+
+def _own_events(who, start: datetime, end: datetime, actions) -> dict[int, int]:
+    """Per user: their own events of `actions` on patrols they were on, started in the period."""
+    return dict(db.session.execute(
+        db.select(ItemEvent.actor_id, func.count(ItemEvent.id))
+        .join(PatrolMember, db.and_(PatrolMember.patrol_id == ItemEvent.patrol_id,
+                                    PatrolMember.user_id == ItemEvent.actor_id))
+        .join(Patrol, Patrol.id == PatrolMember.patrol_id)
+        .join(User, User.id == PatrolMember.user_id)
+        .where(who, _in_period(start, end), ItemEvent.action.in_(actions))
+        .group_by(ItemEvent.actor_id)).all())
+
+
+def _totals(who, start: datetime, end: datetime) -> list[VolunteerTotal]:
+    found = _own_events(who, start, end, ("report",))
+    checks = _own_events(who, start, end, CHECK_ACTIONS)
+    out = []
+    for user_id, name, phone, patrols, minutes in db.session.execute(
+            db.select(User.id, User.display_name, User.phone, func.count(PatrolMember.patrol_id),
+                      func.sum(_served()))
+            .join(PatrolMember, PatrolMember.user_id == User.id)
+            .join(Patrol, Patrol.id == PatrolMember.patrol_id)
+            .where(who, _in_period(start, end))
+            .group_by(User.id, User.display_name, User.phone)
+            .order_by(User.display_name, User.id)):
+        out.append(VolunteerTotal(user_id=user_id, name=name, phone=phone, patrols=patrols,
+                                  minutes=int(minutes or 0), items_found=found.get(user_id, 0),
+                                  checks_done=checks.get(user_id, 0)))
+    return out
+
+
+def totals(community_ids: list[int], start: datetime, end: datetime) -> list[VolunteerTotal]:
+    """Per volunteer of these communities with a patrol started in [start, end) (naive
+    UTC) and ended: patrols, minutes served, items found and checks done, by name."""
+    if not community_ids:
+        return []
+    return _totals(volunteers_of(community_ids), start, end)
+
+
+def user_total(user_id: int, start: datetime, end: datetime) -> VolunteerTotal | None:
+    """One person's own (the /me/hours page): whatever their community."""
+    found = _totals(User.id == user_id, start, end)
+    return found[0] if found else None
+
+
+def _entries(who, start: datetime, end: datetime) -> list[Entry]:
+    rows = db.session.execute(
+        db.select(PatrolMember, User.display_name, User.phone, Patrol, Compound.name, Team.name)
+        .join(User, User.id == PatrolMember.user_id)
+        .join(Patrol, Patrol.id == PatrolMember.patrol_id)
+        .join(Compound, Compound.id == Patrol.compound_id)
+        .outerjoin(Team, Team.id == Patrol.team_id)
+        .where(who, _in_period(start, end))
+        .order_by(User.display_name, User.id, Patrol.started_at, Patrol.id)).all()
+    patrol_ids = sorted({p.id for _m, _n, _ph, p, _c, _t in rows})
+    found: dict[int, int] = {}
+    if patrol_ids:
+        found = dict(db.session.execute(
+            db.select(ItemEvent.patrol_id, func.count(ItemEvent.id))
+            .where(ItemEvent.patrol_id.in_(patrol_ids), ItemEvent.action == "report")
+            .group_by(ItemEvent.patrol_id)).all())
+    return [Entry(patrol_id=p.id, user_id=m.user_id, name=name, phone=phone,
+                  started_at=p.started_at, ended_at=p.ended_at, compound_id=p.compound_id,
+                  compound_name=compound, team_name=team, minutes=m.served_minutes,
+                  rule_minutes=m.minutes, corrected=m.corrected_minutes is not None,
+                  items_found=found.get(p.id, 0), summary=p.summary, ended_by=p.ended_by)
+            for m, name, phone, p, compound, team in rows]
+
+
+def entries(community_ids: list[int], start: datetime, end: datetime, *,
+            user_id: int | None = None) -> list[Entry]:
+    """One row per volunteer per patrol (of these communities' volunteers, or of one of
+    them), for patrols started in [start, end) and ended; by name, then time."""
+    if not community_ids:
+        return []
+    who = volunteers_of(community_ids)
+    if user_id is not None:
+        who = db.and_(who, User.id == user_id)
+    return _entries(who, start, end)
+
+
+def user_entries(user_id: int, start: datetime, end: datetime) -> list[Entry]:
+    return _entries(User.id == user_id, start, end)
+
+
+# --- corrections --------------------------------------------------------------------------
+
+class CorrectionInvalid(Exception):
+    """`errors`: hours "hours", reason "reason", the patrol "not_ended"."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def parse_hours(text) -> int | None:
+    """"1.5" (hours, as staff think of them) → 90 minutes; None if not a number in range."""
+    try:
+        value = float(str(text).strip().replace("，", ".").replace(",", "."))
+    except (TypeError, ValueError):
+        return None
+    if value != value or value < 0:          # NaN, negative
+        return None
+    minutes = round(value * 60)
+    return minutes if minutes <= MAX_CORRECTED_MINUTES else None
+
+
+def correct(actor, member: PatrolMember, minutes: int | None, reason: str, now: datetime
+            ) -> PatrolMember:
+    """A staff correction of one volunteer's time on one patrol, with the reason; the
+    audit log keeps the before and after. The caller checked the actor may
+    (permissions.can_manage_volunteer on member.user) and commits."""
+    reason = (reason or "").strip()
+    errors = {}
+    if member.patrol.ended_at is None:
+        errors["hours"] = "not_ended"
+    elif minutes is None:
+        errors["hours"] = "hours"
+    if not reason or len(reason) > REASON_MAX:
+        errors["reason"] = "reason"
+    if errors:
+        raise CorrectionInvalid(errors)
+    before = {"user_id": member.user_id, "patrol_id": member.patrol_id,
+              "minutes": member.minutes, "corrected_minutes": member.corrected_minutes,
+              "served_minutes": member.served_minutes}
+    member.corrected_minutes = minutes
+    after = {"user_id": member.user_id, "patrol_id": member.patrol_id,
+             "minutes": member.minutes, "corrected_minutes": minutes,
+             "served_minutes": member.served_minutes, "reason": reason}
+    audit.record(actor, "patrol_hours.correct", member.patrol, before, after, now,
+                 community_id=member.user.community_id)
+    db.session.flush()
+    return member
+
+
+# --- the sheet ----------------------------------------------------------------------------
+
+def _local_date(moment: datetime, tz: str) -> date:
+    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(tz)).date()
+
+
+def xlsx(rows: list[Entry], tz: str, notes: list[str]):
+    """The service-hours sheet (服务时长) as an XLSX in a temporary file (rewound): the
+    header row first, in the columns volunteer-hour records use, one row per volunteer
+    per patrol (date in local time, hours as a number), and a total row; a second sheet
+    says what it covers and the rule."""
+    out = tempfile.TemporaryFile(suffix=".xlsx")
+    wb = xlsxwriter.Workbook(out, {"strings_to_formulas": False, "strings_to_urls": False,
+                                   "strings_to_numbers": False})
+    bold = wb.add_format({"bold": True, "bg_color": "#EEEEEE", "border": 1})
+    day = wb.add_format({"num_format": "yyyy-mm-dd"})
+    number = wb.add_format({"num_format": "0.00"})
+    total_format = wb.add_format({"bold": True, "num_format": "0.00", "top": 1})
+    ws = wb.add_worksheet("服务时长")
+    for i, width in enumerate((12, 14, 12, 10, 28, 20)):
+        ws.set_column(i, i, width)
+    for i, title in enumerate(COLUMNS):
+        ws.write_string(0, i, title, bold)
+    ws.freeze_panes(1, 0)
+    r = 0
+    for r, e in enumerate(rows, 1):
+        ws.write_string(r, 0, neutralise(e.name))
+        ws.write_string(r, 1, neutralise(e.phone or ""))
+        local = _local_date(e.started_at, tz)
+        ws.write_datetime(r, 2, datetime(local.year, local.month, local.day), day)
+        ws.write_number(r, 3, e.hours, number)
+        ws.write_string(r, 4, e.content())
+        ws.write_string(r, 5, neutralise(e.compound_name))
+    if rows:
+        ws.autofilter(0, 0, r, len(COLUMNS) - 1)
+    total_minutes = sum(e.minutes for e in rows)
+    ws.write_string(r + 1, 0, "合计", total_format)
+    ws.write_number(r + 1, 3, rules.hours(total_minutes), total_format)
+    ws.write_string(r + 1, 4, f"{len(rows)}条记录", total_format)
+    info = wb.add_worksheet("说明")
+    info.set_column(0, 0, 90)
+    for i, line in enumerate(notes):
+        info.write_string(i, 0, neutralise(line))
+    wb.close()
+    out.seek(0)
+    return out
