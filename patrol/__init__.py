@@ -168,3 +168,5 @@ def register_commands(app: Flask):
     install(app)
     from .cli_handover import install as install_handover
     install_handover(app)
+    from .cli_backup import install as install_backup
+    install_backup(app)
