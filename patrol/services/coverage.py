@@ -27,7 +27,7 @@ from .. import patrols as rules
 from .. import permissions
 from ..extensions import db
 from ..models import (Checkpoint, CheckpointScan, Community, Compound, NotifyEndpoint, Patrol,
-                      PatrolSchedule, Street, Team)
+                      PatrolSchedule, Team)
 from ..models.patrols import SCHEDULE_PERIODS
 from . import audit
 from . import notify as notify_service
@@ -428,12 +428,10 @@ def remind(now: datetime) -> ReminderRun:
             if not endpoints:
                 continue
             team = db.session.get(Team, team_id)
+            assert team is not None
             payload = reminder_payload(team, due_rows[0].compound_name, due_rows, now, tz)
             key = f"{REMINDER_EVENT}:{team_id}:{compound_id}:{kind}:{period.first.isoformat()}"
             run.queued += sum(1 for e in endpoints if notify_service.enqueue(
                 e, REMINDER_EVENT, payload, now=now, dedupe_key=key, kick=False) is not None)
     return run
 
-
-def street_of(community: Community) -> Street | None:
-    return community.street

@@ -121,6 +121,7 @@ def _totals(who, start: datetime, end: datetime) -> list[VolunteerTotal]:
         out.append(VolunteerTotal(user_id=user_id, name=name, phone=phone, patrols=patrols,
                                   minutes=int(minutes or 0), items_found=found.get(user_id, 0),
                                   checks_done=checks.get(user_id, 0)))
+    out.sort(key=lambda t: (t.name, t.user_id))     # the same order on every engine
     return out
 
 
@@ -154,12 +155,14 @@ def _entries(who, start: datetime, end: datetime) -> list[Entry]:
             db.select(ItemEvent.patrol_id, func.count(ItemEvent.id))
             .where(ItemEvent.patrol_id.in_(patrol_ids), ItemEvent.action == "report")
             .group_by(ItemEvent.patrol_id)).all())
-    return [Entry(patrol_id=p.id, user_id=m.user_id, name=name, phone=phone,
-                  started_at=p.started_at, ended_at=p.ended_at, compound_id=p.compound_id,
-                  compound_name=compound, team_name=team, minutes=m.served_minutes,
-                  rule_minutes=m.minutes, corrected=m.corrected_minutes is not None,
-                  items_found=found.get(p.id, 0), summary=p.summary, ended_by=p.ended_by)
-            for m, name, phone, p, compound, team in rows]
+    out = [Entry(patrol_id=p.id, user_id=m.user_id, name=name, phone=phone,
+                 started_at=p.started_at, ended_at=p.ended_at, compound_id=p.compound_id,
+                 compound_name=compound, team_name=team, minutes=m.served_minutes,
+                 rule_minutes=m.minutes, corrected=m.corrected_minutes is not None,
+                 items_found=found.get(p.id, 0), summary=p.summary, ended_by=p.ended_by)
+           for m, name, phone, p, compound, team in rows]
+    out.sort(key=lambda e: (e.name, e.user_id, e.started_at, e.patrol_id))
+    return out
 
 
 def entries(community_ids: list[int], start: datetime, end: datetime, *,

@@ -86,17 +86,16 @@ def _schedule_community() -> Community:
     return get_or_404(Community, community_id)
 
 
-def _choices(scope: str, target) -> list:
+def _choices(scope: str, target) -> list[Community]:
     """The other places the user may switch the board to."""
     own = permissions.own_communities(current_user)
-    communities = []
     if own:
-        communities = db.session.execute(db.select(Community).where(
-            Community.id.in_(own)).order_by(Community.name)).scalars().all()
-    elif current_user.role == Role.ADMIN:
-        communities = db.session.execute(
-            db.select(Community).order_by(Community.name)).scalars().all()
-    return communities
+        return list(db.session.execute(db.select(Community).where(
+            Community.id.in_(own)).order_by(Community.name)).scalars())
+    if current_user.role == Role.ADMIN:
+        return list(db.session.execute(
+            db.select(Community).order_by(Community.name)).scalars())
+    return []
 
 
 @bp.get("")

@@ -111,13 +111,13 @@ def _community_ids() -> tuple[list[int], str]:
     abort(404)
 
 
-def _choices() -> list:
+def _choices() -> list[Community]:
     own = permissions.own_communities(current_user)
     if own:
-        return db.session.execute(db.select(Community).where(Community.id.in_(own))
-                                  .order_by(Community.name)).scalars().all()
+        return list(db.session.execute(db.select(Community).where(Community.id.in_(own))
+                                       .order_by(Community.name)).scalars())
     if current_user.role == Role.ADMIN:
-        return db.session.execute(db.select(Community).order_by(Community.name)).scalars().all()
+        return list(db.session.execute(db.select(Community).order_by(Community.name)).scalars())
     return []
 
 
