@@ -403,7 +403,6 @@ def charts_for(pack: Pack) -> dict:
     blue, red = "#0a58a8", "#b3261e"
     items = [Series(_("Items"), blue)]
     fix = [Series(_("Median"), blue), Series(_("90th percentile"), red)]
-    days = _("Days to fix, median and 90th percentile, by")
 
     def fix_data(rows):
         return [Datum(s.name, (s.median, s.p90), s.small, s.note) for s in rows]
@@ -419,10 +418,12 @@ def charts_for(pack: Pack) -> dict:
         "fix_company": charts.hbars(
             fix_data(pack.fix_by_company), fix, chart_id="chart-fix-company",
             title=_("Time to fix by responsible party"),
-            intro=days + " " + _("responsible party:"), texts=texts, integer=False),
+            intro=_("Days to fix by responsible party, median and 90th percentile:"),
+            texts=texts, integer=False),
         "fix_category": charts.hbars(
             fix_data(pack.fix_by_category), fix, chart_id="chart-fix-category",
-            title=_("Time to fix by category"), intro=days + " " + _("category:"),
+            title=_("Time to fix by category"),
+            intro=_("Days to fix by category, median and 90th percentile:"),
             texts=texts, integer=False),
         "overdue": charts.hbars(
             [Datum(name, (n,)) for name, n, _total in pack.overdue_by_company],
