@@ -168,6 +168,12 @@ def test_presigned_links_only_after_the_permission_check(tmp_path, s3_server, bu
     assert link.startswith(f"{s3_server}/{bucket}/{photo.key}?")
     assert "X-Amz-Signature=" in link and "X-Amz-Expires=120" in link
     assert resp.headers["Cache-Control"] == "private, max-age=60"
+    # Pages let images come from the store, and only from it besides the app.
+    csp = client.get(f"/compounds/{w.a1}").headers["Content-Security-Policy"]
+    assert f"img-src 'self' {s3_server} blob: data:;" in csp
+    # Thumbnails stay with the app: small, and kept by phones for offline pages.
+    thumb = client.get(f"/photos/{photo.id}/thumb.jpg")
+    assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
     # The link works over HTTP, without credentials, and gives the stored bytes.
     with urllib.request.urlopen(link, timeout=10) as answer:
         body, kind = answer.read(), answer.headers["Content-Type"]
@@ -181,7 +187,7 @@ def test_presigned_links_only_after_the_permission_check(tmp_path, s3_server, bu
         refused = sign_in(app.test_client(), who).get(f"/photos/{photo.id}/full.jpg")
         assert refused.status_code in (403, 404)
         assert "Location" not in refused.headers and b"X-Amz" not in refused.data
-    anonymous = app.test_client().get(f"/photos/{photo.id}/thumb.jpg")
+    anonymous = app.test_client().get(f"/photos/{photo.id}/full.jpg")
     assert anonymous.status_code in (302, 401)
     assert s3_server not in anonymous.headers.get("Location", "")
     with app.app_context():
@@ -196,6 +202,8 @@ def test_presigned_setting_with_a_local_folder_is_served_by_the_app(tmp_path):
     assert _report(client, w, jpeg_bytes()).status_code == 302
     photo = _only_photo(app)
     assert client.get(f"/photos/{photo.id}/full.jpg").status_code == 200
+    assert "img-src 'self' blob: data:;" in client.get(f"/compounds/{w.a1}").headers[
+        "Content-Security-Policy"]
 
 
 def test_orphans_are_found_and_removed_on_s3(s3_app):

@@ -1,4 +1,6 @@
 """Serving photos: only to users allowed to see the item they belong to."""
+from urllib.parse import urlsplit
+
 from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, request,
                    send_file, url_for)
 from flask_babel import gettext as _
@@ -27,7 +29,9 @@ def serve(photo_id, size):
     key = photo.key if size == "full" else photo.thumb_key
     store = storage()
     presign = getattr(store, "presigned_url", None)
-    if presign is not None and current_app.config.get("PHOTO_URLS") == "presigned":
+    # Full size only: thumbnails are small, and phones keep them for offline pages (the
+    # service worker keeps same-origin answers only).
+    if presign is not None and size == "full" and presigned_mode():
         # Allowed (checked above): a link to the object itself, good for a few minutes.
         seconds = int(current_app.config.get("PRESIGN_SECONDS", 300))
         resp = redirect(presign(key, seconds), code=302)
@@ -47,6 +51,23 @@ def serve(photo_id, size):
     resp.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     resp.set_etag(key.rsplit("/", 1)[-1].split(".")[0])
     return resp.make_conditional(request)
+
+
+def presigned_mode() -> bool:
+    return (current_app.config.get("PHOTO_URLS") == "presigned"
+            and current_app.config.get("STORAGE") == "s3")
+
+
+def presigned_origin() -> str | None:
+    """Where presigned photo links point (scheme and host), for the pages' CSP img-src;
+    None when photos are served by the app."""
+    if not presigned_mode():
+        return None
+    cache = current_app.extensions
+    if "patrol.photo_origin" not in cache:
+        link = urlsplit(storage().presigned_url("probe", 60))   # signed locally, no request
+        cache["patrol.photo_origin"] = f"{link.scheme}://{link.netloc}"
+    return cache["patrol.photo_origin"]
 
 
 @bp.post("/photos")

@@ -11,10 +11,17 @@ CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; "
        "object-src 'none'; frame-ancestors 'none'")
 
 
+def _csp():
+    """With presigned photo links (docs/storage.md), images may come from the store too."""
+    from .photos import presigned_origin
+    origin = presigned_origin()
+    return CSP.replace("img-src 'self'", f"img-src 'self' {origin}", 1) if origin else CSP
+
+
 def install(app):
     @app.after_request
     def headers(resp):
-        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers.setdefault("Content-Security-Policy", _csp())
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["X-Frame-Options"] = "DENY"
         resp.headers["Referrer-Policy"] = "same-origin"
