@@ -35,7 +35,8 @@ def test_new_pages_fit_a_phone(live_server, phone, shots):
     page = staff.page
     for url, name in (("/triage", "triage"), ("/departments", "departments"),
                       ("/escalations", "escalations-downloads"), ("/tokens/", "api-tokens"),
-                      ("/api/v1/docs", "api-docs")):
+                      ("/api/v1/docs", "api-docs"), ("/coverage", "coverage-board"),
+                      ("/coverage/schedules", "coverage-schedules"), ("/hours", "service-hours")):
         page.goto(url)
         expect(page.locator("h1")).to_be_visible()
         no_sideways_scroll(page, shots, name)
