@@ -103,6 +103,7 @@ def _touch(patrol: Patrol, user, at: datetime, cfg: Config) -> None:
 
 
 def _settle_hours(patrol: Patrol, cfg: Config) -> None:
+    assert patrol.ended_at is not None      # only an ended patrol gives hours
     for member in db.session.execute(
             db.select(PatrolMember).where(PatrolMember.patrol_id == patrol.id)).scalars():
         member.minutes = rules.served_minutes(member.joined_at, patrol.ended_at, cfg.hours)
@@ -179,7 +180,8 @@ def judge_presence(presence: Presence, compound: Compound, cfg: Config | None = 
     presence.distance_m, presence.far = verdict.distance_m, verdict.far
     if verdict.far and not was_far and presence.patrol_id:
         patrol = db.session.get(Patrol, presence.patrol_id)
-        patrol.far_scans += 1
+        if patrol is not None:
+            patrol.far_scans += 1
     db.session.flush()
 
 
