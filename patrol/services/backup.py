@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL
 
+from .. import settings
 from ..extensions import db
 from ..models import Photo
 from .photo_store import storage
@@ -264,7 +265,7 @@ def restore(source: str | Path, *, say: Say = _quiet) -> dict[str, Any]:
         engine_name = db.engine.dialect.name
         if engine_name != manifest["engine"]:
             raise BackupError(f"this backup is of a {manifest['engine']} database; this "
-                              f"installation uses {engine_name} (PATROL_DATABASE_URL)")
+                              f"installation uses {engine_name} ({_var('database_url')})")
         _refuse_unless_empty()
         store = storage()
         # Files before rows, as the app writes them.
@@ -336,12 +337,12 @@ def _refuse_unless_empty() -> None:
     if full:
         raise BackupError("restore needs an empty installation, but the database has rows "
                           f"({', '.join(f'{t}: {n}' for t, n in sorted(full.items())[:5])}). "
-                          "Point PATROL_DATABASE_URL at a new database.")
+                          f"Point {_var('database_url')} at a new database.")
     store = storage()
     for key in store.keys():
         raise BackupError(f"restore needs an empty installation, but the photo store has "
-                          f"files (e.g. {key}). Point PATROL_PHOTO_DIR (or PATROL_S3_BUCKET, "
-                          "PATROL_S3_PREFIX) at an empty one.")
+                          f"files (e.g. {key}). Point {_var('photo_dir')} (or "
+                          f"{_var('s3_bucket')}, {_var('s3_prefix')}) at an empty one.")
 
 
 def _sqlite_restore(db_file: Path) -> None:
@@ -371,6 +372,11 @@ def _pg_restore(db_file: Path) -> None:
     if tables:   # empty tables of `patrol db upgrade`: replaced by the backup's
         command += ["--clean", "--if-exists"]
     _run([*command, str(db_file)], url)
+
+
+def _var(setting: str) -> str:
+    """A setting's environment variable, for messages (settings.py names them all)."""
+    return settings.PREFIX + setting.upper()
 
 
 def _sha256_file(path: Path) -> str:
