@@ -90,8 +90,11 @@ def seed(instance: Path, n_items: int, n_compounds: int, n_patrols: int, rng_see
         vols_of: dict[int, list[int]] = {}
         for v in volunteers:
             vols_of.setdefault(v.community_id, []).append(v.id)
+        # Set before the month (a schedule counts only from the period it was set in).
         db.session.add_all([PatrolSchedule(team_id=team_of[c.community_id], compound_id=c.id,
-                                           period="week", times=1) for c in compounds])
+                                           period="week", times=1,
+                                           created_at=start - timedelta(days=30))
+                            for c in compounds])
         # Items: reported in the month; times as bench/export.py's history writes them
         # (acknowledged +10 h, fixed +20 h, verified +30 h after the report).
         statuses, weights = list(STATUS_WEIGHTS), list(STATUS_WEIGHTS.values())
