@@ -171,10 +171,16 @@ def load_login(login_id: str) -> User | None:
         if user is None or str(user.session_gen) != secret:
             return None
     elif kind == "d":
-        device = db.session.get(Device, ident)
-        if device is None or device.revoked_at is not None or not device.matches(secret):
+        # One query for the row and its user: this runs on every signed-in request.
+        # Nothing is cached between requests, so a revoked row signs out the next one.
+        row = db.session.execute(
+            db.select(Device, User).join(User, Device.user_id == User.id)
+            .where(Device.id == ident)).one_or_none()
+        if row is None:
             return None
-        user = device.user
+        device, user = row
+        if device.revoked_at is not None or not device.matches(secret):
+            return None
         now = utcnow()
         if device.last_seen_at is None or (now - device.last_seen_at).total_seconds() > 3600:
             device.last_seen_at = now  # hourly is precise enough and spares writes
