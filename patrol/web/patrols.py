@@ -7,7 +7,6 @@ Every state change is a POST with CSRF; the phone's outbox sends the same forms 
 """
 from __future__ import annotations
 
-import math
 import uuid
 
 from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
@@ -24,7 +23,8 @@ from ..services import checkpoints as checkpoint_service
 from ..services import patrols as patrol_service
 from . import residents
 from .helpers import authorise, get_or_404, load_or_404, roles_required
-from .sync import error_json, parse_device_at, wants_json
+from .sync import (error_json, form_location, parse_device_at, refuse_offline_scan,
+                   required_device_at, wants_json)
 
 bp = Blueprint("patrols", __name__)
 
@@ -57,22 +57,6 @@ def _uuid(value):
         return str(uuid.UUID(value)) if value else None
     except ValueError:
         return None
-
-
-def _coord(name, limit):
-    try:
-        value = float(request.form.get(name, ""))
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and -limit <= value <= limit else None
-
-
-def _accuracy():
-    try:
-        value = float(request.form.get("accuracy", ""))
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _when():
@@ -223,10 +207,10 @@ def checkpoint_location(scan_id):
     scan = get_or_404(CheckpointScan, scan_id)
     if scan.user_id != current_user.id or scan.lat is not None:
         abort(403)
-    lat, lon = _coord("lat", 90), _coord("lon", 180)
+    lat, lon, accuracy = form_location()
     if lat is None or lon is None:
         abort(400)
-    patrol_service.judge_checkpoint_scan(scan, lat, lon, _accuracy())
+    patrol_service.judge_checkpoint_scan(scan, lat, lon, accuracy)
     db.session.commit()
     return jsonify(ok=True)
 
@@ -240,24 +224,17 @@ def sync_checkpoint():
     if checkpoint is None:
         return error_json(404, "not_found", _("This QR code does not belong to any checkpoint."))
     compound = checkpoint.compound
-    if not permissions.can_see_compound(current_user, compound):
-        abort(403)
-    if compound.archived_at is not None:
-        return error_json(410, "compound_archived", _("This compound is archived."))
-    if not permissions.can_record_presence(current_user, compound):
-        return error_json(403, "scan_not_allowed",
-                          _("Only volunteers and community staff record checkpoint scans."))
-    try:
-        device_at = parse_device_at(request.form)
-    except TransitionError:
-        device_at = None
-    if device_at is None:
-        return error_json(422, "device_time", labels.TRANSITION_ERROR["device_time"],
-                          fields={"device_at": labels.TRANSITION_ERROR["device_time"]})
+    refusal = refuse_offline_scan(
+        compound, _("Only volunteers and community staff record checkpoint scans."))
+    if refusal is None:
+        device_at, refusal = required_device_at()
+    if refusal is not None:
+        return refusal
+    lat, lon, accuracy = form_location()
     try:
         scan, created = patrol_service.scan_checkpoint(
             current_user, checkpoint, utcnow(), device_at=device_at,
-            lat=_coord("lat", 90), lon=_coord("lon", 180), accuracy=_accuracy(),
+            lat=lat, lon=lon, accuracy=accuracy,
             client_uuid=_uuid(request.form.get("client_uuid")))
     except TransitionError as exc:
         db.session.rollback()

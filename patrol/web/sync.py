@@ -13,11 +13,14 @@ A refused report form also carries, as it always did, `errors` (its field messag
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
-from flask import current_app, jsonify, request
+from flask import abort, current_app, jsonify, request
+from flask_babel import gettext as _
+from flask_login import current_user
 
-from .. import labels
+from .. import labels, permissions
 from ..lifecycle import TransitionError
 from ..models import utcnow
 from ..services import items as item_service
@@ -77,3 +80,45 @@ def parse_device_at(form) -> datetime | None:
     if sent is not None and acted <= sent:
         acted += now - sent
     return item_service.device_time(acted, now, current_app.config["OFFLINE_MAX_AGE"])
+
+
+def form_number(name: str, low: float, high: float) -> float | None:
+    """A finite number from the form within [low, high], else None (a location field the
+    phone left out or sent garbled counts as no location, never as an error)."""
+    try:
+        value = float(request.form.get(name, ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and low <= value <= high else None
+
+
+def form_location() -> tuple[float | None, float | None, float | None]:
+    """(lat, lon, accuracy in metres) as the phone sent them, each None if absent."""
+    return (form_number("lat", -90, 90), form_number("lon", -180, 180),
+            form_number("accuracy", 0, math.inf))
+
+
+def refuse_offline_scan(compound, not_allowed: str):
+    """The checks every scan the outbox sends later passes, gate or checkpoint, answered in
+    the outbox's shape (so the phone keeps the record and shows why): None when it may
+    be recorded. Like /c/<token>: an archived compound's poster may still hang."""
+    if not permissions.can_see_compound(current_user, compound):
+        abort(403)
+    if compound.archived_at is not None:
+        return error_json(410, "compound_archived", _("This compound is archived."))
+    if not permissions.can_record_presence(current_user, compound):
+        return error_json(403, "scan_not_allowed", not_allowed)
+    return None
+
+
+def required_device_at():
+    """(the phone's time of a scan, None) or (None, the refusal): a scan without a
+    plausible phone time cannot be placed on a walk."""
+    try:
+        device_at = parse_device_at(request.form)
+    except TransitionError:
+        device_at = None
+    if device_at is None:
+        message = labels.TRANSITION_ERROR["device_time"]
+        return None, error_json(422, "device_time", message, fields={"device_at": message})
+    return device_at, None
