@@ -5,19 +5,19 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_login import AnonymousUserMixin, current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import case
 
-from .. import labels, permissions
+from .. import permissions
 from ..extensions import db, limiter
-from ..lifecycle import Status, TransitionError
+from ..lifecycle import Status
 from ..models import Checkpoint, Compound, Item, Presence, TeamCompound, utcnow
 from ..services import items as item_service
 from ..services import patrols as patrol_service
-from .sync import error_json, parse_device_at
+from .sync import error_json, form_location, refuse_offline_scan, required_device_at
 
 bp = Blueprint("offline", __name__)
 
@@ -98,38 +98,20 @@ def presence():
         return error_json(404, "unknown_compound", _("This QR code does not belong to any "
                                                      "compound. Scan the poster at the gate "
                                                      "again."))
-    if not permissions.can_see_compound(current_user, compound):
-        abort(403)
-    if compound.archived_at is not None:  # like /c/<token>: its poster may still hang
-        return error_json(410, "compound_archived", _("This compound is archived."))
-    if not permissions.can_record_presence(current_user, compound):
-        # The same rule as /c/<token>; answered in the outbox's shape, so the phone keeps
-        # the record and shows why (it is not retried).
-        return error_json(403, "scan_not_allowed",
-                          _("Only volunteers and community staff record gate scans."))
-    try:
-        device_at = parse_device_at(request.form)
-    except TransitionError:
-        device_at = None
-    if device_at is None:
-        return error_json(422, "device_time", labels.TRANSITION_ERROR["device_time"],
-                          fields={"device_at": labels.TRANSITION_ERROR["device_time"]})
+    refusal = refuse_offline_scan(
+        compound, _("Only volunteers and community staff record gate scans."))
+    if refusal is None:
+        device_at, refusal = required_device_at()
+    if refusal is not None:
+        return refusal
+    lat, lon, _accuracy = form_location()
     p, created = item_service.record_offline_scan(
-        current_user, compound, utcnow(), device_at=device_at,
-        lat=_coord("lat", 90), lon=_coord("lon", 180))
+        current_user, compound, utcnow(), device_at=device_at, lat=lat, lon=lon)
     if created:
         patrol_service.judge_presence(p, compound)
         patrol_service.on_scan(current_user, compound, p)
     db.session.commit()
     return jsonify(id=p.id, compound=compound.id), (201 if created else 200)
-
-
-def _coord(name, limit):
-    try:
-        value = float(request.form.get(name, ""))
-    except ValueError:
-        return None
-    return value if -limit <= value <= limit else None
 
 
 @bp.get("/sync/pages")
