@@ -61,10 +61,12 @@ def flat(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def images(path: Path) -> list[tuple[int, int]]:
-    """(width, height) of every embedded raster image."""
+def images(path: Path, enc: str = "jpeg") -> list[tuple[int, int]]:
+    """(width, height) of every embedded raster image of that encoding (pdfimages -list's
+    enc column: "jpeg" for the photos, "image" for the deflated QR codes)."""
     lines = run("pdfimages", "-list", str(path)).splitlines()[2:]
-    return [(int(line.split()[3]), int(line.split()[4])) for line in lines if line.split()]
+    return [(int(line.split()[3]), int(line.split()[4])) for line in lines
+            if line.split() and line.split()[8] == enc]
 
 
 def item_numbers(text: str) -> list[int]:
@@ -310,6 +312,37 @@ def test_weekly_pdf_fonts_qr_codes_pages_and_escaping(app, world, tmp_path):
     embedded = images(path)
     assert len(embedded) == len(listed) + 4
     assert all(max(size) <= 320 for size in embedded), embedded
+    assert len(images(path, "image")) == len(listed)      # the QR codes
+
+
+def test_weekly_pdf_embeds_the_stored_jpegs_unchanged_and_qr_codes_as_images(app, world, tmp_path):
+    """Issue 15 §5: the write phase was mostly drawing SVG QR codes point by point. The
+    QR codes are small PNGs now, drawn unsmoothed, and the photos are the stored JPEG
+    bytes, embedded as they are: DCTDecode alone, not re-encoded nor deflated on top."""
+    seed_week(app, world)
+    with app.app_context(), weekly.rendering_locale("zh"):
+        report = weekly.build("compound", db.session.get(Compound, world.a1), WEEK, now=NOW,
+                              tz=TZ, form=hazard_form())
+        resources, _ = weekly.resources_for(report, BASE_URL)
+        pdf = weekly.render_pdf(report, base_url=BASE_URL, tz=TZ)
+        shown = {p.id for e in report.entries for p in (e.before, e.after) if p is not None}
+    photos = {k: body for k, (body, mime) in resources.items() if k.startswith("photo-")}
+    assert len(photos) == len(shown) >= 5 and all(
+        mime == "image/jpeg" for k, (_, mime) in resources.items() if k.startswith("photo-"))
+    for name, body in photos.items():
+        assert body in pdf, f"{name}: stored JPEG not embedded byte for byte"
+    filters = re.findall(rb"/Subtype\s*/Image\b.*?(/Filter\s*(?:/\w+|\[[^\]]*\]))", pdf, re.S)
+    jpeg_filters = [f for f in filters if b"DCT" in f]
+    assert len(jpeg_filters) == len(photos)
+    assert all(re.fullmatch(rb"/Filter\s*/DCTDecode", f) for f in jpeg_filters), jpeg_filters
+    # One PNG QR code per item, as an image drawn without smoothing, not vector paths.
+    qrs = [body for k, (body, mime) in resources.items() if k.startswith("qr-")]
+    assert len(qrs) == report.counts["listed"] and all(
+        mime == "image/png" for k, (_, mime) in resources.items() if k.startswith("qr-"))
+    path = write_pdf(pdf, tmp_path, "a1")
+    lines = [line.split() for line in run("pdfimages", "-list", str(path)).splitlines()[2:]]
+    assert sorted((line[8], line[9]) for line in lines if line) == sorted(
+        [("image", "no")] * len(qrs) + [("jpeg", "yes")] * len(photos))
 
 
 def test_weekly_pdf_prints_each_items_facts_and_the_figures(app, world, tmp_path):

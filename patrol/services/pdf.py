@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import render_template
-from weasyprint import HTML
+from weasyprint import CSS, HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,22 @@ class SafeFetcher(URLFetcher):
         raise FetchRefused(url[:100])
 
 
-def document_from_html(html: str, resources=None, fetcher: SafeFetcher | None = None):
-    """Lay out `html` with a SafeFetcher; returns a WeasyPrint Document."""
+def document_from_html(html: str, resources=None, fetcher: SafeFetcher | None = None, *,
+                       stylesheets: list[str] | None = None):
+    """Lay out `html` with a SafeFetcher; returns a WeasyPrint Document.
+    `stylesheets`: extra CSS text from our own code (never user input), after the page's."""
     fetcher = fetcher or SafeFetcher(resources)
-    return HTML(string=html, base_url=f"{SCHEME}/", url_fetcher=fetcher).render()
+    extra = [CSS(string=css, url_fetcher=fetcher) for css in stylesheets or ()]
+    return HTML(string=html, base_url=f"{SCHEME}/", url_fetcher=fetcher).render(
+        stylesheets=extra or None)
 
 
 def write_documents(documents) -> bytes:
-    """One PDF from one or more laid-out documents (page numbers stay per document)."""
+    """One PDF from one or more laid-out documents (page numbers stay per document).
+
+    WeasyPrint's defaults are the fast ones here: JPEG images are embedded as they
+    are (DCTDecode, not decoded, re-encoded or deflated) as long as neither of the
+    render options `optimize_images` and `jpeg_quality` is set, so neither is."""
     documents = list(documents)
     if len(documents) == 1:
         return documents[0].write_pdf()

@@ -21,9 +21,9 @@ Items reported this week that land in another section carry a "new" mark, and it
 the owners' committee flagged for supervision (督办) and still flagged at `as_of` a
 "督办" mark (`supervised()`).
 
-`build()` reads the database; `render()` turns a report into a WeasyPrint
-document through services/pdf.py (photos as stored thumbnails, QR codes as SVG,
-nothing else fetched).
+`build()` reads the database; `render_document()` turns a report into a WeasyPrint
+document through services/pdf.py (photos as the stored JPEG thumbnails, embedded
+unchanged; QR codes as small greyscale PNGs; nothing else fetched).
 """
 from __future__ import annotations
 
@@ -350,14 +350,43 @@ def page_counter_css(template: str) -> str:
     return " ".join(out) or '""'
 
 
+# QR codes are raster images, QR_BOX pixels per module (an item URL is 37 modules with
+# the quiet zone: 148 px over the template's 20.5 mm, about 180 dpi), greyscale, and
+# drawn without smoothing (PDF_CSS). As SVG they were most of the write phase for 500
+# items (issue 15 §5; the JPEG photos cost next to nothing there): WeasyPrint parses
+# and draws every path point by point in Python into the page's content stream. A
+# PNG is one image XObject, and a module is 4 pixels, so even a viewer that smooths
+# images regardless keeps the edges sharp.
+QR_BOX = 4
+PDF_CSS = "img.qr { image-rendering: pixelated; }"
+
+
+def qr_png(data: str) -> bytes:
+    """The QR code for `data` as a greyscale PNG: the same error correction (M) and
+    4-module quiet zone as services/qr.py."""
+    import io
+
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_M
+
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=QR_BOX, border=4)
+    code.add_data(data)
+    code.make(fit=True)
+    out = io.BytesIO()
+    # Mode L, not the factory's 1-bit image: WeasyPrint embeds 1-bit images as RGB.
+    code.make_image().get_image().convert("L").save(out, format="PNG")
+    return out.getvalue()
+
+
 def resources_for(report: Report, base_url: str, *, full_size: bool = False):
     """(resources for SafeFetcher, {item id: {qr, before, after}} names for the template).
 
     Photos go in as the stored ~320 px thumbnails (`full_size` embeds the
-    1600 px originals instead; the benchmark uses it for comparison). One SVG
-    QR code per item. A photo whose file is missing is left out, not an error.
+    1600 px originals instead; the benchmark uses it for comparison), as stored
+    JPEG bytes, which WeasyPrint embeds unchanged (DCTDecode, no re-encoding). One
+    PNG QR code per item (`qr_png`; render with PDF_CSS so it is not smoothed). A
+    photo whose file is missing is left out, not an error.
     """
-    from . import qr
     from .photo_store import storage
 
     store = storage()
@@ -379,8 +408,7 @@ def resources_for(report: Report, base_url: str, *, full_size: bool = False):
 
     for e in report.entries:
         item_id = e.item.id
-        resources[f"qr-{item_id}"] = (qr.svg_compact(item_url(base_url, item_id)),
-                                     "image/svg+xml")
+        resources[f"qr-{item_id}"] = (qr_png(item_url(base_url, item_id)), "image/png")
         names[item_id] = {"qr": f"patrol-res:qr-{item_id}",
                           "before": photo(e.before), "after": photo(e.after)}
     return resources, names
@@ -427,13 +455,18 @@ def render_document(report: Report, *, base_url: str, tz: str, full_size: bool =
     from flask import render_template
 
     from .. import display
-    from .pdf import document_from_html
 
     lang = lang or display.current_lang()
     resources, names = resources_for(report, base_url, full_size=full_size)
     with display.language(lang):
         html = render_template("pdf/weekly.html", **_context(report, base_url, tz, names, lang))
-    return document_from_html(html, resources)
+    return lay_out(html, resources)
+
+
+def lay_out(html: str, resources):
+    """The weekly list's HTML laid out (a WeasyPrint Document), with PDF_CSS."""
+    from .pdf import document_from_html
+    return document_from_html(html, resources, stylesheets=[PDF_CSS])
 
 
 def render_pdf(report: Report, *, base_url: str, tz: str, full_size: bool = False,
