@@ -9,6 +9,10 @@ throughput and latency. Targets: 0 5xx, exactly N items, 0 duplicates.
 
     .venv/bin/python bench/load_reports.py                     # SQLite and PostgreSQL
     .venv/bin/python bench/load_reports.py --db sqlite --reports 100 --threads 12
+    .venv/bin/python bench/load_reports.py --db sqlite --threads 12 --receivers 0 --against <commit>
+
+--against serves an older commit and HEAD (each checked out clean with git worktree)
+in turns, run after run, and prints the ratio of reports/s (issue 15 §3).
 """
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+# The checkout that is served and set up (--against switches it run by run).
+TREE = ROOT
 
 
 def free_port() -> int:
@@ -41,11 +47,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_SCENE = None
+
+
 def photo_bytes(seed: int) -> bytes:
-    """A unique 1600x1200 photo with grain, about the size the phone sends."""
-    from PIL import Image
+    """A unique 1600x1200 photo with sensor-like grain, about 300 KB as the phone sends it
+    (bench/photo_cpu.py's scene; grain alone, as before, made 870 KB)."""
+    global _SCENE
+    sys.path.insert(0, str(ROOT / "bench"))
+    from photo_cpu import grain, scene
+    if _SCENE is None:
+        _SCENE = scene(1600, 1200, 15)
     rnd = random.Random(seed)
-    im = Image.effect_noise((1600, 1200), 40).convert("RGB")
+    im = grain(_SCENE, 0.12)
     im.paste((rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)), (0, 0, 400, 300))
     out = io.BytesIO()
     im.save(out, "JPEG", quality=80)
@@ -118,7 +132,7 @@ class Phone:
 
 def python(script, env):
     """Run `script` with the app's settings in `env`; its last line is JSON."""
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=TREE,
                           capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"bench setup failed:\n{done.stderr[-2000:]}")
@@ -127,9 +141,9 @@ def python(script, env):
 
 def prepare(env, volunteers, receivers):
     """Migrate, seed the demo, add volunteers with invites and failing receivers."""
-    subprocess.run([VENV_BIN / "patrol", "db", "upgrade"], env=env, check=True,
-                   capture_output=True)
-    subprocess.run([VENV_BIN / "patrol", "seed-demo"], env=env, check=True, capture_output=True)
+    cli = [sys.executable, "-c", "from patrol.cli import main; main()"]   # TREE's patrol
+    subprocess.run([*cli, "db", "upgrade"], env=env, cwd=TREE, check=True, capture_output=True)
+    subprocess.run([*cli, "seed-demo"], env=env, cwd=TREE, check=True, capture_output=True)
     script = f"""
 import json
 from datetime import timedelta
@@ -199,7 +213,7 @@ def run(db_url, reports, threads, receivers, photos):
     log = open(tmp / "gunicorn.log", "w")
     server = subprocess.Popen(
         [VENV_BIN / "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
-         "patrol:create_app()"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+         "patrol:create_app()"], env=env, cwd=TREE, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):   # gunicorn on a loaded 2-core machine: up to a minute
         if server.poll() is not None:
@@ -264,16 +278,55 @@ def pg_url():
     return bench_url("patrol_bench")
 
 
+def against(commit, args, photos):
+    """Serve `commit` and HEAD, each from a clean worktree, in turns (old, new, old, new):
+    the machine's load falls on both alike. Prints each run and the ratio of medians."""
+    global TREE
+    tmp = Path(tempfile.mkdtemp(prefix="patrol-load-trees-"))
+    trees = {"old": tmp / "old", "new": tmp / "new"}
+    for name, rev in (("old", commit), ("new", "HEAD")):
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[name]), rev],
+                       cwd=ROOT, check=True)
+    rates: dict[str, list[float]] = {"old": [], "new": []}
+    failed = False
+    try:
+        for turn in range(args.turns):
+            for name in (("old", "new") if turn % 2 == 0 else ("new", "old")):
+                TREE = trees[name]
+                result = run(None, args.reports, args.threads, args.receivers[0], photos)
+                rates[name].append(result["reports_per_s"])
+                print(json.dumps({"code": name, **result}, ensure_ascii=False), flush=True)
+                failed |= (result["5xx"] > 0 or result["stored"] != args.reports
+                           or result["duplicates"] > 0)
+    finally:
+        TREE = ROOT
+        for tree in trees.values():
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                           check=False)
+    old, new = statistics.median(rates["old"]), statistics.median(rates["new"])
+    print(f"reports/s, median of {args.turns}: old ({commit}) {old:.2f}, new (HEAD) {new:.2f}, "
+          f"ratio {new / old:.2f}")
+    return failed
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--reports", type=int, default=300)
     ap.add_argument("--threads", type=int, default=28)
     ap.add_argument("--receivers", type=int, nargs="+", default=[3, 0])
+    ap.add_argument("--against", metavar="COMMIT",
+                    help="serve COMMIT and HEAD in turns on SQLite and print the ratio")
+    ap.add_argument("--turns", type=int, default=2, help="runs per side with --against")
     args = ap.parse_args()
     print(f"date: {time.strftime('%Y-%m-%d %H:%M')}  machine: {os.uname().machine}, "
-          f"{os.cpu_count()} cores  load: {os.getloadavg()[0]:.2f}")
+          f"{os.cpu_count()} cores  load: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     photos = [photo_bytes(n) for n in range(args.reports)]  # unique: no content-address reuse
+    print(f"photos: {len(photos)}, median {statistics.median(map(len, photos)):,.0f} bytes")
+    if args.against:
+        failed = against(args.against, args, photos)
+        print("RESULT:", "FAIL" if failed else "OK (0 5xx, every report stored once)")
+        sys.exit(1 if failed else 0)
     engines = {"sqlite": [None], "postgresql": ["pg"], "both": [None, "pg"]}[args.db]
     failed = False
     for engine in engines:
