@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # CJK fonts and HarfBuzz subsetting for WeasyPrint (without libharfbuzz-subset0
 # WeasyPrint falls back to slow fontTools subsetting), plus Pango.
 APT_RUN := fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 python3-venv
-APT_TEST := chromium poppler-utils postgresql faketime
+APT_TEST := chromium poppler-utils postgresql faketime redis-server
 export PATROL_BASE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: run test install lock lint system-deps test-system-deps translations translations-update serve-prep bench
@@ -59,11 +59,12 @@ serve-prep: install
 	$(VENV)/bin/patrol seed-demo --if-empty
 	@$(PY) -m patrol.demo_banner
 
-# The notification sender runs beside gunicorn, never inside a web worker; it stops
-# with the server.
+# The job worker (notifications, poster batches, imports, exports; docs/jobs.md) runs
+# beside gunicorn on the embedded queue (var/queue.db), never inside a web worker; it
+# stops with the server.
 run: serve-prep
-	@$(VENV)/bin/patrol deliver --watch & sender=$$!; trap 'kill $$sender 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/gunicorn --workers 2 --threads 4 --bind $(HOST):$(PORT) "patrol:create_app()"
+	@$(VENV)/bin/patrol worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(VENV)/bin/gunicorn -c python:patrol.gunicorn_conf --bind $(HOST):$(PORT) "patrol:create_app()"
 
 # Lint and type check first: CI (.ci/run → make test) fails on either.
 lint: $(VENV)/.installed

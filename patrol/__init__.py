@@ -139,13 +139,15 @@ def register_blueprints(app: Flask):
     api.init_app(app)
     from .web import open311
     app.register_blueprint(open311.bp)
-    from .web import patrols
-    app.register_blueprint(patrols.bp)
     from .web import monthly
     app.register_blueprint(monthly.bp)
     from .web import coverage, hours
     app.register_blueprint(coverage.bp)
     app.register_blueprint(hours.bp)
+    from .web import patrols
+    app.register_blueprint(patrols.bp)
+    from .web import jobs
+    app.register_blueprint(jobs.bp)
 
 
 def register_security(app: Flask):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -232,7 +233,7 @@ def set_password_cmd(username, password):
 def posters_cmd(street_name, community_name, compound_names, size, output):
     """Print gate QR posters to one PDF, one compound a page."""
     from .models import Community, Compound, Street
-    from .services.posters import poster_pdf
+    from .services.posters import poster_batch_pdf
     base = base_url()
     query = db.select(Compound).join(Community).where(Compound.archived_at.is_(None)) \
         .order_by(Community.name, Compound.name)
@@ -245,8 +246,46 @@ def posters_cmd(street_name, community_name, compound_names, size, output):
     compounds = db.session.execute(query).scalars().all()
     if not compounds:
         raise click.UsageError("no compounds match")
-    Path(output).write_bytes(poster_pdf(compounds, base, size=size))
+    with progress_bar("posters", len(compounds)) as advance:
+        pdf = poster_batch_pdf(compounds, base, size=size,
+                               progress=lambda done, total: advance(done))
+    Path(output).write_bytes(pdf)
     click.echo(f"{len(compounds)} poster(s) written to {output}")
+
+
+@contextmanager
+def progress_bar(what: str, total: int):
+    """A progress bar on the terminal (rich), on stderr; `advance(done)` moves it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.console import Console
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+@click.command("worker")
+@click.option("--workers", type=int, help="Jobs at once (default PATROL_QUEUE_WORKERS).")
+@click.option("--no-periodic", is_flag=True, help="Without the every-minute sweep "
+              "(notifications due, lost messages), when another worker runs it.")
+@with_appcontext
+def worker_cmd(workers, no_periodic):
+    """Run the job queue's worker (docs/jobs.md): notifications, poster and card batches,
+    weekly lists, imports and exports; and, every minute, what the `patrol deliver` cron
+    line did. `make run` starts it beside gunicorn. Ends on SIGINT (after the jobs under
+    way) or SIGTERM."""
+    import logging
+    from . import jobs
+    logging.basicConfig(level=current_app.config.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = current_app._get_current_object()
+    cfg = app.config
+    where = cfg["REDIS_URL"] if cfg.get("QUEUE") == "redis" else \
+        str(Path(cfg["INSTANCE_DIR"]) / "queue.db")
+    click.echo(f"patrol worker: queue {cfg.get('QUEUE')} ({where}), "
+               f"{workers or cfg.get('QUEUE_WORKERS')} worker(s)", err=True)
+    jobs.consumer(app, workers, periodic=not no_periodic).run()
 
 
 @click.command("photos-orphans")
@@ -462,7 +501,7 @@ def settings_cmd(markdown):
 def install(app):
     for command in (check_forms_cmd, seed_demo_cmd, create_user_cmd, invite_cmd, invite_cards_cmd,
                     set_password_cmd, posters_cmd, photos_orphans_cmd, weekly_cmd, daily_cmd,
-                    deliver_cmd, settings_cmd, patrols_remind_cmd):
+                    deliver_cmd, settings_cmd, patrols_remind_cmd, worker_cmd):
         app.cli.add_command(command)
     from .cli_import import import_cmd, import_template_cmd
     app.cli.add_command(import_template_cmd)

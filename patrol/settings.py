@@ -113,9 +113,6 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(40, ge=1, description="Largest request, in MB")
 
     # Notifications
-    notify_immediate: bool = Field(False, description="Send from a thread in the web "
-                                   "worker after each commit (only without `patrol deliver "
-                                   "--watch`; not with SQLite under load)")
     webhook_timeout: float = Field(5, gt=0, description="Seconds before a receiver counts "
                                    "as down")
     webhook_allow_private: bool = Field(False, description="Allow webhook addresses on "
@@ -134,6 +131,24 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(True, description="STARTTLS on port 587")
     smtp_from: str = Field("patrol@localhost", description="Sender address of e-mails")
 
+    # Jobs (docs/jobs.md)
+    queue: Literal["embedded", "redis"] = Field(
+        "embedded", description="Job queue (Huey): `embedded`, a SQLite file in the "
+        "instance folder that `patrol worker` runs (what `make run` starts), or `redis` "
+        "(PATROL_REDIS_URL) for several servers")
+    redis_url: str | None = Field(None, description="Redis, e.g. `redis://127.0.0.1:6379/0`: "
+                                  "the job queue with `PATROL_QUEUE=redis`, and the rate "
+                                  "limits' store unless PATROL_RATELIMIT_STORAGE_URI says "
+                                  "otherwise")
+    queue_workers: int = Field(2, ge=1, le=64, description="Jobs `patrol worker` runs at "
+                               "once (threads)")
+    job_max_attempts: int = Field(4, ge=1, description="Tries before a job counts as "
+                                  "failed (staff may retry it on /jobs)")
+    job_backoff_seconds: int = Field(30, ge=1, description="First wait before a failed job "
+                                     "is tried again (doubles each time)")
+    job_keep_days: int = Field(7, ge=1, description="How long finished jobs and their "
+                               "files are kept")
+
     # Security and operations
     secure_cookies: bool = Field(True, description="Keep `1` behind HTTPS; browsers treat "
                                  "`http://127.0.0.1` as secure, a phone on a LAN address "
@@ -143,8 +158,11 @@ class Settings(BaseSettings):
                            "gzip, Flask-Compress); `0` when a proxy in front compresses")
     proxy_hops: int = Field(0, ge=0, description="Trusted reverse-proxy hops "
                             "(`X-Forwarded-For`), for rate limits and HTTPS detection")
-    ratelimit_storage_uri: str = Field("memory://", description="Shared limiter store for "
-                                       "several workers, e.g. `redis://localhost:6379`")
+    ratelimit_storage_uri: str | None = Field(None, description="Shared limiter store for "
+                                              "several workers, e.g. "
+                                              "`redis://localhost:6379`; default: "
+                                              "PATROL_REDIS_URL if set, else `memory://` "
+                                              "(one count per process)")
     login_rate_limit: str = Field("10 per minute", description="Sign-in attempts per "
                                   "address")
     log_level: str = Field("INFO", description="Logging level (one line per request, with "
@@ -165,6 +183,12 @@ class Settings(BaseSettings):
     def _s3_needs_bucket(self) -> Settings:
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("PATROL_STORAGE=s3 needs PATROL_S3_BUCKET")
+        return self
+
+    @model_validator(mode="after")
+    def _redis_queue_needs_url(self) -> Settings:
+        if self.queue == "redis" and not self.redis_url:
+            raise ValueError("PATROL_QUEUE=redis needs PATROL_REDIS_URL")
         return self
 
     @field_validator("log_level")
@@ -217,7 +241,6 @@ class Settings(BaseSettings):
             "MAX_PHOTOS": self.max_photos,
             "MAX_PHOTO_BYTES": self.max_photo_mb * 1024 * 1024,
             "MAX_CONTENT_LENGTH": self.max_upload_mb * 1024 * 1024,
-            "NOTIFY_IMMEDIATE": self.notify_immediate,
             "WEBHOOK_TIMEOUT": self.webhook_timeout,
             "WEBHOOK_ALLOW_PRIVATE": self.webhook_allow_private,
             "DELIVERY_MAX_ATTEMPTS": self.delivery_max_attempts,
@@ -234,7 +257,14 @@ class Settings(BaseSettings):
             "HSTS": self.hsts,
             "COMPRESS_REGISTER": self.compress,
             "PROXY_HOPS": self.proxy_hops,
-            "RATELIMIT_STORAGE_URI": self.ratelimit_storage_uri,
+            "RATELIMIT_STORAGE_URI": self.ratelimit_storage_uri or self.redis_url
+            or "memory://",
+            "QUEUE": self.queue,
+            "REDIS_URL": self.redis_url,
+            "QUEUE_WORKERS": self.queue_workers,
+            "JOB_MAX_ATTEMPTS": self.job_max_attempts,
+            "JOB_BACKOFF": timedelta(seconds=self.job_backoff_seconds),
+            "JOB_KEEP": timedelta(days=self.job_keep_days),
             "LOGIN_RATE_LIMIT": self.login_rate_limit,
             "LOG_LEVEL": self.log_level,
             "SENTRY_DSN": self.sentry_dsn,

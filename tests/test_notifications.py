@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from patrol import notify
+from patrol.jobs import run_queued
 from patrol.extensions import db
 from patrol.lifecycle import Action
 from patrol.models import Compound, Delivery, Item, NotifyEndpoint, User, utcnow
@@ -166,12 +167,10 @@ def receiver():
 @pytest.fixture
 def napp(tmp_path):
     """Receivers on 127.0.0.1 are private addresses: allowed here, refused by default.
-    The after-commit thread (off by default; `patrol deliver --watch` sends) is on, so
-    these tests see a delivery as soon as its request ends."""
-    app = make_app(tmp_path, WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_TIMEOUT=1.5,
-                   NOTIFY_IMMEDIATE=True)
+    After a commit the deliveries go on the job queue (this app's own SQLite queue);
+    `run_queued` runs what waits there, as `patrol worker` would."""
+    app = make_app(tmp_path, WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_TIMEOUT=1.5)
     yield app
-    notify_service.wait_for_background(app)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -220,7 +219,7 @@ def test_new_item_reaches_json_and_wecom_receivers(napp, w, receiver):
 
     resp, _ = report_via_page(napp, w.vol_a, w.a1)
     assert resp.status_code == 302
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
 
     assert sorted(r["path"] for r in receiver.requests) == ["/json", "/wecom"]
     with napp.app_context():
@@ -271,7 +270,7 @@ def test_wecom_text_format_and_reopened_event(napp, w, receiver):
             reason="not_fixed", photos=photo(vol)), form=form, window=window)
         db.session.commit()
         item_id = item.id
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
     [request] = receiver.requests
     body = json.loads(request["body"])
     assert body["msgtype"] == "text" and set(body) == {"msgtype", "text"}
@@ -287,7 +286,7 @@ def test_a_receiver_that_is_down_gets_retries_with_backoff(napp, w, receiver):
     assert resp.status_code == 302 and took < 5     # the report itself is unaffected
     with napp.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Item)) == 1
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
 
     [d] = deliveries(napp)
     assert (d["status"], d["attempts"]) == ("pending", 1)
@@ -322,11 +321,11 @@ def test_a_receiver_that_is_down_gets_retries_with_backoff(napp, w, receiver):
 
 def test_backoff_is_capped_and_delivery_gives_up(napp, w):
     add_endpoint(napp, closed_port_url(), "json", community=w.ca)
-    napp.config.update(NOTIFY_IMMEDIATE=False, DELIVERY_MAX_ATTEMPTS=3,
+    napp.config.update(DELIVERY_MAX_ATTEMPTS=3,
                        DELIVERY_BACKOFF_MAX=timedelta(seconds=90))
     resp, _ = report_via_page(napp, w.vol_a, w.a1)
     assert resp.status_code == 302
-    assert deliveries(napp)[0]["attempts"] == 0   # nothing tried in the background
+    assert deliveries(napp)[0]["attempts"] == 0   # queued; no worker has run it
     t = utcnow()
     with napp.app_context():
         outcomes = []
@@ -348,7 +347,7 @@ def test_a_slow_receiver_does_not_delay_the_request(napp, w, receiver):
     add_endpoint(napp, receiver.url(), "json", community=w.ca)
     resp, took = report_via_page(napp, w.vol_a, w.a1)
     assert resp.status_code == 302 and took < 3
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
     [d] = deliveries(napp)
     assert d["status"] == "pending" and d["attempts"] == 1 and "timed out" in d["error"].lower()
 
@@ -361,7 +360,7 @@ def test_refusals_are_retried(napp, w, receiver, status, answer, error):
     receiver.status, receiver.answer = status, answer
     add_endpoint(napp, receiver.url(), "wecom_markdown", company=w.x)
     report_via_page(napp, w.vol_a, w.a1)
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
     [d] = deliveries(napp)
     assert d["status"] == "pending" and d["error"].startswith(error)
     receiver.status, receiver.answer = 200, b'{"errcode":0,"errmsg":"ok"}'
@@ -373,7 +372,7 @@ def test_redirects_are_not_followed(napp, w, receiver):
     receiver.status = 302
     add_endpoint(napp, receiver.url(), "json", community=w.ca)
     report_via_page(napp, w.vol_a, w.a1)
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
     assert deliveries(napp)[0]["error"] == "HTTP 302" and len(receiver.requests) == 1
 
 
@@ -381,7 +380,7 @@ def test_private_addresses_are_refused_unless_allowed(napp, w, receiver):
     napp.config["WEBHOOK_ALLOW_PRIVATE"] = False
     add_endpoint(napp, receiver.url(), "json", community=w.ca)
     report_via_page(napp, w.vol_a, w.a1)
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
     assert receiver.requests == []
     assert "private or local address" in deliveries(napp)[0]["error"]
 
@@ -392,7 +391,7 @@ def test_private_names_are_refused_for_https_and_ipv6_too(napp, w, receiver, tar
     napp.config["WEBHOOK_ALLOW_PRIVATE"] = False
     add_endpoint(napp, target.format(port=receiver.server.server_port), "json", community=w.ca)
     report_via_page(napp, w.vol_a, w.a1)
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
     assert receiver.requests == []
     assert "private or local address" in deliveries(napp)[0]["error"]
 
@@ -428,7 +427,7 @@ def test_a_host_that_changes_its_dns_answer_cannot_reach_a_private_address(
     monkeypatch.setattr(socket.socket, "connect", recording)
     add_endpoint(napp, f"http://{host}:{port}/hook", "json", community=w.ca)
     report_via_page(napp, w.vol_a, w.a1)
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
     assert asked == [host]                  # one answer, checked and used
     assert connects == [(public, port)]     # the checked address; never 127.0.0.1
     assert receiver.requests == []
@@ -442,7 +441,7 @@ def test_report_rolled_back_means_no_notification(napp, w, receiver):
         svc.report(form=hazard_form(), compound=db.session.get(Compound, w.a1), reporter=vol,
                    clean={"category": "flyers", "extra": {}}, photos=[], now=utcnow())
         db.session.rollback()
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
     assert deliveries(napp) == [] and receiver.requests == []
 
 
@@ -450,7 +449,6 @@ def test_overdue_is_queued_once_per_deadline_and_daily_digest(napp, w, receiver)
     add_endpoint(napp, receiver.url("/community"), "json", community=w.ca)
     add_endpoint(napp, receiver.url("/company"), "wecom_text", company=w.x,
                  events=["overdue"])
-    napp.config["NOTIFY_IMMEDIATE"] = False
     now = utcnow()
     with napp.app_context():
         vol = db.session.get(User, w.vol_a)
@@ -514,7 +512,7 @@ def test_email_receiver(napp, w):
         add_endpoint(napp, "wuye@example.invalid", "email", company=w.x)
         resp, _ = report_via_page(napp, w.vol_a, w.a1, note="楼道堆物")
         assert resp.status_code == 302
-        notify_service.wait_for_background(napp)
+        run_queued(napp)
         [msg] = smtp.messages
         assert msg["To"] == "wuye@example.invalid" and msg["From"] == "patrol@example.invalid"
         assert "新隐患" in msg["Subject"]
@@ -540,7 +538,7 @@ def test_staff_add_list_test_and_remove_receivers(napp, w, receiver):
     page = staff.get("/notifications").get_data(as_text=True)
     assert "和平社区督办群" in page and "secret-key" not in page   # the key is masked
     assert staff.post(f"/notifications/{ep_id}/test").status_code == 302
-    notify_service.wait_for_background(napp)
+    run_queued(napp)
     assert json.loads(receiver.requests[0]["body"])["msgtype"] == "markdown"
     page = staff.get("/notifications").get_data(as_text=True)
     assert 'class="dl-sent"' in page
@@ -638,8 +636,6 @@ def test_a_garbled_answer_does_not_stop_the_batch(napp, w, receiver):
         add_endpoint(napp, f"http://127.0.0.1:{garbage.server_address[1]}/hook",
                      community=w.ca, events=["new_item"])
         add_endpoint(napp, receiver.url("/hook"), community=w.ca, events=["new_item"])
-        with napp.app_context():
-            napp.config["NOTIFY_IMMEDIATE"] = False
         resp, _ = report_via_page(napp, w.vol_a, w.a1)
         assert resp.status_code == 302
         with napp.app_context():

@@ -14,7 +14,16 @@ def test_defaults_become_flask_config():
     cfg = settings.load({}).flask_config()
     assert cfg["VERIFY_WINDOW"] == timedelta(minutes=120)
     assert cfg["BABEL_DEFAULT_TIMEZONE"] == cfg["TIMEZONE"] == "Asia/Shanghai"
-    assert cfg["SESSION_COOKIE_SECURE"] is True and cfg["NOTIFY_IMMEDIATE"] is False
+    assert cfg["SESSION_COOKIE_SECURE"] is True and cfg["QUEUE"] == "embedded"
+    assert cfg["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
+def test_redis_is_the_queue_and_the_limits_store_when_set():
+    cfg = settings.load({"PATROL_QUEUE": "redis",
+                         "PATROL_REDIS_URL": "redis://127.0.0.1:6390/0"}).flask_config()
+    assert cfg["QUEUE"] == "redis" and cfg["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6390/0"
+    with pytest.raises(settings.SettingsError, match="PATROL_REDIS_URL"):
+        settings.load({"PATROL_QUEUE": "redis"})
     assert cfg["BASE_URL"] == settings.DEFAULT_BASE_URL and cfg["BASE_URL_SET"] is False
 
 

@@ -10,3 +10,4 @@ from .workflow import Department, ResidentReport, CommitteeRating  # noqa: F401
 from .api import ApiToken  # noqa: F401
 from .patrols import (Patrol, PatrolMember, Checkpoint, CheckpointScan,  # noqa: F401
                       PatrolSchedule, MonthlyHighlight)
+from .jobs import Job  # noqa: F401

@@ -212,11 +212,25 @@ def csv_chunks(meta: list[str], columns: tuple[Column, ...], rows, lang: str
     yield buf.getvalue().encode("utf-8")
 
 
-def items_xlsx(conds, now: datetime, lang: str, meta: list[str]):
+def counted(rows, progress) -> Iterator:
+    """`rows` as they are, calling `progress(n)` with the number passed so far (every
+    BATCH rows and at the end): a background export's progress (patrol/jobs/kinds.py)."""
+    n = 0
+    for n, row in enumerate(rows, 1):
+        if n % BATCH == 0:
+            progress(n)
+        yield row
+    progress(n)
+
+
+def items_xlsx(conds, now: datetime, lang: str, meta: list[str], progress=None):
     """The items and their history as an XLSX in a temporary file (rewound)."""
     out = tempfile.TemporaryFile(suffix=".xlsx")
     names = ("问题清单", "处理记录") if lang != "en" else ("Items", "History")
-    write_xlsx(out, meta, [(names[0], ITEM_COLUMNS, item_rows(conds, now, lang)),
+    rows = item_rows(conds, now, lang)
+    if progress is not None:
+        rows = counted(rows, progress)
+    write_xlsx(out, meta, [(names[0], ITEM_COLUMNS, rows),
                            (names[1], HISTORY_COLUMNS, history_rows(conds, lang))], lang)
     out.seek(0)
     return out

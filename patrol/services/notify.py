@@ -6,16 +6,16 @@ How a notification travels (docs/notifications.md):
    `patrol deliver` / `patrol daily`) calls `notify_item()`, which adds one Delivery
    row per matching endpoint to the *same* transaction. If the report rolls back, no
    notification exists; if it commits, the notification cannot be lost.
-2. `patrol deliver --watch`, a process of its own that `make run` starts beside the
-   web server, sends what is due every few seconds. Web workers never send: a sender
-   there competes with reports for SQLite's one write lock (a load test traced 500s to
-   it). NOTIFY_IMMEDIATE (off by default) brings back a short-lived daemon thread after
-   commit, for a single-process setup without the watcher.
-3. `patrol deliver` (cron, every few minutes) sends whatever is due: new rows nobody
-   got to yet, and failed ones whose backoff has elapsed. A row is
-   claimed by moving `next_attempt_at` forward in one UPDATE, so the thread and cron
-   never send the same row at once, and a sender that dies mid-way leaves a row
-   that is simply tried again when the lease ends.
+2. After the commit, the deliveries' ids go on the job queue (patrol/jobs/, Huey):
+   `patrol worker`, which `make run` starts beside gunicorn, sends them at once. Web
+   workers never send, and start no thread: a sender inside a web worker competed with
+   reports for SQLite's one write lock (a load test traced 500s to it).
+3. The worker's periodic sweep (every minute; `patrol deliver` from cron does the same)
+   sends whatever is due: rows whose message was lost (the queue was down), and failed
+   ones whose backoff has elapsed. A row is claimed by moving `next_attempt_at` forward
+   in one UPDATE, so a message delivered twice, the sweep and cron never send the same
+   row twice, and a sender that dies mid-way leaves a row that is simply tried again
+   when the lease ends.
 """
 from __future__ import annotations
 
@@ -228,11 +228,9 @@ def digest_payload(scope_name: str, day: str, groups: dict[str, list[Item]], now
         }
 
 
-# --- after-commit kick -----------------------------------------------------------
+# --- after-commit: onto the job queue ----------------------------------------------
 
 def _remember_for_commit(delivery_id: int):
-    if not current_app.config.get("NOTIFY_IMMEDIATE", False):
-        return
     session = db.session()
     # current_app is a LocalProxy; Flask's annotation calls it a Flask, which has no such method.
     app, ids = session.info.get(
@@ -246,36 +244,13 @@ def _after_commit(session):
     pending = session.info.pop(KICK_KEY, None)
     if pending:
         app, ids = pending
-        start_background(app, ids)
+        from ..jobs import enqueue_deliveries
+        enqueue_deliveries(app, ids)    # a message only; never sends here
 
 
 @sa_event.listens_for(Session, "after_rollback")
 def _after_rollback(session):
     session.info.pop(KICK_KEY, None)
-
-
-def start_background(app, ids):
-    """Try these deliveries once in a daemon thread; whatever fails waits for the cron."""
-    def run():
-        with app.app_context():
-            try:
-                for delivery_id in ids:
-                    attempt(delivery_id, utcnow())
-            except Exception:  # never let a receiver's trouble escape
-                log.exception("background delivery failed")
-            finally:
-                db.session.remove()
-
-    thread = threading.Thread(target=run, name="patrol-notify", daemon=True)
-    threads = app.extensions.setdefault("patrol.notify_threads", [])
-    threads[:] = [t for t in threads if t.is_alive()] + [thread]
-    thread.start()
-
-
-def wait_for_background(app, timeout=10.0):
-    """For tests and the CLI: wait for the after-commit threads of this app."""
-    for thread in list(app.extensions.get("patrol.notify_threads", [])):
-        thread.join(timeout)
 
 
 # --- sending ---------------------------------------------------------------------

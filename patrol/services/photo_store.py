@@ -97,7 +97,9 @@ def find_orphans(now=None, pending_for=PENDING_GRACE, written_for=WRITE_GRACE) -
     stray: list[str] = []
     unfinished: list[str] = []
     written_cutoff = store.now() - written_for
-    for key in sorted(k for k in store.keys() if k not in referenced):
+    # jobs/: the job queue's results (patrol/jobs/runner.py), which it deletes itself.
+    for key in sorted(k for k in store.keys()
+                      if k not in referenced and not k.startswith("jobs/")):
         if _written_before(store, key, written_cutoff):
             (unfinished if _is_temporary(key) else stray).append(key)
     return Orphans(stray, missing, abandoned, unfinished)

@@ -166,6 +166,26 @@ def poster(compound_id):
         "Content-Disposition": f'inline; filename="poster-{compound.id}.pdf"'})
 
 
+@bp.post("/compounds/posters-job")
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
+def posters_job():
+    """Every compound on the QR codes page (all of the staff member's: hundreds for a
+    street) as one poster PDF, made by the job queue; the job's page shows progress."""
+    from ..jobs import runner
+    query = _in_scope(db.select(Compound.id).where(Compound.archived_at.is_(None))
+                      .order_by(Compound.name), Compound)
+    ids = list(db.session.execute(query).scalars())
+    if not ids:
+        flash(_("There is no compound to print."), "error")
+        return redirect(url_for("admin.compounds"))
+    size = request.form.get("size") if request.form.get("size") in ("A4", "A5") else "A4"
+    job = runner.submit("posters", user=current_user, total=len(ids),
+                        title=_("Gate posters of %(n)s compounds (%(size)s)", n=len(ids),
+                                size=size),
+                        params={"compound_ids": ids, "size": size})
+    return redirect(url_for("jobs.show", job_id=job.id))
+
+
 # --- checkpoints (楼栋码, 消防通道码) ------------------------------------------------------------
 
 CHECKPOINT_KIND_LABELS = {"building": lambda: _("Building (楼栋码)"),

@@ -185,6 +185,23 @@ def posters(token):
         "Content-Disposition": f'inline; filename="posters-{size}.pdf"'})
 
 
+@bp.post("/import/<token>/posters-job")
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
+def posters_job(token):
+    """The new compounds' posters made in the background (hundreds after a large import):
+    the job's page shows the progress, then the file."""
+    from ..jobs import runner
+    compounds = _new_compounds(_done_record(token))
+    if not compounds:
+        abort(404)
+    size = request.form.get("size") if request.form.get("size") in ("A4", "A5") else "A4"
+    job = runner.submit("posters", user=current_user, total=len(compounds),
+                        title=_("Gate posters of %(n)s new compounds (%(size)s)",
+                                n=len(compounds), size=size),
+                        params={"compound_ids": [c.id for c in compounds], "size": size})
+    return redirect(url_for("jobs.show", job_id=job.id))
+
+
 @bp.errorhandler(413)
 def too_large(e):
     message = _("The file is too large (at most %(size)s). Keep only the sheets you import, "

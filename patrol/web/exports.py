@@ -93,6 +93,22 @@ def items(fmt):
     return send_file(out, mimetype=FORMATS["xlsx"], as_attachment=True, download_name=name)
 
 
+@bp.post("/items.<fmt>/job")
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.MANAGER, Role.ADMIN)
+def items_job(fmt):
+    """The same ledger made by the job queue, for a large one: the job's page shows the
+    progress, then the file. The direct download above stays."""
+    from flask import redirect, url_for
+    from ..jobs import runner
+    if fmt not in FORMATS:
+        abort(404)
+    list_conditions(request.args, utcnow())      # a bad tab is refused here, not in the job
+    args = {k: v for k, v in request.args.items() if k != "csrf_token"}
+    job = runner.submit("ledger", user=current_user, title=str(_("Ledger export")) + f" ({fmt})",
+                        params={"fmt": fmt, "lang": _lang(), "args": args})
+    return redirect(url_for("jobs.show", job_id=job.id))
+
+
 @bp.get("/history.csv")
 @roles_required(Role.STAFF, Role.STREET_STAFF, Role.MANAGER, Role.ADMIN)
 def history():

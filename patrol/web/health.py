@@ -22,9 +22,11 @@ def healthz():
 @bp.get("/readyz")
 @limiter.exempt
 def readyz():
-    """The database answers and the photo store takes a write: this instance can serve."""
+    """The database answers, the photo store takes a write and the job queue answers
+    (SQLite file or Redis): this instance can serve."""
     checks = {"database": _check(lambda: db.session.execute(text("SELECT 1")).scalar_one()),
-              "photos": _check(_store_round_trip)}
+              "photos": _check(_store_round_trip),
+              "queue": _check(_queue)}
     db.session.rollback()
     ok = all(v == "ok" for v in checks.values())
     return jsonify(ok=ok, checks=checks), (200 if ok else 503)
@@ -39,6 +41,12 @@ def _store_round_trip():
             raise OSError("read back something else")
     finally:
         store.delete(key)
+
+
+def _queue():
+    from flask import current_app
+    from ..jobs import check
+    check(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def _check(probe) -> str:
