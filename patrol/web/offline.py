@@ -76,11 +76,27 @@ def fallback():
     return render_template("offline.html", me=AnonymousUserMixin(), quiet=True, for_nobody=True)
 
 
+@bp.before_app_request
+def same_user():
+    """The outbox sends with the page's own CSRF token and names the page's user
+    (`X-Patrol-User`). Sign-in starts a new session, so another user's page token is
+    refused anyway; this makes it explicit: a send for anyone but the signed-in user is
+    refused like a stale token (400 `csrf`), and the outbox then asks /sync/token, sees
+    someone else, and keeps the record for its owner."""
+    claimed = request.headers.get("X-Patrol-User")
+    if claimed is None or request.method != "POST" or not current_user.is_authenticated:
+        return None
+    if claimed == str(current_user.id):
+        return None
+    return error_json(400, "csrf", _("The form had expired; it will be sent again."), retry=True)
+
+
 @bp.get("/sync/token")
 @login_required
 def token():
-    """A fresh CSRF token at send time, so work queued for hours is never refused for
-    an expired token. Same-origin only: a cross-site page cannot read this response."""
+    """A fresh CSRF token when the page's own one is refused (the session changed since
+    the page was made), and who is signed in, so the outbox sends a record only for its
+    own user. Same-origin only: a cross-site page cannot read this response."""
     resp = jsonify(csrf=generate_csrf(), user=current_user.id)
     resp.headers["Cache-Control"] = "no-store"
     return resp

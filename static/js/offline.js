@@ -2,8 +2,9 @@
  *
  * A record leaves the phone only after the server confirms it (2xx). Reports carry a
  * client UUID the server treats as an idempotency key, so a send whose answer was lost
- * can be repeated safely. A fresh CSRF token is fetched at send time (/sync/token), so
- * hours offline never make a queued form stale. Sync runs on the `online` event, at page
+ * can be repeated safely. It sends with the page's own CSRF token and fetches a fresh one
+ * (/sync/token) only when the server refuses it, so hours offline never make a queued
+ * form stale and a send on a good page costs no extra round trip. Sync runs on the `online` event, at page
  * start, every 30 s while open, from the button, with exponential backoff per record.
  * No Background Sync: it exists only in Chromium. See docs/offline.md.
  */
@@ -92,16 +93,54 @@
     });
   }
 
-  function token() {
+  // --- the CSRF token ---------------------------------------------------------------
+  // A send uses the token the page came with (the hidden field of every signed-in page):
+  // no request before it, which on a 400 ms link is 0.4 s off every report. Only when the
+  // server refuses it (400, code "csrf": the session changed since the page was made, e.g.
+  // a kept page after WeChat dropped the session cookie, or a sign-in since) is a fresh one
+  // fetched from /sync/token, once, and the request sent again. That answer also says who
+  // is signed in now: a record goes only for the page's own user (`me`); under anyone else
+  // it waits, untouched, for its owner. Every send also names the page's user
+  // (X-Patrol-User), and the server refuses it, as a stale token, under another user.
+  function pageToken() {
+    var el = document.querySelector("input[name=csrf_token]");
+    return el && el.value ? el.value : "";
+  }
+  var csrfNow = pageToken();
+  var proven = false;   // the server has taken csrfNow (or just issued it) in this page
+
+  // Resolves with a token for `me`; rejects {login}, {network} or {other} (someone else).
+  function refresh() {
     return request("GET", "/sync/token").then(function (r) {
       if (r.status === 401) throw { login: true };
       if (r.status !== 200 || !r.data.csrf) throw { network: true };
-      return r.data;
+      if (String(r.data.user) !== me) throw { other: true };
+      csrfNow = r.data.csrf;
+      proven = true;
+      // The page's own forms (sign out, language, a report sent without this queue) too.
+      document.querySelectorAll("input[name=csrf_token]").forEach(function (el) { el.value = csrfNow; });
+      return csrfNow;
     });
   }
 
-  function post(url, body, csrf) {
-    return request("POST", url, body, { "X-CSRFToken": csrf, "X-Patrol-Sync": "1" });
+  function refused(res) { return res.status === 400 && res.data.code === "csrf"; }
+
+  // A POST for `me`, as request() answers it. Throws {other: true} when someone else is
+  // signed in: nothing of this user's may be sent then.
+  function post(url, body) {
+    function send(csrf) {
+      return request("POST", url, body, { "X-CSRFToken": csrf, "X-Patrol-Sync": "1", "X-Patrol-User": me });
+    }
+    var first = csrfNow ? send(csrfNow) : Promise.resolve(null);
+    return first.then(function (res) {
+      if (res && res.status && !refused(res)) proven = true;
+      if (res && !refused(res)) return res;
+      return refresh().then(send, function (err) {
+        if (err && err.other) throw err;
+        if (err && err.login) return { wire: true, status: 401, data: { login: true } };
+        return res || { wire: true, status: 0, data: {} };  // no answer: try again later
+      });
+    });
   }
 
   // --- one sender per record --------------------------------------------------------
@@ -156,10 +195,10 @@
   }
 
   // Send one record if no other sender has it: {ok, …} or {busy: true}.
-  function sendKey(key, csrf, opts) {
+  function sendKey(key, opts) {
     function go(locked) {
       return claim(key, locked, opts || {}).then(function (rec) {
-        return rec ? sendOne(rec, csrf) : { ok: false, busy: true };
+        return rec ? sendOne(rec) : { ok: false, busy: true };
       }, function (err) { return { ok: false, error: String(err) }; });
     }
     if (!navigator.locks || !navigator.locks.request) return go(false);
@@ -184,7 +223,7 @@
     return "";
   }
 
-  function sendPhotos(rec, csrf) {
+  function sendPhotos(rec) {
     // Photos first, one by one; each stored id is saved so a retry never resends it.
     // The phone's location goes with each, as it does when a photo goes at once.
     var lat = field(rec, "lat"), lon = field(rec, "lon");
@@ -195,7 +234,7 @@
         body.append("photo", photo.blob, "photo.jpg");
         body.append("kind", photo.kind || "before");
         if (lat && lon) { body.append("lat", lat); body.append("lon", lon); }
-        return save(rec).then(function () { return post("/photos", body, csrf); }).then(function (res) {
+        return save(rec).then(function () { return post("/photos", body); }).then(function (res) {
           if (res.status === 201) {
             photo.id = res.data.id;
             delete photo.blob;
@@ -207,14 +246,14 @@
     }, Promise.resolve());
   }
 
-  function sendOne(rec, csrf) {
+  function sendOne(rec) {
     render();
-    return sendPhotos(rec, csrf).then(function () {
+    return sendPhotos(rec).then(function () {
       var body = new FormData();
       rec.fields.forEach(function (kv) { body.append(kv[0], kv[1]); });
       rec.photos.forEach(function (p) { body.append(p.field, p.id); });
       body.append("sent_at", new Date().toISOString()); // lets the server correct our clock
-      return save(rec).then(function () { return post(rec.url, body, csrf); });
+      return save(rec).then(function () { return post(rec.url, body); });
     }).then(function (res) {
       if (res.status >= 200 && res.status < 300) {
         return remove(rec.key).then(function () { return { ok: true, url: res.data.url }; });
@@ -222,6 +261,14 @@
       throw res;
     }).catch(function (res) {
       if (res && res.lost) return { ok: false, busy: true };  // another sender has it now
+      if (res && res.other) {
+        // Someone else is signed in on this phone: not a failure of the record. It waits
+        // as it was, for its owner, with no attempt counted.
+        rec.state = "waiting";
+        rec.lease = 0;
+        var wait = { ok: false, other: true, status: 0 };
+        return save(rec).then(function () { return wait; }, function () { return wait; });
+      }
       var status = res && res.wire ? res.status : 0;
       rec.attempts = (rec.attempts || 0) + 1;
       rec.fault = false;
@@ -290,23 +337,15 @@
         return force || !r.next || r.next <= now;
       });
       if (!due.length) return null;
-      return token().then(function (tok) {
-        if (String(tok.user) !== me) return null; // a kept page of another user: wait
-        // One by one, oldest first; a failure does not hold up the records after it,
-        // except that a check waits for any earlier scan still on the phone.
-        return due.reduce(function (chain, rec) {
-          return chain.then(function () {
-            var scanFirst = needsScan(rec) && mine.some(function (o) { return scanWaits(o, rec); });
-            if (scanFirst) return null;
-            return sendKey(rec.key, tok.csrf, { force: force, manual: manual }).then(function (res) {
-              if (res.ok) { rec.sent = true; sentInRun += 1; }
-            });
-          }).catch(function (err) {  // one record's trouble never stops the others
-            if (window.console) console.error("outbox:", err);
-          });
-        }, Promise.resolve());
+      // A refused token is found out only after the whole body has gone: before photos
+      // queued earlier (perhaps on a kept page of an older session) go up in the
+      // background, an unproven token is checked first. A report sent from the page while
+      // the user waits skips this: its photo went up with the same token moments ago.
+      var photos = due.some(function (r) { return (r.photos || []).some(function (p) { return !p.id; }); });
+      return (proven || !photos ? Promise.resolve() : refresh()).then(function () {
+        return sendAll(due, mine, force, manual);
       }, function (err) {
-        if (!(err && err.login)) return null;
+        if (!(err && err.login)) return null;  // no signal, or someone else's session: wait
         return Promise.all(due.map(function (r) {
           return update(r.key, function (cur) {
             if (!cur || cur.lease > Date.now()) return null;
@@ -318,6 +357,26 @@
       });
     }).then(finish, finish);
     return running;
+  }
+
+  function sendAll(due, mine, force, manual) {
+    // One by one, oldest first; a failure does not hold up the records after it,
+    // except that a check waits for any earlier scan still on the phone. Someone else
+    // signed in (a kept page of another user) stops the run: nothing more is tried.
+    var other = false;
+    return due.reduce(function (chain, rec) {
+      return chain.then(function () {
+        if (other) return null;
+        var scanFirst = needsScan(rec) && mine.some(function (o) { return scanWaits(o, rec); });
+        if (scanFirst) return null;
+        return sendKey(rec.key, { force: force, manual: manual }).then(function (res) {
+          if (res.ok) { rec.sent = true; sentInRun += 1; }
+          if (res.other) other = true;
+        });
+      }).catch(function (err) {  // one record's trouble never stops the others
+        if (window.console) console.error("outbox:", err);
+      });
+    }, Promise.resolve());
   }
 
   function finish() {
@@ -428,10 +487,7 @@
     return put(rec).then(render).then(function () {
       if (!navigator.onLine || (opts && opts.queueOnly)) return { ok: false, queued: true };
       if (needsScan(rec)) return sendAfterScans(rec);
-      return token().then(function (tok) {
-        if (String(tok.user) !== me) return { ok: false, status: 0 };
-        return sendKey(rec.key, tok.csrf, { force: true });
-      }, function () { return { ok: false, status: 0 }; });
+      return sendKey(rec.key, { force: true });
     }).then(function (res) {
       res.key = rec.key;
       render();
@@ -444,12 +500,7 @@
   function sendAfterScans(rec) {
     return all().then(function (list) {
       var scans = list.some(function (o) { return scanWaits(o, rec); });
-      if (!scans && !running) {
-        return token().then(function (tok) {
-          if (String(tok.user) !== me) return { ok: false, status: 0 };
-          return sendKey(rec.key, tok.csrf, { force: true });
-        }, function () { return { ok: false, status: 0 }; });
-      }
+      if (!scans && !running) return sendKey(rec.key, { force: true });
       return sync(true).then(function () {  // a run under way runs once more, forced
         return store("readonly").then(function (s) { return done(s.get(rec.key)); });
       }).then(function (left) {
@@ -669,7 +720,7 @@
     });
   });
 
-  window.PatrolQueue = { submit: submit, sync: sync, all: all, discard: discard };
+  window.PatrolQueue = { submit: submit, sync: sync, all: all, discard: discard, refresh: refresh };
   gateScanFirst();
 
   // --- wiring -----------------------------------------------------------------------

@@ -341,8 +341,9 @@ def test_a_shared_phone_keeps_each_persons_work_apart(live_server, world, phone,
 
 def test_a_token_refused_at_send_time_is_retried_not_dropped(live_server, world, phone,
                                                              tmp_path):
-    """The queue's fresh token is refused (the session changed in between, e.g. a sign-in
-    in another tab): the report stays on the phone and goes again with a new token."""
+    """The page's token is refused, and so is the fresh one from /sync/token (the session
+    changed in between, e.g. a sign-in in another tab): the report stays on the phone and
+    goes again with a good token."""
     live, w = live_server, world
     # No service worker, so the routes below see every request (see test_photo_upload).
     vol = volunteer_signs_in(live, lambda name: phone(name, service_workers="block"), w.vol_a)
@@ -357,7 +358,17 @@ def test_a_token_refused_at_send_time_is_retried_not_dropped(live_server, world,
         tokens.append(data["csrf"])
         route.fulfill(response=resp, json=data)
 
+    spoiled = []
+
+    def stale_page_token(route):   # the outbox sends the page's token first
+        headers = dict(route.request.headers)
+        if route.request.method == "POST" and not spoiled:
+            spoiled.append(1)
+            headers["x-csrftoken"] = "stale"
+        route.continue_(headers=headers)
+
     page.route("**/sync/token", stale_first)
+    page.route("**/compounds/*/report", stale_page_token)
     posted = []
     page.on("response", lambda r: posted.append(r.status)
             if r.request.method == "POST" and r.url.endswith("/report") else None)
@@ -371,8 +382,10 @@ def test_a_token_refused_at_send_time_is_retried_not_dropped(live_server, world,
     while queue_size(page) and time.time() < deadline:
         page.wait_for_timeout(200)
     assert queue_size(page) == 0
-    assert posted[0] == 400 and posted[-1] < 400 and len(posted) == 2, (posted, tokens)
-    assert tokens[0] == "stale" and len(tokens) == 2
+    # page token refused, fresh token refused, then the next page's token taken
+    assert posted[0] == 400 and posted[1] == 400 and posted[-1] < 400 and len(posted) == 3, \
+        (posted, tokens)
+    assert tokens == ["stale"]
     assert counts(live) == [("flyers", "令牌过期", 1)]
 
 
