@@ -1,7 +1,9 @@
-"""Weekly-list PDF benchmark: 500 items with photos in one compound.
+"""Weekly-list PDF benchmark: 500 items with photos in one compound, today's code
+against the code before issue 15 §5, side by side and interleaved in one run.
 
-    .venv/bin/python bench/weekly_pdf.py            # 500 items, budgets 10 s / 15 MB
-    .venv/bin/python bench/weekly_pdf.py --items 200 --runs 3 --keep
+    git worktree add --detach /tmp/old-weekly 65ed8bc      # the code before (made if missing)
+    .venv/bin/python bench/weekly_pdf.py                    # 500 items, 3 runs of each
+    .venv/bin/python bench/weekly_pdf.py --items 200 --runs 1 --full-size --keep
 
 Seeds one compound through the real services (report, acknowledge, fix, verify,
 reopen, each with an explicit time) so the chosen ISO week has items in every
@@ -10,14 +12,22 @@ fixed have "after" photos: distinct, textured 1600 x 1200 pictures passed throug
 the upload pipeline (services/photos.process), so the stored files and ~320 px
 thumbnails have realistic sizes.
 
-It then renders the compound's weekly list twice, each in a fresh subprocess so
-peak memory is that render's own (VmHWM of the child, which includes the
-interpreter, Flask and WeasyPrint):
-  * thumbnails: what `patrol weekly` and the web download embed;
-  * full size:  the same list embedding the 1600 px photos, for comparison.
-It prints time (database query, resources = photo reads and QR codes, layout,
-PDF writing), pages, file size and peak RSS for both, and the ratios.
-Exits 1 if the thumbnail render exceeds --budget-s or its file --budget-mb.
+It then renders the compound's weekly list (thumbnails, as `patrol weekly` and the
+web download do) with the old code and with this tree's, alternating old/new and
+new/old, each render in a fresh subprocess so peak memory is that render's own
+(VmHWM of the child: interpreter, Flask and WeasyPrint). The old code runs from a
+git worktree (--old, made from --old-rev if missing, with its translations
+compiled) against the same database and photo files.
+
+It prints every render's phases (database query, resources = photo reads and QR
+codes, layout, PDF writing), pages, file size and peak RSS, then the medians and
+the old/new ratios of the write phase and the whole render, and checks both PDFs
+read back with poppler: Chinese text (pdftotext), a page number on every page,
+the photos (pdfimages -list: count, all JPEG/DCT) and the QR codes.
+Exits 1 if the pages differ, a file exceeds --budget-mb, a check fails, or the
+write phase is not --target times faster. --budget-s is printed, not enforced:
+the machines are shared, so the ratio in one run is the figure that counts.
+`--full-size` adds one render (new code) embedding the 1600 px photos, for comparison.
 """
 from __future__ import annotations
 
@@ -26,6 +36,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -227,17 +238,16 @@ def render_once(instance: Path, compound_id: int, now: datetime, full_size: bool
         resources, names = weekly.resources_for(report, BASE_URL, full_size=full_size)
         t2 = time.perf_counter()
         from flask import render_template
-        from patrol.services.pdf import document_from_html
         html = render_template("pdf/weekly.html",
                                **weekly._context(report, BASE_URL, cfg["TIMEZONE"], names))
-        doc = document_from_html(html, resources)
+        doc = weekly.lay_out(html, resources)          # what render_document() does
         t3 = time.perf_counter()
         pdf = write_documents([doc])
         t4 = time.perf_counter()
     out.write_bytes(pdf)
     return {
         "items": report.counts["listed"], "sections": {k: len(v) for k, v in report.sections.items()},
-        "pages": len(doc.pages), "bytes": len(pdf),
+        "pages": len(doc.pages), "bytes": len(pdf), "pdf": str(out),
         "images": sum(1 for name in resources if name.startswith("photo-")),
         "image_bytes": sum(len(b) for name, (b, _) in resources.items() if name.startswith("photo-")),
         "t_query": t1 - t0, "t_resources": t2 - t1, "t_layout": t3 - t2, "t_write": t4 - t3,
@@ -246,12 +256,58 @@ def render_once(instance: Path, compound_id: int, now: datetime, full_size: bool
     }
 
 
-def run_child(instance: Path, compound_id: int, now: datetime, full_size: bool) -> dict:
-    out = instance / f"weekly-{'full' if full_size else 'thumb'}.pdf"
-    cmd = [sys.executable, __file__, "--child", str(instance), "--compound-id", str(compound_id),
+def run_child(script: Path, instance: Path, compound_id: int, now: datetime, full_size: bool,
+              out: Path) -> dict:
+    """One render by `script` (this file, or the old tree's copy of it, which imports the
+    old tree's code) in a fresh interpreter."""
+    cmd = [sys.executable, str(script), "--child", str(instance), "--compound-id", str(compound_id),
            "--now", now.isoformat(), "--out", str(out)] + (["--full-size"] if full_size else [])
-    proc = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    proc = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900,
+                          cwd=script.parent.parent)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["pdf"] = str(out)
+    return result
+
+
+def old_tree(path: Path, rev: str) -> Path:
+    """The old code's bench script, in a git worktree at `path` (made from `rev` if
+    missing), with its translations compiled (*.mo files are not in git)."""
+    if not path.exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev],
+                       check=True, capture_output=True)
+    translations = path / "patrol" / "translations"
+    if not list(translations.glob("*/LC_MESSAGES/*.mo")):
+        subprocess.run([str(Path(sys.executable).parent / "pybabel"), "-q", "compile", "-d",
+                        str(translations)], check=True)
+    return path / "bench" / "weekly_pdf.py"
+
+
+# --- reading the PDFs back -------------------------------------------------------------------
+
+def read_back(path: Path, photos: int, items: int) -> dict:
+    """What poppler sees: Chinese title and a page number on every page (pdftotext),
+    photos as JPEG (DCTDecode) images and one more image per item if the QR codes
+    are raster (pdfimages -list)."""
+    def run(*args):
+        return subprocess.run(args, check=True, capture_output=True, text=True,
+                              timeout=300).stdout
+    pages = run("pdftotext", "-enc", "UTF-8", str(path), "-").split("\f")
+    pages = pages[:-1] if pages and not pages[-1].strip() else pages
+    flat = ["".join(p.split()) for p in pages]
+    numbered = all(f"第{n}页/共{len(pages)}页" in text for n, text in enumerate(flat, 1))
+    rows = [line.split() for line in run("pdfimages", "-list", str(path)).splitlines()[2:]]
+    encs = [row[8] for row in rows if row]
+    jpeg = encs.count("jpeg")
+    # DCTDecode alone on every photo stream, not also deflated (a filter array).
+    raw = path.read_bytes()
+    filters = re.findall(rb"/Subtype\s*/Image\b.*?(/Filter\s*(?:/\w+|\[[^\]]*\]))", raw, re.S)
+    dct_only = [f for f in filters if b"DCT" in f and re.fullmatch(rb"/Filter\s*/DCTDecode", f)]
+    return {
+        "chinese": "每周问题清单" in flat[0] and "金桂园" in flat[0], "numbered": numbered,
+        "pages": len(pages), "jpeg": jpeg, "dct_only": len(dct_only), "other_images": len(encs) - jpeg,
+        "ok": ("每周问题清单" in flat[0] and numbered and jpeg == photos
+               and len(dct_only) == photos and len(encs) - jpeg in (0, items)),
+    }
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -259,6 +315,10 @@ def run_child(instance: Path, compound_id: int, now: datetime, full_size: bool) 
 def machine() -> str:
     import weasyprint
     return describe(f"WeasyPrint {weasyprint.__version__}")
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -273,14 +333,23 @@ def show(label: str, r: dict):
           f"{r['t_resources']:.2f}, layout {r['t_layout']:.2f}, write {r['t_write']:.2f})  "
           f"{r['pages']:3d} pages  {r['bytes'] / 1e6:6.2f} MB  "
           f"({r['images']} photos, {r['image_bytes'] / 1e6:.2f} MB of JPEG)  "
-          f"peak RSS {r['peak_rss_mb']:.0f} MB (before render {r['rss_ready_mb']:.0f} MB)")
+          f"peak RSS {r['peak_rss_mb']:.0f} MB (before render {r['rss_ready_mb']:.0f} MB)",
+          flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=500)
-    parser.add_argument("--runs", type=int, default=1, help="renders per variant (median)")
-    parser.add_argument("--budget-s", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=3, help="renders per variant (median)")
+    parser.add_argument("--old", type=Path, default=Path("/tmp/old-weekly"),
+                        help="git worktree with the old code (made if missing)")
+    parser.add_argument("--old-rev", default="65ed8bc",
+                        help="commit for a new --old worktree (default: before issue 15 §5)")
+    parser.add_argument("--target", type=float, default=2.0,
+                        help="required old/new ratio of the write phase")
+    parser.add_argument("--full-size", action="store_true",
+                        help="also render once with the 1600 px photos (new code)")
+    parser.add_argument("--budget-s", type=float, default=10.0, help="printed, not enforced")
     parser.add_argument("--budget-mb", type=float, default=15.0, help="file size budget")
     parser.add_argument("--seed", type=int, default=20260302)
     parser.add_argument("--keep", action="store_true", help="keep the database and PDFs")
@@ -289,7 +358,6 @@ def main(argv=None):
     parser.add_argument("--compound-id", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--now", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--full-size", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
@@ -298,27 +366,68 @@ def main(argv=None):
         print(json.dumps(result))
         return 0
 
+    old_script = old_tree(args.old, args.old_rev)
+    new_script = Path(__file__).resolve()
     instance = Path(tempfile.mkdtemp(prefix="patrol-bench-weekly-"))
     try:
         print(f"machine: {machine()}")
         print(f"date: {datetime.now().astimezone().isoformat(timespec='minutes')}")
+        print(f"old code: {args.old} at "
+              + subprocess.run(["git", "-C", str(args.old), "log", "-1", "--format=%h %s"],
+                               capture_output=True, text=True).stdout.strip()[:80])
+        print(f"load average before seeding: {load()}")
         app = make_app(instance)
         compound_id, now, t_photos, t_seed = seed(app, args.items, args.seed)
         print(f"seeded {args.items} items in one compound for {WEEK}: photos "
-              f"{t_photos:.1f} s, items {t_seed:.1f} s")
-        thumb = median_run([run_child(instance, compound_id, now, False)
-                            for _ in range(args.runs)])
-        full = median_run([run_child(instance, compound_id, now, True)
-                           for _ in range(args.runs)])
-        print(f"listed: {thumb['items']} items {thumb['sections']}")
-        show("thumbnails", thumb)
-        show("full size", full)
-        print(f"full size / thumbnails: time {full['t_total'] / thumb['t_total']:.2f}x, "
-              f"file {full['bytes'] / thumb['bytes']:.2f}x, "
-              f"peak RSS {full['peak_rss_mb'] / thumb['peak_rss_mb']:.2f}x")
-        ok = thumb["t_total"] <= args.budget_s and thumb["bytes"] <= args.budget_mb * 1e6
-        print(f"budget {args.budget_s:g} s / {args.budget_mb:g} MB: "
-              f"{'OK' if ok else 'EXCEEDED'}")
+              f"{t_photos:.1f} s, items {t_seed:.1f} s", flush=True)
+        runs: dict[str, list[dict]] = {"old": [], "new": []}
+        loads = [os.getloadavg()[0]]
+        for i in range(args.runs):
+            for variant in (("old", "new") if i % 2 == 0 else ("new", "old")):
+                script = old_script if variant == "old" else new_script
+                r = run_child(script, instance, compound_id, now, False,
+                              instance / f"weekly-{variant}-{i + 1}.pdf")
+                runs[variant].append(r)
+                show(f"{variant} #{i + 1}", r)
+                loads.append(os.getloadavg()[0])
+        old, new = median_run(runs["old"]), median_run(runs["new"])
+        print(f"listed: {new['items']} items {new['sections']}")
+        print(f"medians of {args.runs} (load average during the renders "
+              f"{min(loads):.2f}-{max(loads):.2f}, now {load()}):")
+        show("old code", old)
+        show("new code", new)
+        write_ratio = old["t_write"] / new["t_write"]
+        total_ratio = old["t_total"] / new["t_total"]
+        pairs = [(o["t_write"] / n["t_write"], o["t_total"] / n["t_total"])
+                 for o, n in zip(runs["old"], runs["new"], strict=True)]
+        print(f"old / new: write {write_ratio:.2f}x, whole render {total_ratio:.2f}x, "
+              f"layout {old['t_layout'] / new['t_layout']:.2f}x "
+              f"(per pair: write {', '.join(f'{w:.2f}' for w, _ in pairs)}; "
+              f"whole {', '.join(f'{t:.2f}' for _, t in pairs)})")
+        checks = {}
+        for variant, r in (("old", runs["old"][-1]), ("new", runs["new"][-1])):
+            checks[variant] = c = read_back(Path(r["pdf"]), r["images"], r["items"])
+            print(f"read back ({variant}): Chinese {'yes' if c['chinese'] else 'NO'}, "
+                  f"page numbers {'yes' if c['numbered'] else 'NO'} ({c['pages']} pages), "
+                  f"{c['jpeg']} JPEG images of {r['images']} photos, {c['dct_only']} DCTDecode "
+                  f"alone, {c['other_images']} other images (QR codes)")
+        if args.full_size:
+            full = run_child(new_script, instance, compound_id, now, True,
+                             instance / "weekly-full.pdf")
+            show("full size", full)
+            print(f"full size / thumbnails (new code): time {full['t_total'] / new['t_total']:.2f}x, "
+                  f"file {full['bytes'] / new['bytes']:.2f}x, "
+                  f"peak RSS {full['peak_rss_mb'] / new['peak_rss_mb']:.2f}x")
+        same_pages = {r["pages"] for r in runs["old"] + runs["new"]}
+        sizes_ok = all(r["bytes"] <= args.budget_mb * 1e6 for r in runs["old"] + runs["new"])
+        ok = (len(same_pages) == 1 and sizes_ok and all(c["ok"] for c in checks.values())
+              and write_ratio >= args.target)
+        print(f"pages equal: {'yes' if len(same_pages) == 1 else 'NO ' + str(sorted(same_pages))}; "
+              f"size budget {args.budget_mb:g} MB: {'OK' if sizes_ok else 'EXCEEDED'}; "
+              f"write phase target {args.target:g}x: {'met' if write_ratio >= args.target else 'MISSED'}; "
+              f"time budget {args.budget_s:g} s (not enforced): new "
+              f"{'within' if new['t_total'] <= args.budget_s else 'over'}")
+        print("OK" if ok else "FAILED")
         if args.keep:
             print(f"kept in {instance}")
         return 0 if ok else 1
