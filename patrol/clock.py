@@ -10,7 +10,8 @@ Shanghai, 29 February).
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, time as clock_time, timezone
+from zoneinfo import ZoneInfo
 
 
 def utcnow() -> datetime:
@@ -21,3 +22,16 @@ def utcnow() -> datetime:
 def epoch() -> int:
     """Seconds since the epoch, for pages whose scripts compare with the phone's clock."""
     return int(time.time())
+
+
+# --- local days (the zone is the TIMEZONE setting; stored times are naive UTC) ------------
+
+def local_date(moment: datetime, tz: str) -> date:
+    """The local calendar day of a stored (naive UTC) moment."""
+    return moment.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(tz)).date()
+
+
+def utc_at(day: date, clock: clock_time, tz: str) -> datetime:
+    """A local day and wall-clock time as a stored (naive UTC) moment."""
+    return (datetime.combine(day, clock, ZoneInfo(tz)).astimezone(timezone.utc)
+            .replace(tzinfo=None))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 import random
-from datetime import datetime, timedelta
+from datetime import datetime, time as clock_time, timedelta
 
 from flask import current_app
 from PIL import Image, ImageDraw
 
+from .clock import local_date, utc_at
 from .extensions import db
 from .lifecycle import Action, Role
 from .models import (Building, Checkpoint, CommitteeRating, Community, Company, Compound,
@@ -187,17 +188,23 @@ def _demo_patrols(compounds, team, users, now):
                    Checkpoint(compound=a, name="3栋", kind="building", building=a.buildings[2]),
                    Checkpoint(compound=a, name="北侧消防通道", kind="fire_exit")]
     db.session.add_all(checkpoints)
-    db.session.add_all([PatrolSchedule(team=team, compound=c, period="week", times=2)
-                        for c in compounds])
+    # Set six weeks ago: a schedule counts from the period it was set in.
+    since = now - timedelta(weeks=6)
+    db.session.add_all([PatrolSchedule(team=team, compound=c, period="week", times=2,
+                                       created_at=since) for c in compounds])
     db.session.add(PatrolSchedule(team=team, compound=a, checkpoint=checkpoints[2],
-                                  period="month", times=1))
+                                  period="month", times=1, created_at=since))
     db.session.flush()
+    tz = current_app.config["TIMEZONE"]
+    this_monday = local_date(now, tz) - timedelta(days=local_date(now, tz).weekday())
     for weeks_ago in range(1, 6):
+        monday = this_monday - timedelta(weeks=weeks_ago)
+        # Tuesday and Friday mornings; 翠竹小区 on Thursday and Saturday.
         for day, compound in ((1, compounds[0]), (1, compounds[1]), (3, compounds[2]),
                               (4, compounds[0]), (4, compounds[1]), (5, compounds[2])):
             if compound is compounds[2] and day == 5 and weeks_ago % 2:
                 continue   # 翠竹小区: only once in those weeks (漏巡)
-            start = now - timedelta(days=7 * weeks_ago - day, hours=1)
+            start = utc_at(monday + timedelta(days=day), clock_time(9, 0), tz)
             patrol, _ = patrol_service.start(vol, compound, start)
             patrol_service.start(vol2, compound, start + timedelta(minutes=5))
             if compound is a:

@@ -24,6 +24,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func
 
 from .. import patrols as rules
+from ..clock import local_date, utc_at
 from .. import permissions
 from ..extensions import db
 from ..models import (Checkpoint, CheckpointScan, Community, Compound, NotifyEndpoint, Patrol,
@@ -61,15 +62,7 @@ class Row:
 
 def local_bounds(period: rules.Period, tz: str) -> tuple[datetime, datetime]:
     """A local period as stored times (naive UTC): [first 00:00, end 00:00)."""
-    zone = ZoneInfo(tz)
-
-    def utc(day: date) -> datetime:
-        return datetime.combine(day, time.min, zone).astimezone(UTC).replace(tzinfo=None)
-    return utc(period.first), utc(period.end)
-
-
-def local_date(moment: datetime, tz: str) -> date:
-    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(tz)).date()
+    return utc_at(period.first, time.min, tz), utc_at(period.end, time.min, tz)
 
 
 def _compound_condition(compounds_condition_or_ids):

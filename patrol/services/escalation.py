@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import and_, or_
 
+from ..clock import local_date
 from .. import lifecycle
 from ..extensions import db
 from ..lifecycle import OPEN, OWED, Status
@@ -74,7 +75,7 @@ def patrols_missed(compound_scope, now: datetime) -> list:
     Compound) left short in the last ended week or month (coverage.Row, by compound)."""
     from . import coverage
     tz = current_app.config["TIMEZONE"]
-    return coverage.missed_rows(compound_scope, coverage.local_date(now, tz), tz, now=now)
+    return coverage.missed_rows(compound_scope, local_date(now, tz), tz, now=now)
 
 
 def lookback_limit() -> timedelta:

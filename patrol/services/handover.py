@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
+from ..clock import local_date, utc_at
 from .. import permissions
 from ..display import form_for
 from ..extensions import db
@@ -77,12 +77,7 @@ class Handover:
 
 def start_of(day: date, tz: str) -> datetime:
     """Local midnight of `day`, as naive UTC (how the database stores times)."""
-    local = datetime.combine(day, time(0), tzinfo=ZoneInfo(tz))
-    return local.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
-
-
-def local_date(moment: datetime, tz: str) -> date:
-    return moment.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(tz)).date()
+    return utc_at(day, time(0), tz)
 
 
 def current_contract(compound: Compound) -> Contract | None:

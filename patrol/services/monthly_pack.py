@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..clock import local_date
 from ..ledger import MonthFigures, percentile
 from ..scoring import Period
 
@@ -352,7 +353,6 @@ def build(scope: str, target, period: Period, *, now: datetime, tz: str, min_ite
     SQL condition on Item (permissions.item_filter for web users)."""
     from ..models import Item
     from . import ledger, service_hours
-    from .coverage import local_date
 
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")

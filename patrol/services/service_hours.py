@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import xlsxwriter
 from sqlalchemy import func
 
 from .. import patrols as rules
+from ..clock import local_date
 from ..extensions import db
 from ..ledger import neutralise
 from ..lifecycle import Role
@@ -233,10 +234,6 @@ def correct(actor, member: PatrolMember, minutes: int | None, reason: str, now: 
 
 # --- the sheet ----------------------------------------------------------------------------
 
-def _local_date(moment: datetime, tz: str) -> date:
-    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(tz)).date()
-
-
 def xlsx(rows: list[Entry], tz: str, notes: list[str]):
     """The service-hours sheet (服务时长) as an XLSX in a temporary file (rewound): the
     header row first, in the columns volunteer-hour records use, one row per volunteer
@@ -259,7 +256,7 @@ def xlsx(rows: list[Entry], tz: str, notes: list[str]):
     for r, e in enumerate(rows, 1):
         ws.write_string(r, 0, neutralise(e.name))
         ws.write_string(r, 1, neutralise(e.phone or ""))
-        local = _local_date(e.started_at, tz)
+        local = local_date(e.started_at, tz)
         ws.write_datetime(r, 2, datetime(local.year, local.month, local.day), day)
         ws.write_number(r, 3, e.hours, number)
         ws.write_string(r, 4, e.content())

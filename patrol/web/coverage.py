@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..clock import local_date
 from .. import permissions
 from ..clock import utcnow
 from ..extensions import db
@@ -106,7 +107,7 @@ def board():
     scope, target = _target()
     patrol_service.close_quiet(now)
     db.session.commit()
-    found = service.board(current_user, scope, target, service.local_date(now, tz), tz, now)
+    found = service.board(current_user, scope, target, local_date(now, tz), tz, now)
     street = target if scope == "street" else target.street
     return render_template(
         "coverage/board.html", board=found, scope=scope, target=target,

@@ -9,6 +9,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..clock import local_date
 from .. import permissions
 from ..extensions import db
 from ..lifecycle import Role
@@ -58,7 +59,7 @@ def _page(compound, *, errors=(), values=None, status=200):
         "handover/compound.html", compound=compound, errors=list(errors), values=values or {},
         items=service.open_items(compound), periods=service.contracts(compound),
         companies=db.session.execute(db.select(Company).order_by(Company.name)).scalars().all(),
-        today=service.local_date(utcnow(), current_app.config["TIMEZONE"]),
+        today=local_date(utcnow(), current_app.config["TIMEZONE"]),
         choices=service.CHOICES), status
 
 

@@ -15,6 +15,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from ..clock import local_date
 from .. import permissions
 from .. import patrols as rules
 from ..clock import utcnow
@@ -22,7 +23,6 @@ from ..display import local
 from ..extensions import db
 from ..lifecycle import Role
 from ..models import Community, PatrolMember, User
-from ..services import coverage
 from ..services import patrols as patrol_service
 from ..services import service_hours as service
 from ..services.ledger import month_bounds
@@ -40,7 +40,7 @@ ERRORS = {
 
 
 def _today(now: datetime) -> date:
-    return coverage.local_date(now, current_app.config["TIMEZONE"])
+    return local_date(now, current_app.config["TIMEZONE"])
 
 
 def _month(now: datetime) -> date:
@@ -176,7 +176,7 @@ def correct(patrol_id, user_id):
     if member is None:
         abort(404)
     now = utcnow()
-    month = coverage.local_date(member.patrol.started_at,
+    month = local_date(member.patrol.started_at,
                                 current_app.config["TIMEZONE"]).replace(day=1)
     try:
         service.correct(current_user, member, service.parse_hours(request.form.get("hours")),
