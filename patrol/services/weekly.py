@@ -367,14 +367,20 @@ def qr_png(data: str) -> bytes:
     import io
 
     import qrcode
+    from PIL import Image
     from qrcode.constants import ERROR_CORRECT_M
 
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=QR_BOX, border=4)
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4)
     code.add_data(data)
     code.make(fit=True)
+    matrix = code.get_matrix()                      # modules, quiet zone included
+    n = len(matrix)
+    # Straight from the module matrix (make_image() draws every module as a rectangle,
+    # nearly doubling the cost), in mode L: WeasyPrint embeds 1-bit images as RGB.
+    modules = Image.frombytes("L", (n, n), bytes(0 if dark else 255
+                                                 for row in matrix for dark in row))
     out = io.BytesIO()
-    # Mode L, not the factory's 1-bit image: WeasyPrint embeds 1-bit images as RGB.
-    code.make_image().get_image().convert("L").save(out, format="PNG")
+    modules.resize((n * QR_BOX, n * QR_BOX), Image.Resampling.NEAREST).save(out, format="PNG")
     return out.getvalue()
 
 
