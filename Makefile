@@ -10,10 +10,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # CJK fonts and HarfBuzz subsetting for WeasyPrint (without libharfbuzz-subset0
 # WeasyPrint falls back to slow fontTools subsetting), plus Pango.
 APT_RUN := fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 python3-venv
-APT_TEST := chromium poppler-utils postgresql faketime redis-server
+APT_TEST := chromium poppler-utils postgresql faketime redis-server nginx-light
 export PATROL_BASE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: run test install lock lint system-deps test-system-deps translations translations-update serve-prep bench
+.PHONY: run test install lock lint system-deps test-system-deps translations translations-update serve-prep bench bench-scale
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -77,3 +77,8 @@ test: test-system-deps install lint
 
 bench: install
 	$(PY) bench/lists.py
+
+# Scale-out on one machine (issue 16): PostgreSQL, Redis, an S3-compatible server, three
+# app instances and two workers behind nginx, all from deploy/, on loopback; about 4 minutes.
+bench-scale: test-system-deps install
+	$(PY) bench/scale_out.py
