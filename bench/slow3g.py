@@ -89,12 +89,27 @@ def phone_file(shown: Image.Image, path: Path) -> Path:
     return path
 
 
+UPLOADS: list[bytes] = []
+
+
+def recording(inner):
+    """Keeps each POST /photos body as it arrived (Playwright does not show file bodies)."""
+    def app(environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST" and environ["PATH_INFO"] == "/photos":
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            UPLOADS.append(body)
+            environ["wsgi.input"] = io.BytesIO(body)
+        return inner(environ, start_response)
+    return app
+
+
 def serve(tmp: Path):
     app = create_app({"INSTANCE_DIR": tmp, "SECRET_KEY": "bench",
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'b.db'}"})
     with app.app_context():
         db.create_all()
         seed_demo()
+    app.wsgi_app = recording(app.wsgi_app)  # type: ignore[method-assign]
     server = make_server("127.0.0.1", 0, app, threaded=True)
     app.config["BASE_URL"] = f"http://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -115,12 +130,12 @@ RAW_JS = """async ([b64, csrf]) => {
 
 
 def one_report(page, base, gate, compound_id, photo: Path) -> dict:
-    marks, posted = {}, []
+    marks: dict = {}
+    UPLOADS.clear()
 
     def on_request(r):
         if r.method == "POST" and r.url.endswith("/photos"):
             marks.setdefault("upload_start", time.perf_counter())
-            posted.append(r.post_data_buffer or b"")
         if r.url.endswith("/sync/token"):
             marks["token_requests"] = marks.get("token_requests", 0) + 1
 
@@ -144,7 +159,7 @@ def one_report(page, base, gate, compound_id, photo: Path) -> dict:
     t_submit = time.perf_counter()
     page.locator(".flash.ok").wait_for(timeout=180_000)
     t1 = time.perf_counter()
-    body = posted[0] if posted else b""
+    body = UPLOADS[-1] if UPLOADS else b""   # as the server received it
     jpeg = body[body.find(b"\xff\xd8\xff"):body.rfind(b"\xff\xd9") + 2]
     quality = None
     if jpeg:
@@ -205,7 +220,10 @@ def main():
             page.goto(f"/compounds/{cid}")
             page.wait_for_load_state("networkidle")
             if mode == "allow":
-                page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+                page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
+                page.reload()                           # now under the worker's control
+                page.goto(f"/compounds/{cid}/report")   # kept by the worker
+                page.goto(f"/compounds/{cid}")
                 page.wait_for_timeout(3000)             # let the worker keep the pages
             cdp = ctx.new_cdp_session(page)
             cdp.send("Network.enable")
