@@ -770,6 +770,12 @@ def run_all(args, tmp, services, nginx_bin):  # noqa: C901
         print(f"{ph['phase']:34} {ph['reports']:4} reports in {ph['seconds']} s = "
               f"{ph['reports_per_s']}/s  report p50 {ph['report_p50']} s p95 "
               f"{ph['report_p95']} s  load {ph['load']}  CPU s: {cpu}")
+        if ph["reports"]:
+            stack = sum(v for k, v in ph["cpu"].items() if k != "load client")
+            per = ", ".join(f"{k} {v * 1000 / ph['reports']:.0f}" for k, v in
+                            sorted(ph["cpu"].items(), key=lambda x: -x[1]))
+            print(f"{'':34} CPU ms per report loop: {per}; servers {stack * 1000 / ph['reports']:.0f}"
+                  f" = {ph['reports'] / stack:.2f} loops per server CPU-second")
     print("== errors and retries ==")
     print(f"non-2xx/3xx answers: {dict(errors)}")
     print(f"sent again (no answer or 502/503/504): {dict(run.retries)}")
