@@ -158,6 +158,28 @@ http {{
     return tmp / "nginx" / "nginx.conf"
 
 
+def check_front(base) -> list[str]:
+    """What deploy/nginx/patrol.conf promises, asked of the running nginx."""
+    problems = []
+    gz = {"Accept-Encoding": "gzip, br"}
+    css = requests.get(base + "/static/css/app.css", headers=gz, timeout=10)
+    if css.headers.get("Content-Encoding") != "gzip" or \
+            css.headers.get("Cache-Control") != "no-cache":
+        problems.append(f"static css: {css.headers}")
+    icon = requests.get(base + "/static/icons/icon-192.png", timeout=10)
+    if icon.raw.headers.getlist("Cache-Control") != ["public, max-age=31536000, immutable"]:
+        problems.append(f"static icon: {icon.headers}")
+    page = requests.get(base + "/login", headers=gz, timeout=10)
+    if page.headers.get("Content-Encoding") != "br":      # the app's own, passed through
+        problems.append(f"page: {page.headers}")
+    with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), 10) as s:
+        s.sendall(b"POST /photos HTTP/1.1\r\nHost: x\r\nContent-Length: 44040193\r\n"
+                  b"Content-Type: application/octet-stream\r\n\r\n")
+        if b" 413 " not in s.recv(200):                     # over client_max_body_size
+            problems.append("42 MB upload not refused with 413")
+    return problems
+
+
 # --- services ------------------------------------------------------------------------------
 
 class Services:
@@ -634,6 +656,9 @@ def run_all(args, tmp, services, nginx_bin):  # noqa: C901
                                      "-g", "daemon off;"])
     wait_for("nginx", lambda: port_open(listen), proc=nginx, log=tmp / "nginx.log")
 
+    front = check_front(base)
+    print(f"nginx: {'gzip static, no-cache scripts, immutable icons, the app brotli, 413 over 41 MB' if not front else front}",  # noqa: E501
+          flush=True)
     from zoneinfo import ZoneInfo
     tz = ZoneInfo(settings["PATROL_TIMEZONE"])
     photos = Photos()
@@ -797,13 +822,13 @@ def run_all(args, tmp, services, nginx_bin):  # noqa: C901
             len(bucket_photos - row_keys), "rows_without_file": len(row_keys - bucket_photos),
         "pending_uploads": counted["pending_photos"], "bucket_bytes": bucket_bytes,
         "db_growth_bytes": db_size(db_url) - db_bytes0,
-        "timers": timers, "backup": backups,
+        "timers": timers, "backup": backups, "nginx_problems": front,
     }
     print(json.dumps(result, ensure_ascii=False, indent=1))
     if twice:
         print(f"sent twice: {list(twice.items())[:10]}")
     failed = (lost or dup or twice or not_received or result["bucket_photo_files_without_row"]
-              or result["rows_without_file"] or any(t["rc"] for t in timers.values()))
+              or result["rows_without_file"] or any(t["rc"] for t in timers.values()) or front)
     print("RESULT:", "FAIL" if failed else
           "OK (0 lost, 0 duplicated, every delivery sent once, 0 orphans)")
     return 1 if failed else 0
