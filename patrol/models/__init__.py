@@ -11,3 +11,4 @@ from .api import ApiToken  # noqa: F401
 from .patrols import (Patrol, PatrolMember, Checkpoint, CheckpointScan,  # noqa: F401
                       PatrolSchedule, MonthlyHighlight)
 from .jobs import Job  # noqa: F401
+from .counts import ItemTally, ItemTallyDay  # noqa: F401

@@ -25,6 +25,7 @@ from ..lifecycle import (CLOSED, DISPUTE_DECISIONS, FLAG_REASONS, ROUTE_REASONS,
                          presence_valid, transition)
 from ..models import Department, Item, ItemEvent, Photo, Presence
 from .. import permissions
+from . import counts  # noqa: F401  (its session listener keeps the item tallies in step)
 from . import notify
 from . import patrols as patrol_service
 from .photo_store import save_upload

@@ -7,7 +7,8 @@ from sqlalchemy.orm import selectinload
 from .. import permissions
 from ..extensions import db
 from ..lifecycle import OPEN, Role, Status
-from ..models import CheckpointScan, Compound, Item, Presence, TeamCompound, utcnow
+from ..models import (CheckpointScan, Compound, Item, ItemTally, Presence, TeamCompound,
+                      utcnow)
 from ..services import items as item_service
 from ..services import patrols as patrol_service
 from . import residents
@@ -79,6 +80,39 @@ def open_items_query(compound_id):
             .order_by(awaiting_first, Item.created_at.desc(), Item.id.desc()))
 
 
+def open_items_page(compound_id: int, number: int, per_page: int):
+    """The page `number` of open_items_query's order, read as its two parts (waiting for
+    the check, then the rest), each newest first on the open items' partial index
+    (models/counts.py): the rows skipped are skipped in the index alone, and the totals
+    come from the tallies, not a count of the compound's items."""
+    from .lists import ListPage
+    totals = {status: int(n or 0) for status, n in db.session.execute(
+        db.select(ItemTally.status, db.func.sum(ItemTally.n))
+        .where(ItemTally.compound_id == compound_id,
+               ItemTally.status.in_([s.value for s in OPEN]))
+        .group_by(ItemTally.status)).all()}
+    fixed = totals.pop(Status.FIXED.value, 0)
+    rest = sum(totals.values())
+    base = db.select(Item.id).where(Item.compound_id == compound_id,
+                                    Item.status.in_([s.value for s in OPEN]))
+    order = (Item.created_at.desc(), Item.id.desc())
+    offset, ids = (number - 1) * per_page, list[int]()
+    if offset < fixed:
+        ids += db.session.execute(base.where(Item.status == Status.FIXED.value)
+                                  .order_by(*order).offset(offset).limit(per_page)).scalars().all()
+    if len(ids) < per_page:
+        ids += db.session.execute(base.where(Item.status != Status.FIXED.value)
+                                  .order_by(*order).offset(max(0, offset - fixed))
+                                  .limit(per_page - len(ids))).scalars().all()
+    by_id = {i.id: i for i in db.session.execute(
+        db.select(Item).where(Item.id.in_(ids)).options(*Item.row_options())).scalars()}
+    total = max(fixed + rest, offset + len(ids))
+    more = offset + len(ids) < total
+    return ListPage([by_id[i] for i in ids if i in by_id], number, per_page, total,
+                    {"page": number + 1} if more else None,
+                    {"page": number - 1} if number > 1 else None)
+
+
 @bp.get("/compounds/<int:compound_id>")
 @login_required
 def show(compound_id):
@@ -96,9 +130,7 @@ def show(compound_id):
             return redirect(url_for("patrols.checkpoint_scan", token=token))
         return redirect(url_for("compounds.show", compound_id=compound.id))
     now = utcnow()
-    page = db.paginate(open_items_query(compound.id).options(*Item.row_options()),
-                       page=page_arg(), per_page=current_app.config["PAGE_SIZE"],
-                       error_out=False)
+    page = open_items_page(compound.id, page_arg(), current_app.config["PAGE_SIZE"])
     presence = item_service.latest_presence(current_user, compound.id, now,
                                             current_app.config["VERIFY_WINDOW"])
     return render_template("compounds/show.html", compound=compound, page=page, now=now,
@@ -143,11 +175,11 @@ def index():
         db.select(Compound).where(permissions.compound_filter(current_user, Compound),
                                   Compound.archived_at.is_(None))
         .order_by(Compound.name)).scalars().all()
-    counts = dict(db.session.execute(
-        db.select(Item.compound_id, db.func.count())
-        .where(Item.compound_id.in_([c.id for c in compounds]),
-               Item.status.in_([s.value for s in OPEN]))
-        .group_by(Item.compound_id)).all())
+    counts = {k: int(n) for k, n in db.session.execute(   # from the tallies (models/counts.py)
+        db.select(ItemTally.compound_id, db.func.sum(ItemTally.n))
+        .where(ItemTally.compound_id.in_([c.id for c in compounds]),
+               ItemTally.status.in_([s.value for s in OPEN]))
+        .group_by(ItemTally.compound_id)).all() if n}
     lookback = []
     if permissions.can_patrol(current_user):
         lookback = db.session.execute(
@@ -187,10 +219,10 @@ def lookback_query(user):
 def lookback_count(user) -> int:
     if not (getattr(user, "is_authenticated", False) and permissions.can_patrol(user)):
         return 0
-    return db.session.execute(
-        db.select(db.func.count()).select_from(Item)
-        .where(Item.status == Status.FIXED.value,
-               Item.compound_id.in_(lookback_compounds(user)))).scalar_one()
+    return int(db.session.execute(   # from the tallies (models/counts.py), not the items
+        db.select(db.func.coalesce(db.func.sum(ItemTally.n), 0))
+        .where(ItemTally.status == Status.FIXED.value,
+               ItemTally.compound_id.in_(lookback_compounds(user)))).scalar_one())
 
 
 @bp.app_context_processor

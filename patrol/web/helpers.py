@@ -124,10 +124,11 @@ _URL_FOR_OWN = {"endpoint", "values", "method", "_method", "_external", "_anchor
 
 def list_args(extra: dict | None = None) -> dict:
     """This list's query (its filters, tab, …) for another URL of the same rows (a ledger
-    download): without the page number and without anything url_for would read as its
-    own argument."""
+    download): without the page number (or cursor) and without anything url_for would
+    read as its own argument."""
     args = {k: v for k, v in request.args.items()
-            if v and k not in ("page", "fmt") and k not in _URL_FOR_OWN and not k.startswith("_")}
+            if v and k not in ("page", "after", "before", "fmt") and k not in _URL_FOR_OWN
+            and not k.startswith("_")}
     args.update(extra or {})
     return args
 

@@ -5,12 +5,13 @@ from datetime import datetime, timedelta
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import and_, case
+from sqlalchemy import DateTime, and_, or_
 
 from .. import labels, permissions
 from ..extensions import db
 from ..lifecycle import OPEN, OWED, Role, Status
 from ..models import Company, Compound, Item, utcnow
+from ..services import counts as tallies
 from .helpers import hazard_form, page_arg, parse_local, roles_required
 
 bp = Blueprint("lists", __name__)
@@ -53,19 +54,34 @@ def inbox():
     tab = request.args.get("tab", "new")
     if tab not in tabs:
         tab = "new"
-    scope = permissions.item_filter(current_user, Item)
-    # Every tab holds open items only: count them all in one pass over the open items.
-    row = db.session.execute(
-        db.select(*[db.func.count(case((cond, 1))).label(name) for name, cond in tabs.items()])
-        .where(scope, Item.status.in_(OPEN_VALUES))).one()
-    counts = dict(row._mapping)
-    order = Item.deadline.asc() if tab in ("overdue", "due_soon") else Item.updated_at.desc()
-    page = db.paginate(db.select(Item).where(scope, tabs[tab]).order_by(order, Item.id.desc())
-                       .options(*Item.row_options(with_compound=True)),
-                       page=page_arg(), per_page=current_app.config["PAGE_SIZE"],
-                       error_out=False, count=False)
-    page.total = counts[tab]
+    scope = lambda M: permissions.item_filter(current_user, M)  # noqa: E731
+    counts_by_tab = inbox_counts(scope, now, current_app.config["DUE_SOON"])
+    keys = ([(Item.deadline, False), (Item.id, True)] if tab in ("overdue", "due_soon")
+            else [(Item.updated_at, True), (Item.id, True)])
+    page = keyset_page(db.select(Item).where(scope(Item), tabs[tab]), keys,
+                       total=counts_by_tab[tab], per_page=current_app.config["PAGE_SIZE"],
+                       options=Item.row_options(with_compound=True))
+    counts = counts_by_tab
     return render_template("lists/inbox.html", tab=tab, counts=counts, page=page, now=now)
+
+
+def inbox_counts(scope, now: datetime, due_soon: timedelta) -> dict[str, int]:
+    """The tabs' counts: by status and overdue from the tallies (services/counts.py), due
+    soon from the index of open deadlines (a range of a few days' deadlines)."""
+    by_status: dict[str, int] = {}
+    overdue = 0
+    for status, _category, n, n_overdue in tallies.figures(db.session, scope, lambda M: [],
+                                                          now):
+        by_status[status] = by_status.get(status, 0) + n
+        overdue += n_overdue
+    soon = db.session.execute(
+        db.select(db.func.count()).select_from(Item)
+        .where(scope(Item), Item.status.in_(OWED_VALUES), Item.deadline >= now,
+               Item.deadline <= now + due_soon)).scalar_one()
+    return {"new": by_status.get(Status.REPORTED.value, 0),
+            "reopened": by_status.get(Status.REOPENED.value, 0),
+            "overdue": overdue, "due_soon": soon,
+            "awaiting_check": by_status.get(Status.FIXED.value, 0)}
 
 
 def overview_filters(args):
@@ -87,23 +103,27 @@ def overview_filters(args):
     return f
 
 
-def overview_conditions(f, now):
+def overview_conditions(f, now, M=Item):
+    """The filter's conditions on Item (with the dates), or on a tally model (without:
+    `counts.figures` takes them apart)."""
     conds = []
     if "compound" in f:
-        conds.append(Item.compound_id == f["compound"])
+        conds.append(M.compound_id == f["compound"])
     if "company" in f:
-        conds.append(Item.company_id == f["company"])
+        conds.append(M.company_id == f["company"])
     if "category" in f:
-        conds.append(Item.category == f["category"])
+        conds.append(M.category == f["category"])
     if f.get("status") == "open":
-        conds.append(Item.status.in_([s.value for s in OPEN]))
+        conds.append(M.status.in_(OPEN_VALUES))
     elif f.get("status") == "overdue":
-        conds.append(and_(Item.status.in_(OWED_VALUES), Item.deadline < now))
+        conds.append(M.status.in_(OWED_VALUES))
+        if M is Item:
+            conds.append(Item.deadline < now)
     elif "status" in f:
-        conds.append(Item.status == f["status"])
-    if "since" in f:
+        conds.append(M.status == f["status"])
+    if M is Item and "since" in f:
         conds.append(Item.created_at >= f["since"])
-    if "until" in f:
+    if M is Item and "until" in f:
         conds.append(Item.created_at < f["until"] + timedelta(days=1))
     return conds
 
@@ -113,24 +133,23 @@ def overview_conditions(f, now):
 def overview():
     now = utcnow()
     f = overview_filters(request.args)
-    scope = [permissions.item_filter(current_user, Item), *overview_conditions(f, now)]
-    # One pass over the matching items gives every figure on the page (by status, by
-    # category, overdue, total) instead of one scan each.
-    is_overdue = and_(Item.status.in_(OWED_VALUES), Item.deadline < now)
+    scope = lambda M: permissions.item_filter(current_user, M)  # noqa: E731
+    # Every figure on the page (by status, by category, overdue, total) from the tallies
+    # (services/counts.py): their size follows the days and categories, not the items.
     by_status, by_category, overdue_count = {}, {}, 0
-    for status, category, n, n_overdue in db.session.execute(
-            db.select(Item.status, Item.category, db.func.count(),
-                      db.func.count(case((is_overdue, 1))))
-            .where(*scope).group_by(Item.status, Item.category)):
+    for status, category, n, n_overdue in tallies.figures(
+            db.session, scope, lambda M: overview_conditions(f, now, M), now,
+            since=f.get("since"),
+            until=f["until"] + timedelta(days=1) if "until" in f else None,
+            overdue_only=f.get("status") == "overdue"):
         by_status[status] = by_status.get(status, 0) + n
         by_category[category] = by_category.get(category, 0) + n
         overdue_count += n_overdue
-    page = db.paginate(db.select(Item).where(*scope)
-                       .order_by(Item.created_at.desc(), Item.id.desc())
-                       .options(*Item.row_options(with_compound=True)),
-                       page=page_arg(), per_page=current_app.config["PAGE_SIZE"],
-                       error_out=False, count=False)
-    page.total = sum(by_status.values())
+    page = keyset_page(db.select(Item).where(scope(Item), *overview_conditions(f, now)),
+                       [(Item.created_at, True), (Item.id, True)],
+                       total=sum(by_status.values()),
+                       per_page=current_app.config["PAGE_SIZE"],
+                       options=Item.row_options(with_compound=True))
     compounds = db.session.execute(
         db.select(Compound).where(permissions.compound_filter(current_user, Compound))
         .order_by(Compound.name)).scalars().all()
@@ -151,7 +170,107 @@ def escalation_counts(scope, now: datetime) -> dict[str, int]:
     from ..services import escalation
     conds = {"lookback_late": escalation.lookback_late_cond(now, escalation.lookback_limit()),
              "flagged": escalation.flagged_cond(), "disputed": escalation.disputed_cond()}
-    row = db.session.execute(
-        db.select(*[db.func.count(case((cond, 1))).label(key) for key, cond in conds.items()])
-        .where(scope, Item.status.in_(OPEN_VALUES))).one()
+    # One count each, so that each reads its own small partial index (models/counts.py)
+    # rather than one pass over every open item.
+    row = db.session.execute(db.select(*[
+        db.select(db.func.count()).select_from(Item)
+        .where(scope, Item.status.in_(OPEN_VALUES), cond).scalar_subquery().label(key)
+        for key, cond in conds.items()])).one()
     return dict(row._mapping)
+
+
+# --- keyset pagination ---------------------------------------------------------------
+
+class ListPage:
+    """One page of a list read by keyset (a cursor: the sort key of the row before it),
+    with what the pager needs: its number and the count of pages (from the tallies),
+    and the query arguments of the next and previous pages."""
+
+    def __init__(self, items, number: int, per_page: int, total: int,
+                 next_args: dict | None, prev_args: dict | None):
+        self.items, self.page, self.per_page, self.total = items, number, per_page, total
+        self.next_args, self.prev_args = next_args, prev_args
+        self.pages = max(1, -(-total // per_page)) if total else 0
+        self.has_next, self.has_prev = next_args is not None, prev_args is not None
+        # What partials/pager.html (page numbers) reads.
+        self.next_num = number + 1 if self.has_next else None
+        self.prev_num = number - 1 if self.has_prev else None
+
+
+def encode_cursor(values) -> str:
+    return "~".join(v.isoformat() if isinstance(v, datetime) else str(v) for v in values)
+
+
+def decode_cursor(text: str | None, keys) -> list | None:
+    """The values of a cursor, typed as its keys' columns; None if absent or malformed."""
+    if not text:
+        return None
+    parts = text.split("~")
+    if len(parts) != len(keys):
+        return None
+    try:
+        return [datetime.fromisoformat(p) if isinstance(col.type, DateTime) else int(p)
+                for p, (col, _desc) in zip(parts, keys, strict=True)]
+    except ValueError:
+        return None
+
+
+def after_cond(keys, values):
+    """Rows after `values` in the order of `keys` ([(column, descending)]): one range on
+    the first key (an index range), then the exact tie-breaks."""
+    ors = []
+    for i, (col, desc) in enumerate(keys):
+        eqs = [k == v for (k, _d), v in zip(keys[:i], values[:i], strict=True)]
+        ors.append(and_(*eqs, col < values[i] if desc else col > values[i]))
+    first, desc = keys[0]
+    bound = first <= values[0] if desc else first >= values[0]
+    return and_(bound, or_(*ors))
+
+
+def keyset_page(query, keys, *, total: int, per_page: int, options=()) -> ListPage:
+    """The page of `query` (a select of Item, unordered) that the request asks for:
+    `after` / `before` a cursor (keyset: the index range starts at the cursor, whatever
+    the depth), or `page=N` without one (old links: the ids by OFFSET, then the rows)."""
+    number = page_arg()
+    order = [col.desc() if desc else col.asc() for col, desc in keys]
+    after = decode_cursor(request.args.get("after"), keys)
+    before = None if after else decode_cursor(request.args.get("before"), keys)
+    if after is not None:
+        rows = db.session.execute(query.where(after_cond(keys, after)).order_by(*order)
+                                  .options(*options).limit(per_page + 1)).scalars().all()
+        more_after, more_before = len(rows) > per_page, True
+        rows = rows[:per_page]
+    elif before is not None:
+        flipped = [(col, not desc) for col, desc in keys]
+        rows = db.session.execute(
+            query.where(after_cond(flipped, before))
+            .order_by(*[col.desc() if desc else col.asc() for col, desc in flipped])
+            .options(*options).limit(per_page + 1)).scalars().all()
+        more_before, more_after = len(rows) > per_page, True
+        rows = rows[:per_page][::-1]
+        number = max(1, number)
+    else:
+        offset = (number - 1) * per_page
+        if offset:
+            # The offset rows are skipped in the index alone; only the page's rows are read.
+            ids = db.session.execute(query.with_only_columns(Item.id).order_by(*order)
+                                     .offset(offset).limit(per_page + 1)).scalars().all()
+            by_id = {i.id: i for i in db.session.execute(
+                db.select(Item).where(Item.id.in_(ids[:per_page])).options(*options)).scalars()}
+            rows = [by_id[i] for i in ids[:per_page] if i in by_id]
+            more_after = len(ids) > per_page
+        else:
+            rows = db.session.execute(query.order_by(*order).options(*options)
+                                      .limit(per_page + 1)).scalars().all()
+            more_after = len(rows) > per_page
+            rows = rows[:per_page]
+        more_before = number > 1
+    key_of = lambda item: encode_cursor(getattr(item, col.key) for col, _d in keys)  # noqa: E731
+    next_args = {"page": number + 1, "after": key_of(rows[-1]), "before": None} \
+        if rows and more_after else None
+    prev_args = None
+    if more_before and number > 1:
+        prev_args = {"page": number - 1, "after": None,
+                     "before": key_of(rows[0]) if rows and number > 2 else None}
+    return ListPage(rows, number, per_page, max(total, (number - 1) * per_page + len(rows)),
+                    next_args, prev_args)

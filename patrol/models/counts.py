@@ -1,0 +1,91 @@
+"""Item tallies: how many items there are per place, party, status, category and
+deadline day (and, in the second table, day of report), kept up to date in the same
+transaction as every change of an item (services/counts.py). The community overview and
+the inbox read their figures from these small tables instead of counting all history."""
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Date, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..lifecycle import OPEN, OWED
+
+# Key values standing for "none": a primary key has no NULLs, and 0 is never an id.
+NO_ID = 0
+# The due day of an item that owes nothing (closed, fixed) or has no deadline: never
+# before today, so never overdue.
+NOT_DUE = date(9999, 12, 31)
+
+
+class ItemTally(db.Model):
+    """Items per community, compound, company, department, status, category and (for the
+    statuses that owe work, lifecycle.OWED) the UTC day of their deadline."""
+    __tablename__ = "item_tally"
+    community_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    compound_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    company_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    department_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    category: Mapped[str] = mapped_column(String(40), primary_key=True)
+    due_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    n: Mapped[int] = mapped_column(default=0)
+    __table_args__ = (
+        Index("ix_item_tally_company", "company_id", "status"),
+        Index("ix_item_tally_compound", "compound_id", "status"),
+        Index("ix_item_tally_department", "department_id", "status"),
+    )
+
+
+class ItemTallyDay(db.Model):
+    """The same per UTC day of report (Item.created_at), for the overview's date filter:
+    a range of days reads that many days' rows, however long the history."""
+    __tablename__ = "item_tally_day"
+    community_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    compound_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    company_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    category: Mapped[str] = mapped_column(String(40), primary_key=True)
+    due_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    n: Mapped[int] = mapped_column(default=0)
+    __table_args__ = (Index("ix_item_tally_day_day", "day"),)
+
+
+# --- indexes on the item table for the list pages' top-N rows and small counts -------
+# (Declared here, beside the tallies they complete; they belong to Item's table.)
+
+def _item_index(name: str, *columns: str, where: str | None = None) -> Index:
+    from sqlalchemy import text
+    from .items import Item
+    cond: dict[str, Any] = {"postgresql_where": text(where), "sqlite_where": text(where)} \
+        if where else {}
+    return Index(name, *(Item.__table__.c[c] for c in columns), **cond)
+
+
+def _status_in(statuses) -> str:
+    return "status IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(statuses)))
+
+
+_OWED = _status_in(OWED)
+_OPEN = _status_in(OPEN)
+ITEM_LIST_INDEXES = (
+    # Inbox tabs new / reopened / waiting for check: newest change first, per company
+    # or department.
+    _item_index("ix_item_company_status_updated", "company_id", "status", "updated_at"),
+    _item_index("ix_item_department_status_updated", "department_id", "status",
+                "updated_at"),
+    # Inbox tabs overdue / due soon (deadline order), and today's passing deadlines.
+    _item_index("ix_item_company_owed_deadline", "company_id", "deadline", where=_OWED),
+    _item_index("ix_item_community_owed_deadline", "community_id", "deadline", where=_OWED),
+    # The compound page: its open items, newest first.
+    _item_index("ix_item_compound_open_created", "compound_id", "created_at", "id", "status",
+                where=_OPEN),
+    # The overview's escalation figures: 督办, disputes, fixes waiting for their check.
+    _item_index("ix_item_community_flagged", "community_id", "status",
+                where="flagged_at IS NOT NULL"),
+    _item_index("ix_item_community_disputed", "community_id", "status",
+                where="disputed_at IS NOT NULL"),
+    _item_index("ix_item_community_fixed_at", "community_id", "fixed_at",
+                where="status = 'fixed'"),
+)

@@ -1,0 +1,211 @@
+"""Item tallies (models/counts.py): kept in step with the item table in the same
+transaction, and read by the list pages instead of counting all history.
+
+Every flush that adds, changes or deletes an Item moves one count from the item's old
+key to its new key (a session listener, so no writer can forget it: items.report/act,
+handover, residents' acceptance, district import all go through the ORM). The counts
+are upserted in a fixed key order, so two transactions touching the same rows wait
+for each other instead of deadlocking.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Date, case, cast, event, func, inspect, literal, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..lifecycle import OWED, Status
+from ..models import Item, ItemTally, ItemTallyDay, utcnow
+from ..models.counts import NO_ID, NOT_DUE
+
+OWED_VALUES = tuple(s.value for s in OWED)
+KEY_ATTRS = ("community_id", "compound_id", "company_id", "department_id", "status",
+             "category", "deadline", "created_at")
+
+
+def due_day(status: str, deadline: datetime | None) -> date:
+    return deadline.date() if status in OWED_VALUES and deadline is not None else NOT_DUE
+
+
+def _keys(v: dict) -> tuple[tuple, tuple]:
+    """(ItemTally key, ItemTallyDay key) of an item's values."""
+    due = due_day(v["status"], v["deadline"])
+    company = v["company_id"] or NO_ID
+    return ((v["community_id"], v["compound_id"], company, v["department_id"] or NO_ID,
+             v["status"], v["category"], due),
+            (v["community_id"], v["created_at"].date(), v["compound_id"], company,
+             v["status"], v["category"], due))
+
+
+def _current(item: Item) -> dict:
+    return {a: getattr(item, a) for a in KEY_ATTRS}
+
+
+def _previous(item: Item) -> dict:
+    state: Any = inspect(item)
+    values = {}
+    for a in KEY_ATTRS:
+        hist = state.attrs[a].history
+        values[a] = hist.deleted[0] if hist.deleted else getattr(item, a)
+    return values
+
+
+@event.listens_for(Session, "before_flush")
+def _tally_before_flush(session, flush_context, instances):
+    deltas: Counter = Counter()
+    day_deltas: Counter = Counter()
+
+    def move(values: dict, sign: int) -> None:
+        key, day_key = _keys(values)
+        deltas[key] += sign
+        day_deltas[day_key] += sign
+
+    for obj in session.new:
+        if isinstance(obj, Item):
+            # The column defaults, now rather than at INSERT, so the tally sees them.
+            if obj.status is None:
+                obj.status = Status.REPORTED.value
+            if obj.created_at is None:
+                obj.created_at = utcnow()
+            move(_current(obj), +1)
+    for obj in session.dirty:
+        if isinstance(obj, Item) and session.is_modified(obj):
+            before, after = _previous(obj), _current(obj)
+            if before != after:
+                move(before, -1)
+                move(after, +1)
+    for obj in session.deleted:
+        if isinstance(obj, Item):
+            move(_previous(obj), -1)
+    if deltas or day_deltas:
+        apply(session.connection(), deltas, day_deltas)
+
+
+KEY_COLUMNS = {ItemTally: ("community_id", "compound_id", "company_id", "department_id",
+                           "status", "category", "due_day"),
+               ItemTallyDay: ("community_id", "day", "compound_id", "company_id", "status",
+                              "category", "due_day")}
+
+
+def apply(conn, deltas: Counter, day_deltas: Counter) -> None:
+    dialect = conn.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for model, changes in ((ItemTally, deltas), (ItemTallyDay, day_deltas)):
+        cols = KEY_COLUMNS[model]
+        rows = [dict(zip(cols, key, strict=True), n=n)
+                for key, n in sorted(changes.items(), key=lambda kv: repr(kv[0])) if n]
+        for row in rows:   # one statement each, in key order (see the module's note)
+            stmt = insert(model.__table__).values(**row)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=list(cols),
+                set_={"n": model.__table__.c.n + stmt.excluded.n}))
+
+
+# --- rebuilding from the item table (migration, bench, repair) ------------------------
+
+def _date(conn, column):
+    return func.date(column) if conn.dialect.name == "sqlite" else cast(column, Date)
+
+
+def rebuild(conn) -> None:
+    """Recount both tables from the items (one GROUP BY each)."""
+    i = Item.__table__
+    due = case((i.c.status.in_(OWED_VALUES) & i.c.deadline.is_not(None),
+                _date(conn, i.c.deadline)), else_=literal(NOT_DUE, Date))
+    company = func.coalesce(i.c.company_id, NO_ID)
+    department = func.coalesce(i.c.department_id, NO_ID)
+    conn.execute(ItemTally.__table__.delete())
+    conn.execute(ItemTallyDay.__table__.delete())
+    cols = [i.c.community_id, i.c.compound_id, company, department, i.c.status,
+            i.c.category, due]
+    conn.execute(ItemTally.__table__.insert().from_select(
+        list(KEY_COLUMNS[ItemTally]) + ["n"],
+        select(*cols, func.count()).group_by(*cols)))
+    day_cols = [i.c.community_id, _date(conn, i.c.created_at), i.c.compound_id, company,
+                i.c.status, i.c.category, due]
+    conn.execute(ItemTallyDay.__table__.insert().from_select(
+        list(KEY_COLUMNS[ItemTallyDay]) + ["n"],
+        select(*day_cols, func.count()).group_by(*day_cols)))
+
+
+# --- reading -----------------------------------------------------------------------------
+
+def day_start(d: date) -> datetime:
+    return datetime.combine(d, time())
+
+
+def figures(session, scope, conds, now: datetime, *, since: datetime | None = None,
+            until: datetime | None = None, overdue_only: bool = False):
+    """[(status, category, n, n_overdue)] of the items that `scope(M)` and `conds(M)`
+    select (callables building conditions on Item or a tally model, which share the
+    column names), created in [since, until): whole UTC days from the tallies, the
+    part-days at either end and today's deadlines passed so far from the item table
+    (its indexes), so the cost follows the number of days, not of items."""
+    today = now.date()
+    owed_passed = lambda M: M.status.in_(OWED_VALUES) & (M.due_day < today)  # noqa: E731
+    out: Counter = Counter()
+    over: Counter = Counter()
+
+    def add(rows):
+        for status, category, n, n_over in rows:
+            out[(status, category)] += int(n or 0)
+            over[(status, category)] += int(n_over or 0)
+
+    def from_tally(M, extra):
+        where = [scope(M), *conds(M), *extra]
+        if overdue_only:
+            where.append(owed_passed(M))
+        add(session.execute(
+            select(M.status, M.category, func.sum(M.n),
+                   func.sum(case((owed_passed(M), M.n), else_=0)))
+            .where(*where).group_by(M.status, M.category)))
+
+    def from_items(extra, only_due_today=False):
+        overdue = Item.status.in_(OWED_VALUES) & (Item.deadline < now)
+        where = [scope(Item), *conds(Item), *extra]
+        if only_due_today:   # counted by the tally, but not yet as overdue
+            where += [Item.status.in_(OWED_VALUES), Item.deadline >= day_start(today),
+                      Item.deadline < now]
+            add((s, c, n if overdue_only else 0, n) for s, c, n in session.execute(
+                select(Item.status, Item.category, func.count())
+                .where(*where).group_by(Item.status, Item.category)))
+            return
+        if overdue_only:
+            where.append(overdue)
+        add(session.execute(
+            select(Item.status, Item.category, func.count(), func.count(case((overdue, 1))))
+            .where(*where).group_by(Item.status, Item.category)))
+
+    if since is None and until is None:
+        from_tally(ItemTally, [])
+        from_items([], only_due_today=True)
+    else:
+        # Whole days [first, last) from the day tally; the rest from the items.
+        first = since.date() + timedelta(days=1) if since and since != day_start(since.date()) \
+            else (since.date() if since else None)
+        last = until.date() if until else None
+        if first is not None and last is not None and first >= last:
+            from_items([Item.created_at >= since, Item.created_at < until])
+        else:
+            whole = []
+            if first is not None:
+                whole.append(ItemTallyDay.day >= first)
+                if since is not None and since < day_start(first):
+                    from_items([Item.created_at >= since, Item.created_at < day_start(first)])
+            if last is not None:
+                whole.append(ItemTallyDay.day < last)
+                if until is not None and until > day_start(last):
+                    from_items([Item.created_at >= day_start(last), Item.created_at < until])
+            from_tally(ItemTallyDay, whole)
+            within = [Item.created_at >= day_start(first)] if first is not None else []
+            if last is not None:
+                within.append(Item.created_at < day_start(last))
+            from_items(within, only_due_today=True)
+    return [(s, c, n, over[(s, c)]) for (s, c), n in out.items() if n]
+
+
+def everything(M):
+    return true()
