@@ -1,7 +1,17 @@
-"""List-page benchmark: 100,000 items in a file-based SQLite database.
+"""List-page benchmark: 100,000 items in a file-based SQLite database, or 1,000,000 on
+PostgreSQL.
 
     .venv/bin/python bench/lists.py            # or: make bench
     .venv/bin/python bench/lists.py --items 20000 --runs 5 --explain
+    .venv/bin/python bench/lists.py --db pg --items 100000,1000000 --explain
+    .venv/bin/python bench/lists.py --db postgresql://patrol:patrol@127.0.0.1/patrol_bench_lists \
+        --items 100000,1000000 --profile history
+
+With several sizes each gets its own database and the pages are timed interleaved,
+size by size, with the ratio of the largest to the smallest (issue 15 §4: ≤ 1.5, and
+≤ 50 ms per page at 1,000,000 items on PostgreSQL). On PostgreSQL the rows go in by
+COPY (psycopg's cursor.copy), then VACUUM ANALYZE, with default server settings; the
+databases are dropped at the end unless --keep.
 
 Seeds one community with three compounds, two property companies, the eight
 hazard categories and every status (one history event per item, a photo row
@@ -17,6 +27,11 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
+import json
+import logging
+import os
+import re
 import random
 import shutil
 import statistics
@@ -26,6 +41,7 @@ import time
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,6 +56,7 @@ from patrol.extensions import db  # noqa: E402
 from patrol.lifecycle import Status  # noqa: E402
 from patrol.models import (Building, Community, Company, Compound, Item, ItemEvent,  # noqa: E402
                            Photo, Team, User, utcnow)
+from patrol.services import counts as tallies  # noqa: E402
 
 GZIP_LEVEL = 6   # a typical server setting (nginx/Caddy/whitenoise use 5–6)
 
@@ -109,11 +126,13 @@ def sign_in(client, user_id):
 
 # --- seeding -------------------------------------------------------------------------------
 
-def make_app(instance: Path):
+def make_app(instance: Path, url: str | None = None):
+    """The app on a file-based SQLite database in `instance`, or on the PostgreSQL
+    database `url` (emptied first: a benchmark's own, never the tests')."""
     app = create_app({
         "INSTANCE_DIR": instance,
         "SECRET_KEY": "bench",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'bench.db'}",
+        "SQLALCHEMY_DATABASE_URI": url or f"sqlite:///{instance / 'bench.db'}",
         "PHOTO_DIR": str(instance / "photos"),
         "RATELIMIT_ENABLED": False,
         "SESSION_COOKIE_SECURE": False,
@@ -121,6 +140,9 @@ def make_app(instance: Path):
         "BASE_URL": "http://bench.test",
     })
     with app.app_context():
+        if url and url.startswith("postgresql"):
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         db.create_all()
     return app
 
@@ -157,23 +179,48 @@ def seed_places():
     return community, companies, compounds, elsewhere, users
 
 
-def seed_items(n: int, compounds, elsewhere, users, categories, now, rng):
-    """Bulk-insert n items (2% in the other community), one 'report' event each and a
-    photo row for PHOTO_SHARE of them. Returns counts per table."""
+def item_rows(n: int, compounds, elsewhere, users, categories, now, rng,
+              profile: str = "default", backlog: int = 10_000):
+    """(item, event, photo or None) for n items (2% in the other community), one 'report'
+    event each and a photo row for PHOTO_SHARE of them.
+
+    Profiles: "default" draws every status by STATUS_WEIGHTS (the open share grows with
+    the items); "history" keeps a constant backlog of `backlog` open items (the last
+    45 days) and makes every other item a closed one spread over the last two years."""
     reporters = [users["volunteer"].id, users["volunteer2"].id, users["staff"].id]
     statuses = list(STATUS_WEIGHTS)
     weights = list(STATUS_WEIGHTS.values())
+    closed = [s for s in statuses if s in (Status.VERIFIED, Status.REJECTED, Status.MERGED)]
+    open_ = [s for s in statuses if s not in closed]
+    closed_w = [STATUS_WEIGHTS[s] for s in closed]
+    open_w = [STATUS_WEIGHTS[s] for s in open_]
     places = [*compounds, elsewhere]
     place_weights = [w * 0.98 for w in COMPOUND_WEIGHTS] + [0.02]
     buildings = {c.id: [b.id for b in c.buildings] for c in places}
+    # Plain values, read now: the rows are made lazily, inside the COPY, when the ORM
+    # objects must not be loaded again (the load holds locks on the tables they are in).
+    places = [SimpleNamespace(id=c.id, community_id=c.community_id, company_id=c.company_id)
+              for c in places]
+    categories = [{"code": c["code"], "deadline_hours": c["deadline_hours"],
+                   "label": {"zh": c["label"]["zh"]}} for c in categories]
+    return _item_rows(n, rng, profile, backlog, reporters, statuses, weights, closed, closed_w,
+                      open_, open_w, places, place_weights, buildings, categories, now)
+
+
+def _item_rows(n, rng, profile, backlog, reporters, statuses, weights, closed, closed_w, open_,
+               open_w, places, place_weights, buildings, categories, now):
     span = timedelta(days=730)
-    items, events, photos = [], [], []
     first_id = 1
+    backlog_at = set(rng.sample(range(n), min(backlog, n))) if profile == "history" else ()
     for i in range(n):
         item_id = first_id + i
         compound = rng.choices(places, place_weights)[0]
         category = rng.choice(categories)
-        status = rng.choices(statuses, weights)[0]
+        if profile == "history":
+            status = rng.choices(open_, open_w)[0] if i in backlog_at \
+                else rng.choices(closed, closed_w)[0]
+        else:
+            status = rng.choices(statuses, weights)[0]
         # Open items are recent; closed ones spread over two years.
         age = span * (rng.random() ** 2) if status in (Status.VERIFIED, Status.REJECTED,
                                                       Status.MERGED) \
@@ -186,12 +233,12 @@ def seed_items(n: int, compounds, elsewhere, users, categories, now, rng):
             if status not in (Status.REPORTED,) else None
         fixed = created + timedelta(hours=rng.uniform(20, 80)) \
             if status in (Status.FIXED, Status.VERIFIED) else None
-        closed = created + timedelta(hours=rng.uniform(80, 120)) \
+        closed_at = created + timedelta(hours=rng.uniform(80, 120)) \
             if status in (Status.VERIFIED, Status.REJECTED, Status.MERGED) else None
-        updated = min(now, max(t for t in (created, acknowledged, fixed, closed) if t))
+        updated = min(now, max(t for t in (created, acknowledged, fixed, closed_at) if t))
         reporter = rng.choice(reporters)
         note = f"{category['label']['zh']}：第{i % 97 + 1}处，请尽快处理"
-        items.append({
+        item = {
             "id": item_id, "compound_id": compound.id, "community_id": compound.community_id,
             "company_id": compound.company_id,
             "building_id": rng.choice(buildings[compound.id]),
@@ -205,31 +252,123 @@ def seed_items(n: int, compounds, elsewhere, users, categories, now, rng):
             if status == Status.MERGED and item_id > 1 else None,
             "reporter_id": reporter, "client_uuid": None, "created_at": created,
             "device_created_at": None, "acknowledged_at": acknowledged, "fixed_at": fixed,
-            "closed_at": closed, "updated_at": updated, "version": 1,
-        })
-        if items[-1]["status"] == "merged" and items[-1]["merged_into_id"] is None:
-            items[-1]["status"] = "rejected"
-        events.append({
+            "closed_at": closed_at, "updated_at": updated, "version": 1,
+        }
+        if item["status"] == "merged" and item["merged_into_id"] is None:
+            item["status"] = "rejected"
+        event_row = {
             "id": item_id, "item_id": item_id, "actor_id": reporter, "at": created,
             "action": "report", "from_status": None, "to_status": "reported", "note": note,
             "reason": None, "data": {}, "presence_id": None,
-        })
+        }
+        photo = None
         if rng.random() < PHOTO_SHARE:
             digest = f"{rng.getrandbits(128):032x}"
-            photos.append({
+            photo = {
                 "item_id": item_id, "event_id": item_id, "uploader_id": reporter,
                 "kind": "before", "key": f"{digest[:2]}/{digest}.jpg",
                 "thumb_key": f"{digest[:2]}/{digest}-t.jpg", "width": 1600, "height": 1200,
                 "size": rng.randint(150_000, 600_000), "taken_at": created, "lat": None,
                 "lon": None, "created_at": created,
-            })
-    # Core inserts, in chunks: executemany straight into SQLite.
+            }
+        yield item, event_row, photo
+
+
+def seed_items(n: int, compounds, elsewhere, users, categories, now, rng,
+               profile: str = "default", backlog: int = 10_000):
+    """Bulk-load item_rows(): COPY on PostgreSQL (copy_items), Core executemany in
+    chunks on SQLite; then the item tallies from one GROUP BY (services/counts.py), as
+    the migration fills them. Returns counts per table."""
+    rows = item_rows(n, compounds, elsewhere, users, categories, now, rng, profile, backlog)
+    if db.engine.dialect.name == "postgresql":
+        db.session.commit()   # the session's read locks would stop the ALTER TABLEs
+        counts = copy_items(rows)
+    else:
+        counts = {"items": 0, "events": 0, "photos": 0}
+        with db.engine.begin() as conn:
+            while True:
+                chunk = list(itertools.islice(rows, 20_000))
+                if not chunk:
+                    break
+                for table, key, batch in (
+                        (Item.__table__, "items", [c[0] for c in chunk]),
+                        (ItemEvent.__table__, "events", [c[1] for c in chunk]),
+                        (Photo.__table__, "photos", [c[2] for c in chunk if c[2]])):
+                    if batch:
+                        conn.execute(insert(table), batch)
+                    counts[key] += len(batch)
     with db.engine.begin() as conn:
-        for table, rows in ((Item.__table__, items), (ItemEvent.__table__, events),
-                            (Photo.__table__, photos)):
-            for start in range(0, len(rows), 20_000):
-                conn.execute(insert(table), rows[start:start + 20_000])
-    return {"items": len(items), "events": len(events), "photos": len(photos)}
+        tallies.rebuild(conn)
+    return counts
+
+
+def _copy_value(column, row):
+    value = row.get(column.name)
+    if column.name not in row and column.default is not None and column.default.is_scalar:
+        value = column.default.arg
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value
+
+
+def copy_items(rows) -> dict[str, int]:
+    """COPY the rows into item, item_event and photo (psycopg's cursor.copy), with the
+    three tables' foreign keys and secondary indexes dropped during the load and made
+    again after it (one pass each instead of a check and an insert per row)."""
+    tables = [Item.__table__, ItemEvent.__table__, Photo.__table__]
+    names = [t.name for t in tables]
+    raw = db.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                    "FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text "
+                    "= ANY(%s)", (names,))
+        fkeys = cur.fetchall()
+        cur.execute("SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = "
+                    "ANY(%s) AND i.indexname NOT IN (SELECT conname FROM pg_constraint)",
+                    (names,))
+        indexes = cur.fetchall()
+        for table, name, _ in fkeys:
+            cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            cur.execute(f'DROP INDEX "{name}"')
+        columns = {t.name: [c for c in t.columns if not (t is Photo.__table__
+                                                         and c.name == "id")]
+                   for t in tables}
+        counts = {"items": 0, "events": 0, "photos": 0}
+        copies = {t.name: f"COPY {t.name} ({', '.join(c.name for c in columns[t.name])}) "
+                  "FROM STDIN" for t in tables}
+        # Three tables, one pass over the generator: items and events stream together,
+        # photos are kept (a third of the rows) and copied after.
+        photos = []
+        with cur.copy(copies["item"]) as item_copy:
+            events = []
+            for item, event_row, photo in rows:
+                item_copy.write_row([_copy_value(c, item) for c in columns["item"]])
+                events.append([_copy_value(c, event_row) for c in columns["item_event"]])
+                if photo:
+                    photos.append([_copy_value(c, photo) for c in columns["photo"]])
+                counts["items"] += 1
+        with cur.copy(copies["item_event"]) as event_copy:
+            for event_values in events:
+                event_copy.write_row(event_values)
+        counts["events"] = len(events)
+        del events
+        with cur.copy(copies["photo"]) as photo_copy:
+            for photo_values in photos:
+                photo_copy.write_row(photo_values)
+        counts["photos"] = len(photos)
+        for _name, definition in indexes:
+            cur.execute(definition)
+        for table, name, definition in fkeys:
+            cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        for table in ("item", "item_event"):
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))")
+        raw.commit()
+    finally:
+        raw.close()
+    return counts
 
 
 # --- timing --------------------------------------------------------------------------------
@@ -239,15 +378,24 @@ class QueryLog:
 
     def __init__(self, engine):
         self.statements: list[tuple[str, object]] = []
+        self.times: list[float] = []       # ms, one per statement
         self.active = False
+        self._start = 0.0
         event.listen(engine, "before_cursor_execute", self._record)
+        event.listen(engine, "after_cursor_execute", self._done)
 
     def _record(self, conn, cursor, statement, parameters, context, executemany):
         if self.active:
             self.statements.append((statement, parameters))
+            self._start = time.perf_counter()
+
+    def _done(self, conn, cursor, statement, parameters, context, executemany):
+        if self.active:
+            self.times.append((time.perf_counter() - self._start) * 1000)
 
     def __enter__(self):
         self.statements.clear()
+        self.times.clear()
         self.active = True
         return self
 
@@ -282,6 +430,8 @@ def explain(app, client, url, qlog):
     seen = set()
     with app.app_context(), db.engine.connect() as conn:
         raw = conn.connection.dbapi_connection
+        if conn.dialect.name == "postgresql":
+            return explain_pg(raw, qlog)
         for statement, params in qlog.statements:
             if not statement.lstrip().upper().startswith("SELECT") or statement in seen:
                 continue
@@ -291,73 +441,159 @@ def explain(app, client, url, qlog):
                 print("      " + str(row[-1]))
 
 
+def explain_pg(raw, qlog):
+    """EXPLAIN (ANALYZE, BUFFERS) of the page's slowest statement, and the time of each."""
+    timed = sorted(zip(qlog.times, qlog.statements, strict=True), key=lambda t: -t[0])
+    for ms, (statement, _params) in timed[:8]:
+        print(f"  {ms:6.2f} ms  " + " ".join(statement.split())[:160])
+    ms, (statement, params) = timed[0]
+    print(f"\n  Slowest ({ms:.2f} ms): " + " ".join(statement.split()))
+    print(f"  Parameters: {params}")
+    cur = raw.cursor()
+    cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, params or None)
+    for (line,) in cur.fetchall():
+        print("      " + line)
+    raw.rollback()
+
+
 def machine() -> str:
     import sqlite3
     return describe(f"SQLite {sqlite3.sqlite_version}")
 
 
+def pg_url(arg: str, suffix: str) -> str:
+    """`--db pg` (this machine's server, bench/pgdb.py) or a postgresql:// URL; one
+    database per size: <name>_<suffix>, made here (the role needs CREATEDB)."""
+    if arg == "pg":
+        from pgdb import bench_url
+        base = bench_url("patrol_bench_lists")
+        if base is None:
+            raise SystemExit("no PostgreSQL server (scripts/pg-test-db.sh)")
+    else:
+        base = arg.replace("postgresql://", "postgresql+psycopg://", 1)
+    if base.rsplit("/", 1)[1].startswith("patrol_test"):
+        raise SystemExit("refusing a test database: the bench empties the databases it uses")
+    url = f"{base}_{suffix}"
+    from sqlalchemy import create_engine
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        name = url.rsplit("/", 1)[1]
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                            {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return url
+
+
+def drop_pg(url: str) -> None:
+    from sqlalchemy import create_engine
+    base, name = url.rsplit("/", 1)
+    engine = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--items", default="100000",
+                        help="items to seed; several (100000,1000000): one database each, "
+                             "timed interleaved in one run, with the ratio of the last "
+                             "to the first")
+    parser.add_argument("--db", default=None,
+                        help="postgresql://… (or 'pg': this machine's server): PostgreSQL, "
+                             "seeded by COPY, VACUUM ANALYZE after; default SQLite in a "
+                             "temporary file")
+    parser.add_argument("--profile", choices=("default", "history"), default="default",
+                        help="history: a constant backlog (--backlog) of open items, every "
+                             "other item closed")
+    parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=15, help="timed requests per page")
-    parser.add_argument("--budget-ms", type=float, default=150.0)
-    parser.add_argument("--explain", action="store_true", help="print query plans")
+    parser.add_argument("--budget-ms", type=float, default=None,
+                        help="per page median (default 150 on SQLite, 50 on PostgreSQL)")
+    parser.add_argument("--ratio-max", type=float, default=1.5,
+                        help="largest allowed ratio of the last size's median to the first's")
+    parser.add_argument("--explain", action="store_true",
+                        help="query plans (PostgreSQL: EXPLAIN ANALYZE of the slowest page's "
+                             "slowest statement)")
     parser.add_argument("--seed", type=int, default=20240601)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary database")
+    parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--analyze", action="store_true",
-                        help="run ANALYZE after seeding (the app itself never does)")
+                        help="run ANALYZE after seeding on SQLite (always on PostgreSQL)")
     args = parser.parse_args(argv)
+    args.sizes = [int(x.replace("_", "")) for x in str(args.items).split(",")]
+    if args.budget_ms is None:
+        args.budget_ms = 50.0 if args.db else 150.0
 
+    logging.getLogger("patrol.requests").setLevel(logging.WARNING)   # one line per request
     instance = Path(tempfile.mkdtemp(prefix="patrol-bench-"))
+    urls: list[str] = []
     try:
-        return run(instance, args)
+        return run(instance, args, urls)
     finally:
         if args.keep:
-            print(f"\nDatabase kept in {instance / 'bench.db'}")
+            print(f"\nDatabases kept: {urls or instance}")
         else:
+            for url in urls:
+                drop_pg(url)
             shutil.rmtree(instance, ignore_errors=True)
 
 
-def run(instance: Path, args) -> int:
+def setup(instance: Path, args, n: int, urls: list[str]):
+    """One seeded app of n items; returns (app, ids, figures for the printout)."""
     rng = random.Random(args.seed)
-    app = make_app(instance)
-    print(f"Machine: {machine()}")
+    url = None
+    if args.db:
+        url = pg_url(args.db, f"{args.profile}_{n}")
+        urls.append(url)
+    sub = instance / str(n)
+    sub.mkdir()
+    app = make_app(sub, url)
     with app.app_context():
         now = utcnow()
         community, companies, compounds, elsewhere, users = seed_places()
         form = app.extensions["patrol.forms"]["hazard"]
         categories = list(form.categories)
         start = time.perf_counter()
-        counts = seed_items(args.items, compounds, elsewhere, users, categories, now, rng)
+        counts = seed_items(n, compounds, elsewhere, users, categories, now, rng,
+                            args.profile, args.backlog)
         seed_s = time.perf_counter() - start
-        if args.analyze:
+        if url:
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM ANALYZE"))
+        elif args.analyze:
             with db.engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
         per_status = dict(db.session.execute(
             db.select(Item.status, db.func.count()).group_by(Item.status)).all())
-        per_compound = dict(db.session.execute(
-            db.select(Compound.name, db.func.count(Item.id)).join(Item)
-            .group_by(Compound.name)).all())
         ids = {k: u.id for k, u in users.items()}
-        big = compounds[0].id
-        company_ids = [c.id for c in companies]
-        compound_ids = [c.id for c in compounds]
-    size = (instance / "bench.db").stat().st_size
+        info = {"big": compounds[0].id, "small": compounds[1].id,
+                "companies": [c.id for c in companies], "now": now}
+        size = db.session.execute(text("SELECT pg_database_size(current_database())")
+                                  ).scalar() if url else (sub / "bench.db").stat().st_size
     print(f"Seeded {counts['items']:,} items, {counts['events']:,} events, "
-          f"{counts['photos']:,} photo rows in {seed_s:.1f} s (DB {size / 1e6:.0f} MB)")
+          f"{counts['photos']:,} photo rows in {seed_s:.1f} s (DB {size / 1e6:.0f} MB, "
+          f"profile {args.profile})")
     print("  by status:   " + ", ".join(f"{k} {v:,}" for k, v in sorted(per_status.items())))
-    print("  by compound: " + ", ".join(f"{k} {v:,}" for k, v in per_compound.items()))
+    return app, ids, info
 
+
+def pages_for(info):
+    now, big = info["now"], info["big"]
     since = (now - timedelta(days=90)).strftime("%Y-%m-%d")
     until = now.strftime("%Y-%m-%d")
-    pages = [
+    company_ids = info["companies"]
+    return [
         ("volunteer", "compound page", f"/compounds/{big}"),
         ("volunteer", "compound page, page 100", f"/compounds/{big}?page=100"),
-        ("volunteer", "compound page (small)", f"/compounds/{compound_ids[1]}"),
+        ("volunteer", "compound page (small)", f"/compounds/{info['small']}"),
+        ("volunteer", "compounds (index)", "/compounds"),
         *[("manager", f"inbox, tab={tab}", f"/inbox?tab={tab}")
           for tab in ("new", "overdue", "due_soon", "reopened", "awaiting_check")],
+        ("manager", "inbox, new, page 50 (cursor)", "cursor:/inbox?tab=new:50"),
         ("staff", "overview", "/overview"),
         ("staff", "overview, page 200", "/overview?page=200"),
+        ("staff", "overview, page 200 (cursor)", "cursor:/overview:200"),
         ("staff", "overview, status=open", "/overview?status=open"),
         ("staff", "overview, status=overdue", "/overview?status=overdue"),
         ("staff", "overview, category", "/overview?category=flying_wire"),
@@ -368,40 +604,87 @@ def run(instance: Path, args) -> int:
          f"/overview?compound={big}&company={company_ids[0]}&category=fire_exit"
          f"&status=open&since={since}&until={until}"),
     ]
-    clients = {}
-    for role in ("volunteer", "manager", "staff"):
-        clients[role] = sign_in(app.test_client(), ids[role])
-    with app.app_context():
-        qlog = QueryLog(db.engine)
 
-    print(f"\nMedian of {args.runs} requests after one warm-up (test client, no network):\n")
-    header = f"{'user':<10} {'page':<30} {'median ms':>9} {'min':>7} {'max':>7} {'queries':>7} {'HTML kB':>7}"
+
+def cursor_url(client, spec: str) -> str:
+    """`cursor:<url>:<page>`: that page's URL as the pager links to it ("next" on the
+    page before, which is read by page number): the cursor of the row before it."""
+    _, url, number = spec.rsplit(":", 2)
+    html = client.get(f"{url}{'&' if '?' in url else '?'}page={int(number) - 1}").get_data(
+        as_text=True)
+    m = re.search(r'rel="next" href="([^"]+)"', html)
+    if not m:   # a small database: no such page; time the last one by number
+        return f"{url}{'&' if '?' in url else '?'}page={number}"
+    return m.group(1).replace("&amp;", "&")
+
+
+def run(instance: Path, args, urls: list[str]) -> int:
+    engine_name = "PostgreSQL" if args.db else "SQLite"
+    setups = [setup(instance, args, n, urls) for n in args.sizes]
+    with setups[-1][0].app_context():
+        extra = db.session.execute(text("SELECT version()")).scalar().split(" on ")[0] \
+            if args.db else None
+    print(f"Machine: {machine() if not extra else describe(extra)}; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    rows = []   # (role, label, [median per size], [queries per size])
+    qlogs, clients = [], []
+    for app, ids, _info in setups:
+        with app.app_context():
+            qlogs.append(QueryLog(db.engine))
+        clients.append({role: sign_in(app.test_client(), ids[role])
+                        for role in ("volunteer", "manager", "staff")})
+    pages = pages_for(setups[0][2])
+    sized_pages = [pages_for(info) for _app, _ids, info in setups]
+    print(f"\n{engine_name}, median of {args.runs} requests after one warm-up (test client, "
+          f"no network); sizes timed interleaved, page by page\n")
+    sizes = " ".join(f"{n:>10,}" for n in args.sizes)
+    header = f"{'user':<10} {'page':<32} {sizes} {'ratio':>6} {'queries':>8}"
     print(header)
     print("-" * len(header))
-    slow = []
-    for role, label, url in pages:
-        median, low, high, queries, html = time_page(clients[role], url, args.runs, qlog)
-        flag = "  <-- slow" if median > args.budget_ms else ""
-        print(f"{role:<10} {label:<30} {median:9.1f} {low:7.1f} {high:7.1f} {queries:7d} "
-              f"{html / 1000:7.1f}{flag}")
-        if median > args.budget_ms:
-            slow.append(url)
+    slow, steep = [], []
+    worst = (0.0, None, None)
+    for p, (role, label, _url) in enumerate(pages):
+        medians, queries = [], []
+        for k in range(len(setups)):
+            url = sized_pages[k][p][2]
+            if url.startswith("cursor:"):
+                url = cursor_url(clients[k][role], url)
+            median, _low, _high, nq, _html = time_page(clients[k][role], url, args.runs,
+                                                       qlogs[k])
+            medians.append(median)
+            queries.append(nq)
+            if k == len(setups) - 1 and median > worst[0]:
+                worst = (median, role, url)
+        ratio = medians[-1] / medians[0] if len(medians) > 1 else 1.0
+        flag = ""
+        if medians[-1] > args.budget_ms:
+            flag += "  <-- slow"
+            slow.append(label)
+        if ratio > args.ratio_max:
+            flag += "  <-- grows"
+            steep.append(label)
+        print(f"{role:<10} {label:<32} " + " ".join(f"{m:10.1f}" for m in medians)
+              + f" {ratio:6.2f} {'/'.join(map(str, queries)):>8}{flag}")
+        rows.append((role, label, medians, queries))
 
-    weights = first_load_weight(clients["volunteer"], f"/compounds/{big}/report")
-    print(f"\nReport page first load, gzip level {GZIP_LEVEL}:")
-    for name, nbytes in weights.items():
-        print(f"  {name:<32} {nbytes:7,d} B")
-    total = sum(weights.values())
-    print(f"  {'total':<32} {total:7,d} B (budget {PAGE_WEIGHT_BUDGET:,d} B)")
-
+    big = setups[-1]
+    weights = first_load_weight(clients[-1]["volunteer"], f"/compounds/{big[2]['big']}/report")
+    print(f"\nReport page first load, gzip level {GZIP_LEVEL}: {sum(weights.values()):,} B "
+          f"(budget {PAGE_WEIGHT_BUDGET:,d} B)")
+    print(f"\nSlowest page at {args.sizes[-1]:,} items: {worst[2]} ({worst[0]:.1f} ms)")
     if args.explain:
-        for role, _label, url in pages:
-            explain(app, clients[role], url, qlog)
+        explain(big[0], clients[-1][worst[1]], worst[2], qlogs[-1])
+    ok = True
     if slow:
         print(f"\n{len(slow)} page(s) over {args.budget_ms:.0f} ms: {', '.join(slow)}")
-        return 1
-    print(f"\nEvery list page under {args.budget_ms:.0f} ms.")
-    return 0
+        ok = False
+    if steep:
+        print(f"{len(steep)} page(s) with a ratio over {args.ratio_max}: {', '.join(steep)}")
+        ok = False
+    if ok:
+        print(f"\nEvery list page under {args.budget_ms:.0f} ms"
+              + (f", ratio ≤ {args.ratio_max}" if len(args.sizes) > 1 else "") + ".")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
