@@ -166,6 +166,9 @@ def check_front(base) -> list[str]:
     if css.headers.get("Content-Encoding") != "gzip" or \
             css.headers.get("Cache-Control") != "no-cache":
         problems.append(f"static css: {css.headers}")
+    versioned = requests.get(base + "/static/css/app.css?v=0123456789ab", headers=gz, timeout=10)
+    if versioned.headers.get("Cache-Control") != "public, max-age=31536000, immutable":
+        problems.append(f"versioned static css: {versioned.headers}")
     icon = requests.get(base + "/static/icons/icon-192.png", timeout=10)
     if icon.raw.headers.getlist("Cache-Control") != ["public, max-age=31536000, immutable"]:
         problems.append(f"static icon: {icon.headers}")
@@ -213,12 +216,21 @@ class Services:
 
 
 LAST_CPU: dict[int, tuple[str, float]] = {}
+DB_NAME = "patrol_scale"
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
     """CPU seconds (user + system) per component: our process groups by id, PostgreSQL's
-    backends by name. A process that has died (kill -9) keeps the time last seen, so
-    sample just before a kill."""
+    backends serving our database (other sessions' databases on the same server, and the
+    server's shared background processes, are left out). A process that has died
+    (kill -9) keeps the time last seen, so sample just before a kill."""
     tick = os.sysconf("SC_CLK_TCK")
     by_pgid = {pgid: name for name, pgid in groups.items()}
     for entry in os.listdir("/proc"):
@@ -233,8 +245,8 @@ def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
         pgid, cpu = int(fields[2]), (int(fields[11]) + int(fields[12])) / tick
         if pgid in by_pgid:
             LAST_CPU[int(entry)] = (by_pgid[pgid].rstrip("0123456789"), cpu)
-        elif comm.startswith("postgres"):
-            LAST_CPU[int(entry)] = ("postgres", cpu)
+        elif comm.startswith("postgres") and DB_NAME.encode() in _cmdline(entry):
+            LAST_CPU[int(entry)] = ("postgres", cpu)   # this database's backends only
     out: dict[str, float] = defaultdict(float)
     for label, cpu in LAST_CPU.values():
         out[label] += cpu
@@ -582,7 +594,7 @@ def run_all(args, tmp, services, nginx_bin):  # noqa: C901
     # PostgreSQL: this machine's cluster, a database of our own (never patrol_test).
     sys.path.insert(0, str(ROOT))
     from bench.pgdb import bench_url
-    db_url = bench_url("patrol_scale")
+    db_url = bench_url(DB_NAME)
     if not db_url:
         sys.exit("no PostgreSQL server (bash scripts/pg-test-db.sh)")
     from sqlalchemy import create_engine, text
@@ -657,7 +669,7 @@ def run_all(args, tmp, services, nginx_bin):  # noqa: C901
     wait_for("nginx", lambda: port_open(listen), proc=nginx, log=tmp / "nginx.log")
 
     front = check_front(base)
-    print(f"nginx: {'gzip static, no-cache scripts, immutable icons, the app brotli, 413 over 41 MB' if not front else front}",  # noqa: E501
+    print(f"nginx: {'gzip static, no-cache or (?v=) immutable scripts, immutable icons, the app brotli, 413 over 41 MB' if not front else front}",  # noqa: E501
           flush=True)
     from zoneinfo import ZoneInfo
     tz = ZoneInfo(settings["PATROL_TIMEZONE"])
