@@ -92,7 +92,10 @@ def register_extensions(app: Flask):
     # and spreadsheets are compressed already and left alone.
     for key, value in COMPRESS_DEFAULTS.items():
         app.config.setdefault(key, value)
+    from .web import static_files
+    static_files.configure(app)  # versioned static files compressed once and kept
     compress.init_app(app)
+    static_files.init_app(app)   # after Flask-Compress, so its hook runs first
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
     login_manager.login_view = "auth.login"

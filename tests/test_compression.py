@@ -74,8 +74,10 @@ def test_gzip_for_browsers_without_brotli_and_nothing_for_those_without_either(p
         r = phone.get(url, headers={"Accept-Encoding": "gzip"})
     assert r.headers["Content-Encoding"] == "gzip"
     # The same page, give or take its signed form token (it carries a timestamp, so two
-    # requests a second apart differ in it): compare with the tokens taken out.
-    unsigned = re.compile(rb'(name="csrf_token" value="|name="csrf-token" content=")[^"]+')
+    # requests a second apart differ in it) and the fresh idempotency key each form is
+    # given: compare with those taken out.
+    unsigned = re.compile(rb'(name="csrf_token" value="|name="csrf-token" content="'
+                          rb'|name="client_uuid" value=")[^"]+')
     assert unsigned.sub(rb"\1", gzip.decompress(r.get_data())) == unsigned.sub(rb"\1", plain)
     script = phone.get("/static/js/app.js")
     assert "Content-Encoding" not in script.headers

@@ -54,7 +54,9 @@ def test_the_app_installs_with_a_chinese_name_and_real_icons(client):
             sizes.add(im.width)
     assert {192, 512} <= sizes                     # what Android asks for to install
     page = client.get("/login").get_data(as_text=True)
-    assert '<link rel="manifest" href="/static/manifest.webmanifest">' in page
+    # Linked by version (web/static_files.py), like every static file.
+    assert re.search(r'<link rel="manifest" href="/static/manifest\.webmanifest\?v=[0-9a-f]{12}">',
+                     page)
 
 
 def test_version_changes_with_the_fallback_page_template(app, client, tmp_path):
