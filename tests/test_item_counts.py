@@ -19,7 +19,7 @@ from patrol.lifecycle import OWED, RULES, Action, Status, TransitionError
 from patrol.models import (Company, Compound, Department, Item, ItemTally, ItemTallyDay, User,
                            utcnow)
 from patrol.services import counts as tallies
-from patrol.services import handover
+from patrol.services import escalation, handover
 from patrol.services import items as svc
 from patrol.services import residents
 from patrol.services.photo_store import save_upload
@@ -238,11 +238,14 @@ def _seed_items(w, rng, n, now):
         created = now - timedelta(minutes=rng.randrange(0, 60 * 24 * 12))
         deadline = None if rng.random() < 0.1 else \
             created + timedelta(minutes=rng.randrange(30, 60 * 24 * 8))
+        status = rng.choice(statuses)
+        fixed_at = created + timedelta(minutes=rng.randrange(10, 60 * 24 * 3)) \
+            if status in ("fixed", "verified") and rng.random() < 0.95 else None
         db.session.add(Item(compound_id=compound.id, community_id=compound.community_id,
                             company_id=compound.company_id, category=rng.choice(cats),
-                            form_id="hazard", form_version=1, status=rng.choice(statuses),
+                            form_id="hazard", form_version=1, status=status,
                             reporter_id=w.vol_a, created_at=created, updated_at=created,
-                            deadline=deadline))
+                            deadline=deadline, fixed_at=fixed_at))
         if i % 50 == 49:
             db.session.commit()
     db.session.commit()
@@ -303,6 +306,12 @@ def test_figures_equal_a_direct_count(db_app):
                     since = tallies.day_start(since.date())
                     until = tallies.day_start(until.date())
             at = now + timedelta(minutes=rng.randrange(-60 * 24 * 2, 60 * 24 * 3))
+            # Fixes waiting past their look-back limit (the overview's figure).
+            before = at - timedelta(minutes=rng.randrange(0, 60 * 24 * 4))
+            assert tallies.lookback_late(db.session, scope, before) == \
+                db.session.execute(select(db.func.count()).select_from(Item).where(
+                    scope(Item), escalation.lookback_late_cond(before, timedelta(0)))
+                ).scalar_one(), (trial, before)
             for overdue_only in (False, True):
                 got = sorted(tallies.figures(db.session, scope, conds, at, since=since,
                                              until=until, overdue_only=overdue_only))

@@ -64,6 +64,7 @@ def upgrade():
     partial('ix_item_department_status_updated', ['department_id', 'status', 'updated_at'])
     partial('ix_item_company_owed_deadline', ['company_id', 'deadline'], OWED)
     partial('ix_item_community_owed_deadline', ['community_id', 'deadline'], OWED)
+    partial('ix_item_community_owed_created', ['community_id', 'created_at', 'deadline'], OWED)
     partial('ix_item_compound_open_created', ['compound_id', 'created_at', 'id', 'status'],
             OPEN)
     partial('ix_item_community_flagged', ['community_id', 'status'], 'flagged_at IS NOT NULL')
@@ -74,11 +75,11 @@ def upgrade():
     # The counts of the items already there (one GROUP BY per table).
     sqlite = op.get_bind().dialect.name == 'sqlite'
     as_date = (lambda c: f"date({c})") if sqlite else (lambda c: f"CAST({c} AS DATE)")
+    # The due day: the deadline's for an item owing work, the fix's for a fix waiting
+    # for its look-back, else a day that never comes.
     due = f"CASE WHEN {OWED} AND deadline IS NOT NULL THEN {as_date('deadline')} " \
-          f"ELSE {NOT_DUE} END"
-    if not sqlite:
-        due = f"CASE WHEN {OWED} AND deadline IS NOT NULL THEN {as_date('deadline')} " \
-              f"ELSE DATE {NOT_DUE} END"
+          f"WHEN status = 'fixed' AND fixed_at IS NOT NULL THEN {as_date('fixed_at')} " \
+          f"ELSE {NOT_DUE if sqlite else 'DATE ' + NOT_DUE} END"
     op.execute(
         "INSERT INTO item_tally (community_id, compound_id, company_id, department_id, "
         "status, category, due_day, n) "
@@ -98,7 +99,8 @@ def upgrade():
 def downgrade():
     for name in ('ix_item_community_fixed_at', 'ix_item_community_disputed',
                  'ix_item_community_flagged', 'ix_item_compound_open_created',
-                 'ix_item_community_owed_deadline', 'ix_item_company_owed_deadline',
+                 'ix_item_community_owed_created', 'ix_item_community_owed_deadline',
+                 'ix_item_company_owed_deadline',
                  'ix_item_department_status_updated', 'ix_item_company_status_updated'):
         op.drop_index(name, table_name='item')
     with op.batch_alter_table('item_tally_day', schema=None) as batch_op:

@@ -19,8 +19,9 @@ NOT_DUE = date(9999, 12, 31)
 
 
 class ItemTally(db.Model):
-    """Items per community, compound, company, department, status, category and (for the
-    statuses that owe work, lifecycle.OWED) the UTC day of their deadline."""
+    """Items per community, compound, company, department, status, category and due day:
+    the UTC day of the deadline for the statuses that owe work (lifecycle.OWED), of the
+    fix for a fix waiting for its look-back (status fixed), else NOT_DUE."""
     __tablename__ = "item_tally"
     community_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     compound_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
@@ -78,6 +79,10 @@ ITEM_LIST_INDEXES = (
     # Inbox tabs overdue / due soon (deadline order), and today's passing deadlines.
     _item_index("ix_item_company_owed_deadline", "company_id", "deadline", where=_OWED),
     _item_index("ix_item_community_owed_deadline", "community_id", "deadline", where=_OWED),
+    # The overview filtered to overdue items, newest first: the deadline is checked in the
+    # index, so the newest open items not yet overdue are skipped without reading them.
+    _item_index("ix_item_community_owed_created", "community_id", "created_at", "deadline",
+                where=_OWED),
     # The compound page: its open items, newest first.
     _item_index("ix_item_compound_open_created", "compound_id", "created_at", "id", "status",
                 where=_OPEN),

@@ -23,16 +23,22 @@ from ..models.counts import NO_ID, NOT_DUE
 
 OWED_VALUES = tuple(s.value for s in OWED)
 KEY_ATTRS = ("community_id", "compound_id", "company_id", "department_id", "status",
-             "category", "deadline", "created_at")
+             "category", "deadline", "fixed_at", "created_at")
 
 
-def due_day(status: str, deadline: datetime | None) -> date:
-    return deadline.date() if status in OWED_VALUES and deadline is not None else NOT_DUE
+def due_day(status: str, deadline: datetime | None, fixed_at: datetime | None = None) -> date:
+    """The UTC day an item's clock runs to: its deadline's while it owes work, its fix's
+    while the fix waits for the look-back (services/escalation.lookback_late_cond)."""
+    if status in OWED_VALUES and deadline is not None:
+        return deadline.date()
+    if status == Status.FIXED.value and fixed_at is not None:
+        return fixed_at.date()
+    return NOT_DUE
 
 
 def _keys(v: dict) -> tuple[tuple, tuple]:
     """(ItemTally key, ItemTallyDay key) of an item's values."""
-    due = due_day(v["status"], v["deadline"])
+    due = due_day(v["status"], v["deadline"], v["fixed_at"])
     company = v["company_id"] or NO_ID
     return ((v["community_id"], v["compound_id"], company, v["department_id"] or NO_ID,
              v["status"], v["category"], due),
@@ -114,7 +120,9 @@ def rebuild(conn) -> None:
     """Recount both tables from the items (one GROUP BY each)."""
     i = Item.__table__
     due = case((i.c.status.in_(OWED_VALUES) & i.c.deadline.is_not(None),
-                _date(conn, i.c.deadline)), else_=literal(NOT_DUE, Date))
+                _date(conn, i.c.deadline)),
+               ((i.c.status == Status.FIXED.value) & i.c.fixed_at.is_not(None),
+                _date(conn, i.c.fixed_at)), else_=literal(NOT_DUE, Date))
     company = func.coalesce(i.c.company_id, NO_ID)
     department = func.coalesce(i.c.department_id, NO_ID)
     conn.execute(ItemTally.__table__.delete())
@@ -205,6 +213,21 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
                 within.append(Item.created_at < day_start(last))
             from_items(within, only_due_today=True)
     return [(s, c, n, over[(s, c)]) for (s, c), n in out.items() if n]
+
+
+def lookback_late(session, scope, before: datetime) -> int:
+    """Fixes recorded before `before` still waiting for their check: whole days from the
+    tally (its due_day is the fix's day), the part-day from the partial index of fixes."""
+    day = before.date()
+    whole = session.execute(
+        select(func.coalesce(func.sum(ItemTally.n), 0))
+        .where(scope(ItemTally), ItemTally.status == Status.FIXED.value,
+               ItemTally.due_day < day)).scalar_one()
+    part = session.execute(
+        select(func.count()).select_from(Item)
+        .where(scope(Item), Item.status == Status.FIXED.value,
+               Item.fixed_at >= day_start(day), Item.fixed_at < before)).scalar_one()
+    return int(whole) + int(part)
 
 
 def everything(M):

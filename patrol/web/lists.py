@@ -156,7 +156,7 @@ def overview():
     companies = db.session.execute(
         db.select(Company).where(Company.id.in_({c.company_id for c in compounds}))
         .order_by(Company.name)).scalars().all()
-    escalated = escalation_counts(permissions.item_filter(current_user, Item), now)
+    escalated = escalation_counts(scope, now)
     return render_template("lists/overview.html", f=f, by_status=by_status,
                            escalated=escalated,
                            by_category=by_category, overdue_count=overdue_count, page=page,
@@ -168,15 +168,15 @@ def escalation_counts(scope, now: datetime) -> dict[str, int]:
     """How many items of the staff's further escalation groups (services/escalation.py)
     the overview links to: fixes late for their look-back, 督办, disputes."""
     from ..services import escalation
-    conds = {"lookback_late": escalation.lookback_late_cond(now, escalation.lookback_limit()),
-             "flagged": escalation.flagged_cond(), "disputed": escalation.disputed_cond()}
+    conds = {"flagged": escalation.flagged_cond(), "disputed": escalation.disputed_cond()}
     # One count each, so that each reads its own small partial index (models/counts.py)
-    # rather than one pass over every open item.
+    # rather than one pass over every open item; late look-backs from the tallies.
     row = db.session.execute(db.select(*[
         db.select(db.func.count()).select_from(Item)
-        .where(scope, Item.status.in_(OPEN_VALUES), cond).scalar_subquery().label(key)
+        .where(scope(Item), Item.status.in_(OPEN_VALUES), cond).scalar_subquery().label(key)
         for key, cond in conds.items()])).one()
-    return dict(row._mapping)
+    late = tallies.lookback_late(db.session, scope, now - escalation.lookback_limit())
+    return {"lookback_late": late, **row._mapping}
 
 
 # --- keyset pagination ---------------------------------------------------------------
