@@ -1,8 +1,9 @@
 """Printable weekly problem lists: a page to pick one, and the PDF download."""
 from __future__ import annotations
 
-from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request,
-                   url_for)
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
+                   request, url_for)
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import permissions
@@ -99,3 +100,24 @@ def weekly_pdf():
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{filename}"',
         "Cache-Control": "private, no-store"})
+
+
+@bp.post("/weekly/batch")
+@roles_required(*PRINTERS)
+def weekly_batch():
+    """One week's list of every compound the user may print, one after another in one
+    PDF, made by the job queue (a street's hundreds of compounds take minutes); the
+    job's page shows progress and then the file (docs/jobs.md)."""
+    from ..jobs import runner
+    week = _week_arg(request.form.get("week"))
+    ids = [t.id for scope, t in printable_targets(current_user) if scope == "compound"]
+    if not ids:
+        flash(_("There is no compound to print."), "error")
+        return redirect(url_for("reports.weekly_index"))
+    from ..display import current_lang
+    job = runner.submit("weekly", user=current_user, total=len(ids),
+                        title=_("Weekly lists of %(n)s compounds, %(week)s", n=len(ids),
+                                week=week_dates(week)),
+                        params={"week": week.label, "compound_ids": ids,
+                                "lang": current_lang()})
+    return redirect(url_for("jobs.show", job_id=job.id))

@@ -1,0 +1,51 @@
+"""A week's lists of every compound the user may print, as one PDF made by the job queue."""
+from __future__ import annotations
+
+import re
+
+from patrol.jobs import runner
+from patrol.models import Compound
+from tests.conftest import sign_in
+from tests.pdftools import run, write_pdf
+from tests.test_jobs import japp, job_row, more_compounds, pg_jobs_url, wait_for, worker  # noqa: F401
+
+
+def test_every_compound_of_the_staff_in_one_pdf_with_progress(japp, monkeypatch, tmp_path):
+    monkeypatch.setattr(runner, "PROGRESS_EVERY", 0)
+    more_compounds(japp, 3)
+    w = japp.w
+    staff = sign_in(japp.test_client(), w.staff_a)
+    page = staff.get("/reports/weekly").get_data(as_text=True)
+    assert 'id="weekly-batch"' in page
+    resp = staff.post("/reports/weekly/batch", data={"week": "2026-W46"})
+    assert resp.status_code == 302 and "/jobs/" in resp.location
+    job_id = int(resp.location.rsplit("/", 1)[1])
+    job = job_row(japp, job_id)
+    with japp.app_context():
+        from patrol.extensions import db
+        mine = set(db.session.execute(db.select(Compound.id).where(
+            Compound.community_id == w.ca)).scalars())
+    # Only the staff member's own community: 小区B1 is another community's.
+    assert set(job.params["compound_ids"]) == mine and w.b1 not in job.params["compound_ids"]
+    assert job.params["week"] == "2026-W46" and job.state == "queued"
+
+    def poll():
+        status = staff.get(f"/jobs/{job_id}.json").get_json()
+        return status if status["state"] in ("done", "failed") else None
+
+    with worker(japp):
+        status = wait_for(poll, every=0.05)
+    assert status["state"] == "done", status
+    assert status["done"] == status["total"] == len(mine)
+    pdf = staff.get(status["result"])
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    text = run("pdftotext", str(write_pdf(pdf.data, tmp_path, "weekly")), "-")
+    for name in ("小区A1", "小区A2"):
+        assert name in text
+    assert "小区B1" not in text
+    assert sign_in(japp.test_client(), w.staff_b).get(status["result"]).status_code == 404
+
+
+def test_a_volunteer_cannot_start_a_batch(japp):
+    vol = sign_in(japp.test_client(), japp.w.vol_a)
+    assert vol.post("/reports/weekly/batch", data={"week": "2026-W46"}).status_code in (302, 403)
