@@ -1,7 +1,6 @@
 """A week's lists of every compound the user may print, as one PDF made by the job queue."""
 from __future__ import annotations
 
-import re
 
 from patrol.jobs import runner
 from patrol.models import Compound
