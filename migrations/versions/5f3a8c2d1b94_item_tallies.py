@@ -65,6 +65,9 @@ def upgrade():
     partial('ix_item_company_owed_deadline', ['company_id', 'deadline'], OWED)
     partial('ix_item_community_owed_deadline', ['community_id', 'deadline'], OWED)
     partial('ix_item_community_owed_created', ['community_id', 'created_at', 'deadline'], OWED)
+    op.create_index('ix_item_community_created_cover', 'item', ['community_id', 'created_at'],
+                    unique=False, postgresql_include=['status', 'category', 'deadline',
+                                                      'compound_id', 'company_id'])
     partial('ix_item_compound_open_created', ['compound_id', 'created_at', 'id', 'status'],
             OPEN)
     partial('ix_item_community_flagged', ['community_id', 'status'], 'flagged_at IS NOT NULL')
@@ -99,6 +102,7 @@ def upgrade():
 def downgrade():
     for name in ('ix_item_community_fixed_at', 'ix_item_community_disputed',
                  'ix_item_community_flagged', 'ix_item_compound_open_created',
+                 'ix_item_community_created_cover',
                  'ix_item_community_owed_created', 'ix_item_community_owed_deadline',
                  'ix_item_company_owed_deadline',
                  'ix_item_department_status_updated', 'ix_item_company_status_updated'):

@@ -56,11 +56,14 @@ class ItemTallyDay(db.Model):
 # --- indexes on the item table for the list pages' top-N rows and small counts -------
 # (Declared here, beside the tallies they complete; they belong to Item's table.)
 
-def _item_index(name: str, *columns: str, where: str | None = None) -> Index:
+def _item_index(name: str, *columns: str, where: str | None = None,
+                include: tuple[str, ...] = ()) -> Index:
     from sqlalchemy import text
     from .items import Item
     cond: dict[str, Any] = {"postgresql_where": text(where), "sqlite_where": text(where)} \
         if where else {}
+    if include:   # PostgreSQL only: SQLite has no INCLUDE
+        cond["postgresql_include"] = list(include)
     return Index(name, *(Item.__table__.c[c] for c in columns), **cond)
 
 
@@ -83,6 +86,10 @@ ITEM_LIST_INDEXES = (
     # index, so the newest open items not yet overdue are skipped without reading them.
     _item_index("ix_item_community_owed_created", "community_id", "created_at", "deadline",
                 where=_OWED),
+    # The overview's date filter: the part-days at either end of the range are counted
+    # from the items; with these columns in the index, without reading the rows.
+    _item_index("ix_item_community_created_cover", "community_id", "created_at",
+                include=("status", "category", "deadline", "compound_id", "company_id")),
     # The compound page: its open items, newest first.
     _item_index("ix_item_compound_open_created", "compound_id", "created_at", "id", "status",
                 where=_OPEN),
