@@ -10,7 +10,8 @@ def test_healthz_and_readyz(app, client):
     assert client.get("/healthz").get_json() == {"ok": True}
     resp = client.get("/readyz")
     assert resp.status_code == 200
-    assert resp.get_json() == {"ok": True, "checks": {"database": "ok", "photos": "ok"}}
+    assert resp.get_json() == {"ok": True, "checks": {"database": "ok", "photos": "ok",
+                                                      "queue": "ok"}}
 
 
 def test_readyz_fails_when_the_photo_store_cannot_be_written(tmp_path):
