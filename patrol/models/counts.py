@@ -79,13 +79,21 @@ ITEM_LIST_INDEXES = (
     _item_index("ix_item_company_status_updated", "company_id", "status", "updated_at"),
     _item_index("ix_item_department_status_updated", "department_id", "status",
                 "updated_at"),
-    # Inbox tabs overdue / due soon (deadline order), and today's passing deadlines.
-    _item_index("ix_item_company_owed_deadline", "company_id", "deadline", where=_OWED),
-    _item_index("ix_item_community_owed_deadline", "community_id", "deadline", where=_OWED),
-    # The overview filtered to overdue items, newest first: the deadline is checked in the
-    # index, so the newest open items not yet overdue are skipped without reading them.
-    _item_index("ix_item_community_owed_created", "community_id", "created_at", "deadline",
-                where=_OWED),
+    # Inbox tabs overdue / due soon (deadline order), and today's passing deadlines: the
+    # figures count those by status and category (and the overview's compound and
+    # company filters and date range) from the index alone (INCLUDE, PostgreSQL).
+    _item_index("ix_item_company_owed_deadline", "company_id", "deadline", where=_OWED,
+                include=("status", "category")),
+    _item_index("ix_item_community_owed_deadline", "community_id", "deadline", where=_OWED,
+                include=("status", "category", "compound_id", "company_id", "created_at")),
+    # The overview filtered to overdue items, newest first (then id, the list's order):
+    # the deadline is checked in the index, so the newest open items not yet overdue are
+    # skipped without reading them.
+    _item_index("ix_item_community_owed_created", "community_id", "created_at", "id",
+                "deadline", where=_OWED),
+    # The overview filtered to open items, newest first (then id).
+    _item_index("ix_item_community_open_created", "community_id", "created_at", "id",
+                where=_OPEN),
     # The overview's date filter: the part-days at either end of the range are counted
     # from the items; with these columns in the index, without reading the rows.
     _item_index("ix_item_community_created_cover", "community_id", "created_at",
@@ -99,5 +107,9 @@ ITEM_LIST_INDEXES = (
     _item_index("ix_item_community_disputed", "community_id", "status",
                 where="disputed_at IS NOT NULL"),
     _item_index("ix_item_community_fixed_at", "community_id", "fixed_at",
+                where="status = 'fixed'"),
+    # 待回头看 on the compounds page: per compound, the oldest fixes first (then id), a
+    # short range each (web/compounds.lookback_query).
+    _item_index("ix_item_compound_fixed_at", "compound_id", "fixed_at", "id",
                 where="status = 'fixed'"),
 )

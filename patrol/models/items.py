@@ -33,8 +33,9 @@ class Item(db.Model):
         # one aggregate query reads only this index (see docs/benchmarks.md).
         Index("ix_item_community_status", "community_id", "status", "category", "deadline",
               "company_id", "compound_id", "created_at"),
-        # The overview's list order (newest first) within a community.
-        Index("ix_item_community_created", "community_id", "created_at"),
+        # The overview's list order (newest first, then id) within a community: a page
+        # by number skips its offset in this index alone (index-only, no sort).
+        Index("ix_item_community_created", "community_id", "created_at", "id"),
         # The manager inbox: its tab counts and overdue/due-soon ranges read only this.
         Index("ix_item_company_status", "company_id", "status", "deadline"),
         Index("ix_item_status_deadline", "status", "deadline"),

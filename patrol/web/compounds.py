@@ -1,7 +1,7 @@
 """Compound pages: the gate QR scan and the compound's open problem list."""
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import and_, case
+from sqlalchemy import and_, case, false, union_all
 from sqlalchemy.orm import selectinload
 
 from .. import permissions
@@ -186,7 +186,7 @@ def index():
             lookback_query(current_user).options(selectinload(Item.photos),
                                                  selectinload(Item.building),
                                                  selectinload(Item.compound))
-            .limit(LOOKBACK_SHOWN)).scalars().all()
+            ).scalars().all()
     return render_template("compounds/index.html", compounds=compounds, counts=counts,
                            lookback=lookback, lookback_total=lookback_count(current_user),
                            now=utcnow())
@@ -208,12 +208,38 @@ def lookback_compounds(user):
     return db.select(Compound.id).where(cond)
 
 
-def lookback_query(user):
-    """Fixed items waiting for their check in the user's compounds, oldest fix first."""
-    return (db.select(Item)
-            .where(Item.status == Status.FIXED.value,
-                   Item.compound_id.in_(lookback_compounds(user)))
-            .order_by(Item.fixed_at.asc().nulls_first(), Item.id))
+# Above this many compounds the list is one query over all of them (a sort of their
+# fixes) rather than two short index ranges per compound (a union of twice as many parts).
+LOOKBACK_MERGE_MAX = 100
+
+
+def lookback_query(user, limit: int = LOOKBACK_SHOWN):
+    """The first `limit` fixed items waiting for their check in the user's compounds,
+    oldest fix first (a fix without a time before any, then by id).
+
+    Read as short ranges per compound on the partial index of fixes in that order
+    (ix_item_compound_fixed_at: compound, fix time, id; models/counts.py), at most
+    `limit` entries each: the fixes without a time, then the others; the outer query
+    orders those few rows and keeps the first `limit`. No sort of every fix waiting in
+    the compounds (a city's history grows them); the same rows in the same order."""
+    fixed = Item.status == Status.FIXED.value
+    order = (Item.fixed_at.asc().nulls_first(), Item.id)
+    compound_ids = db.session.execute(lookback_compounds(user)).scalars().all()
+    if len(compound_ids) > LOOKBACK_MERGE_MAX:
+        return (db.select(Item).where(fixed, Item.compound_id.in_(compound_ids))
+                .order_by(*order).limit(limit))
+    # Per compound, each part in the index's order (compound equal, then fix time and
+    # id; NULL or not NULL, so the two engines' NULL placements agree), as a subquery:
+    # SQLite allows no ORDER BY or LIMIT on a member of a union.
+    parts = [db.select(Item.id).where(fixed, Item.compound_id == compound_id, when)
+             .order_by(Item.fixed_at, Item.id).limit(limit).subquery().select()
+             for compound_id in compound_ids
+             for when in (Item.fixed_at.is_(None), Item.fixed_at.is_not(None))]
+    if not parts:
+        return db.select(Item).where(false())
+    first = union_all(*parts).subquery()
+    return (db.select(Item).join(first, Item.id == first.c.id)
+            .order_by(*order).limit(limit))
 
 
 def lookback_count(user) -> int:
