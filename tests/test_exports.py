@@ -13,7 +13,7 @@ import pytest
 from patrol.clock import utcnow
 from patrol.display import hazard_form
 from patrol.extensions import db
-from patrol.ledger import neutralise
+from patrol.ledger import Labels, neutralise
 from patrol.lifecycle import Action
 from patrol.models import Compound, User
 from patrol.services import items as svc
@@ -192,3 +192,10 @@ def test_monthly_ledger(w):
     ("\tx", "'\tx"), ("\rx", "'\rx"), ("普通文字", "普通文字"), (5, 5), (None, None)])
 def test_neutralise(value, safe):
     assert neutralise(value) == safe
+
+
+def test_labels_are_made_safe_once():
+    names = Labels({"a": "=x", "b": "普通"})
+    assert names["a"] == "'=x" and names["b"] == "普通"
+    # A code without a name reads as itself, neutralised; no code is an empty cell.
+    assert names["zz"] == "zz" and names["=q"] == "'=q" and names[None] is None

@@ -2,8 +2,8 @@
 
 Both stream. Rows come from the database in batches (`yield_per`), photos and history
 are read in item order beside them and merged, so memory does not grow with the export:
-the XLSX is written by XlsxWriter in constant-memory mode to a temporary file, the CSV
-is yielded in chunks. Columns and the formula-injection guard are patrol/ledger.py.
+the XLSX is written by patrol/xlsx.py (compiled, constant memory) to a temporary file,
+the CSV is yielded in chunks. Columns and the formula-injection guard are patrol/ledger.py.
 
 `conds` is the list's own SQL conditions (the permission filter and the page's filters),
 so an export holds exactly the rows its page shows.
@@ -14,23 +14,23 @@ import csv
 import io
 import tempfile
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
-import xlsxwriter
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from .. import labels, lifecycle
+from .. import labels, lifecycle, xlsx
 from ..display import category_label, language, local
 from ..extensions import db
-from ..ledger import (HISTORY_COLUMNS, ITEM_COLUMNS, Column, MonthFigures, cell, days_between,
+from ..ledger import (HISTORY_COLUMNS, ITEM_COLUMNS, Column, Labels, MonthFigures, cells, days_between,
                       month_figures, neutralise)
 from ..lifecycle import Action, Status
 from ..models import Building, Company, Compound, Department, Item, ItemEvent, Photo, User
 
 BATCH = 2000
+DATE_FORMAT = "yyyy-mm-dd hh:mm"
 
 
 def _base_url() -> str:
@@ -41,7 +41,7 @@ def _to_local(dt: datetime | None, zone: ZoneInfo) -> datetime | None:
     """A stored naive-UTC time as a naive local one: what Excel shows as a date."""
     if dt is None:
         return None
-    return dt.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None)
+    return dt.replace(tzinfo=timezone.utc).astimezone(zone).replace(tzinfo=None)
 
 
 def _photo_links(conds) -> Iterator[tuple[int, list[str]]]:
@@ -88,8 +88,8 @@ def item_rows(conds, now: datetime, lang: str) -> Iterator[dict]:
     photos = _photo_links(conds)
     pending = next(photos, None)
     with language(lang):
-        status_names = {s.value: str(labels.STATUS[s.value]) for s in Status}
-        role_names = {k: str(v) for k, v in labels.ROLE.items()}
+        status_names = Labels({s.value: labels.STATUS[s.value] for s in Status})
+        role_names = Labels(labels.ROLE)
         resident = "居民" if lang != "en" else "Resident"
         categories: dict[str, str] = {}
         for (item_id, compound, building, unit, floor, category, note, status, source, role,
@@ -101,12 +101,12 @@ def item_rows(conds, now: datetime, lang: str) -> Iterator[dict]:
                     links = pending[1]
                 pending = next(photos, None)
             if category not in categories:
-                categories[category] = category_label(category, lang)
+                categories[category] = neutralise(category_label(category, lang))
             yield {
                 "id": item_id, "compound": compound, "building": building, "unit": unit,
                 "floor": floor, "category": categories[category], "note": note,
-                "status": status_names.get(status, status),
-                "reporter_role": resident if source == "resident" else role_names.get(role, role),
+                "status": status_names[status],
+                "reporter_role": resident if source == "resident" else role_names[role],
                 "party": department or company,
                 "reported_at": _to_local(created, zone),
                 "acknowledged_at": _to_local(acked, zone),
@@ -126,10 +126,8 @@ def history_rows(conds, lang: str) -> Iterator[dict]:
     zone = ZoneInfo(current_app.config["TIMEZONE"])
     scope = select(Item.id).where(*conds)
     with language(lang):
-        actions = {k: str(v) for k, v in labels.ACTION.items()}
-        statuses = {k: str(v) for k, v in labels.STATUS.items()}
-        roles = {k: str(v) for k, v in labels.ROLE.items()}
-        reasons = {k: str(v) for k, v in labels.REASON.items()}
+        actions, statuses = Labels(labels.ACTION), Labels(labels.STATUS)
+        roles, reasons = Labels(labels.ROLE), Labels(labels.REASON)
         for item_id, at, action, source, target, role, reason, note in db.session.execute(
                 select(ItemEvent.item_id, ItemEvent.at, ItemEvent.action,
                        ItemEvent.from_status, ItemEvent.to_status, User.role,
@@ -138,54 +136,24 @@ def history_rows(conds, lang: str) -> Iterator[dict]:
                 .where(ItemEvent.item_id.in_(scope))
                 .order_by(ItemEvent.item_id, ItemEvent.id).execution_options(yield_per=BATCH)):
             yield {"item_id": item_id, "at": _to_local(at, zone),
-                   "action": actions.get(action, action),
-                   "from_status": statuses.get(source, source) if source else None,
-                   "to_status": statuses.get(target, target),
-                   "actor_role": roles.get(role, role), "reason": reasons.get(reason or "", reason),
+                   "action": actions[action], "from_status": statuses[source],
+                   "to_status": statuses[target], "actor_role": roles[role],
+                   "reason": reasons[reason],
                    "note": note}
 
 
 # --- writers ------------------------------------------------------------------------------
 
 def write_xlsx(out, meta: list[str], sheets, lang: str) -> None:
-    """Write `sheets` ([(name, columns, rows)]) to the file or path `out`: the export's
+    """Write `sheets` ([(name, columns, rows)]) to the binary file `out`: the export's
     filter and time on top, then a frozen header row with an autofilter, sensible widths,
-    dates as Excel dates. Constant memory: rows go to disk as they come."""
-    wb = xlsxwriter.Workbook(out, {"constant_memory": True, "strings_to_formulas": False,
-                                   "strings_to_urls": False, "strings_to_numbers": False,
-                                   "tmpdir": tempfile.gettempdir()})
-    bold = wb.add_format({"bold": True, "bg_color": "#EEEEEE", "border": 1})
-    when = wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
-    for name, columns, rows in sheets:
-        ws = wb.add_worksheet(name)
-        for i, c in enumerate(columns):
-            ws.set_column(i, i, c.width, when if c.kind == "date" else None)
-        for r, line in enumerate(meta):
-            ws.write_string(r, 0, line)
-        header = len(meta)
-        for i, c in enumerate(columns):
-            ws.write_string(header, i, c.title(lang), bold)
-        ws.freeze_panes(header + 1, 0)
-        # Per column, once: the key, how its value becomes a cell, and the writer.
-        plan = [(i, c.key, c, _writer(ws, c, when)) for i, c in enumerate(columns)]
-        r = header
-        for row in rows:
-            r += 1
-            for i, key, c, write in plan:
-                value = row[key]
-                if value is not None:
-                    write(r, i, cell(c, value, lang))
-        ws.autofilter(header, 0, max(r, header), len(columns) - 1)
-    wb.close()
-
-
-def _writer(ws, column: Column, date_format):
-    """The worksheet method that writes this column's cells (typed, never parsed)."""
-    if column.kind == "date":
-        return lambda r, i, value: ws.write_datetime(r, i, value, date_format)
-    if column.kind == "number":
-        return ws.write_number
-    return ws.write_string
+    dates as Excel dates (patrol/xlsx.py). Rows stream: memory does not grow with them."""
+    xlsx.write(out, [
+        xlsx.Sheet(name, [c.title(lang) for c in columns], cells(columns, rows, lang),
+                   widths=[c.width for c in columns],
+                   formats=[DATE_FORMAT if c.kind == "date" else "" for c in columns],
+                   meta=meta)
+        for name, columns, rows in sheets])
 
 
 def csv_chunks(meta: list[str], columns: tuple[Column, ...], rows, lang: str
@@ -197,19 +165,21 @@ def csv_chunks(meta: list[str], columns: tuple[Column, ...], rows, lang: str
     for line in meta:
         writer.writerow([line])
     writer.writerow([c.title(lang) for c in columns])
-    for n, row in enumerate(rows, 1):
-        values = []
-        for c in columns:
-            value = cell(c, row.get(c.key), lang)
-            if isinstance(value, datetime):
-                value = value.strftime("%Y-%m-%d %H:%M")
-            values.append("" if value is None else value)
-        writer.writerow(values)
+    for n, values in enumerate(cells(columns, rows, lang), 1):
+        writer.writerow([_csv_text(value) for value in values])
         if n % 500 == 0:
             yield buf.getvalue().encode("utf-8")
             buf.seek(0)
             buf.truncate()
     yield buf.getvalue().encode("utf-8")
+
+
+def _csv_text(value):
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return value
 
 
 def counted(rows, progress) -> Iterator:
@@ -258,14 +228,6 @@ def monthly_xlsx(figures: MonthFigures, meta: list[str], lang: str):
     """The monthly ledger as an XLSX in a temporary file (rewound): one sheet of figures
     and one per breakdown."""
     en = lang == "en"
-    out = tempfile.TemporaryFile(suffix=".xlsx")
-    wb = xlsxwriter.Workbook(out, {"strings_to_formulas": False, "strings_to_urls": False})
-    bold = wb.add_format({"bold": True})
-    ws = wb.add_worksheet("Summary" if en else "汇总")
-    ws.set_column(0, 0, 28)
-    ws.set_column(1, 1, 14)
-    for r, line in enumerate(meta):
-        ws.write_string(r, 0, line)
     lines = [
         ("Items reported" if en else "上报问题数", figures.total),
         ("Overdue" if en else "超期数", figures.overdue),
@@ -276,26 +238,19 @@ def monthly_xlsx(figures: MonthFigures, meta: list[str], lang: str):
         ("Longest look-back delay (days)" if en else "最长回头看等待(天)",
          figures.max_lookback_days),
     ]
-    r = len(meta) + 1
-    for title, value in lines:
-        ws.write_string(r, 0, title, bold)
-        if value is None:
-            ws.write_string(r, 1, "—")
-        else:
-            ws.write_number(r, 1, value)
-        r += 1
+    sheets = [xlsx.Sheet("Summary" if en else "汇总",
+                         ("Figure" if en else "项目", "Value" if en else "数值"),
+                         [(title, "—" if value is None else value) for title, value in lines],
+                         widths=(28, 14), meta=meta, bold_columns=(0,), table=False)]
     for title, bucket in (("By category" if en else "按类别", figures.by_category),
                           ("By party" if en else "按责任单位", figures.by_company),
                           ("By status" if en else "按状态", figures.by_status)):
-        sheet = wb.add_worksheet(title)
-        sheet.set_column(0, 0, 28)
-        sheet.write_string(0, 0, title, bold)
-        sheet.write_string(0, 1, "Items" if en else "数量", bold)
-        for i, (name, n) in enumerate(sorted((bucket or {}).items(), key=lambda kv: -kv[1]), 1):
-            sheet.write_string(i, 0, neutralise(str(name)))
-            sheet.write_number(i, 1, n)
-        sheet.freeze_panes(1, 0)
-    wb.close()
+        ranked = sorted((bucket or {}).items(), key=lambda kv: -kv[1])
+        sheets.append(xlsx.Sheet(title, (title, "Items" if en else "数量"),
+                                 [(neutralise(str(name)), n) for name, n in ranked],
+                                 widths=(28, 10)))
+    out = tempfile.TemporaryFile(suffix=".xlsx")
+    xlsx.write(out, sheets)
     out.seek(0)
     return out
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import xlsxwriter
 from sqlalchemy import func
 
 from .. import patrols as rules
+from ..xlsx import Sheet, write as write_xlsx
 from ..clock import local_date
 from ..extensions import db
 from ..ledger import neutralise
@@ -239,38 +239,20 @@ def xlsx(rows: list[Entry], tz: str, notes: list[str]):
     header row first, in the columns volunteer-hour records use, one row per volunteer
     per patrol (date in local time, hours as a number), and a total row; a second sheet
     says what it covers and the rule."""
-    out = tempfile.TemporaryFile(suffix=".xlsx")
-    wb = xlsxwriter.Workbook(out, {"strings_to_formulas": False, "strings_to_urls": False,
-                                   "strings_to_numbers": False})
-    bold = wb.add_format({"bold": True, "bg_color": "#EEEEEE", "border": 1})
-    day = wb.add_format({"num_format": "yyyy-mm-dd"})
-    number = wb.add_format({"num_format": "0.00"})
-    total_format = wb.add_format({"bold": True, "num_format": "0.00", "top": 1})
-    ws = wb.add_worksheet("服务时长")
-    for i, width in enumerate((12, 14, 12, 10, 28, 20)):
-        ws.set_column(i, i, width)
-    for i, title in enumerate(COLUMNS):
-        ws.write_string(0, i, title, bold)
-    ws.freeze_panes(1, 0)
-    r = 0
-    for r, e in enumerate(rows, 1):
-        ws.write_string(r, 0, neutralise(e.name))
-        ws.write_string(r, 1, neutralise(e.phone or ""))
+    body = []
+    for e in rows:
         local = local_date(e.started_at, tz)
-        ws.write_datetime(r, 2, datetime(local.year, local.month, local.day), day)
-        ws.write_number(r, 3, e.hours, number)
-        ws.write_string(r, 4, e.content())
-        ws.write_string(r, 5, neutralise(e.compound_name))
-    if rows:
-        ws.autofilter(0, 0, r, len(COLUMNS) - 1)
+        body.append((neutralise(e.name), neutralise(e.phone or ""),
+                     datetime(local.year, local.month, local.day), e.hours, e.content(),
+                     neutralise(e.compound_name)))
     total_minutes = sum(e.minutes for e in rows)
-    ws.write_string(r + 1, 0, "合计", total_format)
-    ws.write_number(r + 1, 3, rules.hours(total_minutes), total_format)
-    ws.write_string(r + 1, 4, f"{len(rows)}条记录", total_format)
-    info = wb.add_worksheet("说明")
-    info.set_column(0, 0, 90)
-    for i, line in enumerate(notes):
-        info.write_string(i, 0, neutralise(line))
-    wb.close()
+    out = tempfile.TemporaryFile(suffix=".xlsx")
+    write_xlsx(out, [
+        Sheet("服务时长", COLUMNS, body, widths=(12, 14, 12, 10, 28, 20),
+                   formats=("", "", "yyyy-mm-dd", "0.00"),
+                   footer=("合计", None, None, rules.hours(total_minutes), f"{len(rows)}条记录", None)),
+        Sheet("说明", ("说明",), [(neutralise(line),) for line in notes], widths=(90,),
+                   table=False),
+    ])
     out.seek(0)
     return out
