@@ -86,6 +86,7 @@ class Phone:
     def __init__(self, base, address):
         self.base, self.address = base, address
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        self.csrf = None
 
     def call(self, method, path, body=None, headers=None):
         req = urllib.request.Request(self.base + path, data=body, method=method,
@@ -104,7 +105,8 @@ class Phone:
         assert status in (200, 302), f"sign-in failed: {status}"
 
     def report(self, compound_id, photo, seed):
-        """The outbox's way: a token, the photo, then the form. [(status, seconds, path)]."""
+        """The outbox's way: the photo, then the form, with the token the page gave (fetched
+        once here, as the page's own). [(status, seconds, path)]."""
         calls = []
 
         def timed(method, path, body=None, headers=None):
@@ -113,11 +115,12 @@ class Phone:
             calls.append((status, time.perf_counter() - t, path, data[:300]))
             return status, data
 
-        status, data = timed("GET", "/sync/token")
-        if status != 200:
-            return calls, None
-        csrf = json.loads(data)["csrf"]
-        sync = {"X-CSRFToken": csrf, "X-Patrol-Sync": "1"}
+        if self.csrf is None:
+            status, data = timed("GET", "/sync/token")
+            if status != 200:
+                return calls, None
+            self.csrf = json.loads(data)["csrf"]
+        sync = {"X-CSRFToken": self.csrf, "X-Patrol-Sync": "1"}
         body, ctype = multipart({"kind": "before"}, {"photo": ("p.jpg", photo)})
         status, data = timed("POST", "/photos", body, {**sync, "Content-Type": ctype})
         if status != 201:
@@ -128,6 +131,24 @@ class Phone:
         status, data = timed("POST", f"/compounds/{compound_id}/report", body,
                              {**sync, "Content-Type": ctype})
         return calls, key if status in (200, 201) else None
+
+
+def start_gunicorn(target, env, cwd, port, log_path):
+    """gunicorn as `make run` serves (2 workers x 4 threads) on loopback, once it answers
+    /healthz. Returns (process, its open log)."""
+    log = open(log_path, "w")
+    server = subprocess.Popen(
+        [VENV_BIN / "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
+         target], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(300):   # gunicorn on a loaded 2-core machine: up to a minute
+        if server.poll() is not None:
+            sys.exit("the server did not start:\n" + Path(log_path).read_text()[-3000:])
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return server, log
+        except OSError:
+            time.sleep(0.2)
+    sys.exit("the server did not answer /healthz")
 
 
 def python(script, env):
@@ -210,25 +231,14 @@ def run(db_url, reports, threads, receivers, photos):
     if db_url:
         reset_pg(db_url)
     setup = prepare(env, threads, receivers)
-    log = open(tmp / "gunicorn.log", "w")
-    server = subprocess.Popen(
-        [VENV_BIN / "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
-         "patrol:create_app()"], env=env, cwd=TREE, stdout=log, stderr=subprocess.STDOUT)
+    server, log = start_gunicorn("patrol:create_app()", env, TREE, port, tmp / "gunicorn.log")
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):   # gunicorn on a loaded 2-core machine: up to a minute
-        if server.poll() is not None:
-            sys.exit("the server did not start:\n" + (tmp / "gunicorn.log").read_text()[-3000:])
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.2)
     phones = [Phone(base, f"10.9.{n // 250}.{n % 250 + 1}") for n in range(threads)]
     for phone, token in zip(phones, setup["tokens"], strict=False):   # more tokens than threads
         phone.sign_in(token)
     work = list(range(reports))
     lock = threading.Lock()
-    calls, keys = [], []
+    calls, keys, submissions = [], [], []
 
     def walk(phone):
         while True:
@@ -240,6 +250,7 @@ def run(db_url, reports, threads, receivers, photos):
             with lock:
                 calls.extend(got)
                 keys.append(key)
+                submissions.append(sum(c[1] for c in got))
 
     start = time.perf_counter()
     workers = [threading.Thread(target=walk, args=(p,)) for p in phones]
@@ -264,12 +275,18 @@ def run(db_url, reports, threads, receivers, photos):
         "duplicates": counted["items"] - counted["distinct"],
         "5xx": len(errors5), "other_errors": sum(1 for c in calls if 400 <= c[0] < 500),
         "report_p50_s": round(statistics.median(reports_lat), 3) if reports_lat else None,
-        "report_p95_s": round(reports_lat[int(len(reports_lat) * 0.95) - 1], 3)
-        if reports_lat else None,
+        "report_p95_s": round(percentile95(reports_lat), 3) if reports_lat else None,
+        "submission_p50_s": round(statistics.median(submissions), 3),
+        "submission_p95_s": round(percentile95(submissions), 3),
         "locked_in_log": server_log.count("database is locked"),
         "deliveries": counted["deliveries"],
         "first_5xx": errors5[0][3].decode(errors="replace")[:200] if errors5 else None,
     }
+
+
+def percentile95(values):
+    ordered = sorted(values)
+    return ordered[max(int(len(ordered) * 0.95) - 1, 0)]
 
 
 def pg_url():
