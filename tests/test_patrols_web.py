@@ -316,3 +316,17 @@ def test_csrf_is_enforced(tmp_path):
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Patrol)) == 0
         assert db.session.scalar(db.select(db.func.count()).select_from(ItemEvent)) == 0
+
+
+def test_an_unknown_gate_or_sticker_code_says_so_in_words(w):
+    """A poster replaced since, or a mistyped link: a worded page (404), signed in or not,
+    and nothing recorded."""
+    with w.app.app_context():
+        before = db.session.scalar(db.select(db.func.count()).select_from(Presence))
+    for client in (w.app.test_client(), sign_in(w.app.test_client(), w.vol_a)):
+        for path in ("/c/no-such-code", "/k/no-such-code"):
+            resp = client.get(path)
+            page = resp.get_data(as_text=True)
+            assert resp.status_code == 404 and "无法识别的二维码" in page and "最新" in page, path
+    with w.app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Presence)) == before

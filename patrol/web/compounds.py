@@ -12,7 +12,7 @@ from ..models import (CheckpointScan, Compound, Item, ItemTally, Presence, TeamC
 from ..services import items as item_service
 from ..services import patrols as patrol_service
 from . import residents
-from .helpers import authorise, get_or_404, load_or_404, page_arg
+from .helpers import authorise, get_or_404, load_or_404, page_arg, unknown_code
 from .offline import token_digest
 
 bp = Blueprint("compounds", __name__)
@@ -33,7 +33,7 @@ def scan(token):
     compound = db.session.execute(
         db.select(Compound).where(Compound.qr_token == token)).scalar_one_or_none()
     if compound is None:
-        abort(404)
+        return unknown_code()
     if not current_user.is_authenticated:
         return residents.landing(compound)
     authorise(permissions.can_see_compound, compound)

@@ -6,7 +6,8 @@ from datetime import datetime
 from functools import wraps
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, has_request_context, request
+from flask import abort, current_app, has_request_context, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import clock, labels, lifecycle, permissions
@@ -162,3 +163,12 @@ def install(app):
         in_wechat=in_wechat,
     )
     app.jinja_env.filters["todatetime"] = datetime.fromisoformat
+
+
+def unknown_code():
+    """The page for a QR code (gate or checkpoint sticker) that names nothing: worded, not a
+    bare 404, since it is a volunteer or a resident in front of a poster who reads it."""
+    return render_template(
+        "error.html", code=404, title=_("This QR code is not known"),
+        message=_("It may have been replaced by a new poster. Scan the newest code at the "
+                  "gate, or tell the community office.")), 404

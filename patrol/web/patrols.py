@@ -22,7 +22,7 @@ from ..models import (Checkpoint, CheckpointScan, Compound, Item, ItemEvent, Pat
 from ..services import checkpoints as checkpoint_service
 from ..services import patrols as patrol_service
 from . import residents
-from .helpers import authorise, get_or_404, load_or_404, roles_required
+from .helpers import authorise, get_or_404, load_or_404, roles_required, unknown_code
 from .sync import (error_json, form_location, parse_device_at, refuse_offline_scan,
                    required_device_at, wants_json)
 
@@ -179,7 +179,7 @@ def checkpoint_scan(token):
     (POST + CSRF) instead of recording a scan the phone never made."""
     checkpoint = _checkpoint_by_token(token)
     if checkpoint is None:
-        abort(404)
+        return unknown_code()
     compound = checkpoint.compound
     if not current_user.is_authenticated:
         return residents.landing(compound)
