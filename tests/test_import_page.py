@@ -10,18 +10,19 @@ import html
 import io
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
 
 from patrol.extensions import db
+from patrol.jobs import run_queued
 from patrol.importer.read import Refused, read
 from patrol.importer.sheets import BY_NAME
 from patrol.importer.template import template_bytes
 from patrol.lifecycle import Role
 from patrol.models import (Building, Community, Company, Compound, Street, Team, User)
 from patrol.services import district_import, district_uploads
+from patrol.services.photo_store import storage
 from tests.conftest import make_app, sign_in
 from tests.district_workbook import district
 from tests.factories import build_world
@@ -69,8 +70,35 @@ def confirm_url(resp) -> str:
 
 
 def kept_files(app) -> list[str]:
-    folder = Path(app.config["INSTANCE_DIR"]) / "imports"
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    """What the store keeps of uploads (imports/<token>/<name>), as <token>/<name>."""
+    with app.app_context():
+        return sorted(k.removeprefix("imports/") for k in storage().keys("imports/"))
+
+
+def confirmed(app, client, url, *, status="done"):
+    """Confirm as the page does: the answer is the job's page (a progress bar; nothing
+    is imported in the web request); then the worker runs the job (run_queued, as
+    `patrol worker` would). Returns the job's page once it has run."""
+    before = db_counts(app)
+    resp = client.post(url)
+    assert resp.status_code == 302, text_of(resp)[:2000]
+    assert re.fullmatch(r"/jobs/\d+", resp.headers["Location"]), resp.headers["Location"]
+    queued = client.get(resp.headers["Location"])
+    assert '<progress id="job-progress"' in queued.text and "js/jobs.js" in queued.text
+    assert db_counts(app) == before                 # the web request wrote nothing
+    run_queued(app)
+    page = client.get(resp.headers["Location"])
+    assert page.status_code == 200
+    status_ = client.get(resp.headers["Location"] + ".json").get_json()
+    assert status_["state"] == status, status_
+    return page
+
+
+def done_url(page) -> str:
+    """The job page's link to what was imported."""
+    m = re.search(r'id="job-import-done" href="(/district/import/[A-Za-z0-9_-]{32})"', page.text)
+    assert m, "no link to the import's summary on the job page"
+    return m.group(1)
 
 
 def text_of(resp) -> str:
@@ -130,7 +158,8 @@ def test_signed_out_is_sent_to_sign_in(world, client):
 
 def test_state_changes_are_post_only(app):
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in ("district.upload", "district.confirm", "district.team_cards"):
+        if rule.endpoint in ("district.upload", "district.confirm", "district.team_cards",
+                             "district.team_cards_job"):
             assert rule.methods - {"OPTIONS"} == {"POST"}, rule
 
 
@@ -190,20 +219,22 @@ def test_preview_confirm_applies_once_and_a_second_confirm_does_nothing(db_app):
     assert len(kept_files(db_app)) == 2                       # the file and its record
 
     url = confirm_url(resp)
-    done = client.post(url)
-    assert done.status_code == 302
+    job_page = confirmed(db_app, client, url)
+    assert summary in text_of(job_page)                       # the job's note
     after = db_counts(db_app)
     assert after["compounds"] == before["compounds"] + 3
     assert after["buildings"] == before["buildings"] + 6
-    page = client.get(done.headers["Location"])
+    done = done_url(job_page)
+    page = client.get(done)
     assert page.status_code == 200 and summary in text_of(page)
     assert "已导入" in text_of(page)
 
     again = client.post(url)                                  # a double tap, a reload
-    assert again.status_code == 302 and again.headers["Location"] == done.headers["Location"]
+    assert again.status_code == 302 and again.headers["Location"] == done
     assert "没有重复写入" in text_of(client.get(again.headers["Location"]))
+    assert run_queued(db_app) == 0                            # no second job
     assert db_counts(db_app) == after
-    assert [n for n in kept_files(db_app) if not n.endswith(".done")] == []
+    assert [n for n in kept_files(db_app) if not n.endswith("/done.json")] == []
 
     # Uploading the same file again: nothing new.
     resp = upload(client, small.data)
@@ -224,7 +255,7 @@ def test_the_preview_shows_what_an_edited_file_changes(app, world, client):
     page = text_of(resp)
     assert resp.status_code == 200 and "新增 0 条，修改 1 条" in page
     assert re.search(r"物业公司：第0物业服务有限公司 phone: .*073112345678", page), page[-3000:]
-    assert client.post(confirm_url(resp)).status_code == 302
+    confirmed(app, client, confirm_url(resp))
     with app.app_context():
         assert db.session.execute(db.select(Company.phone).where(
             Company.name == "第0物业服务有限公司")).scalar_one() == "073112345678"
@@ -239,10 +270,11 @@ def test_confirm_is_refused_when_the_data_changed_after_the_preview(app, streets
         db.session.add(Compound(name="新桂园", community_id=streets.ca, company_id=streets.x))
         db.session.commit()
         before = counts()
-    refused = client.post(confirm_url(resp))
-    assert refused.status_code == 409
+    refused = confirmed(app, client, confirm_url(resp), status="failed")
     assert "预览之后数据有了变化" in text_of(refused)
+    assert 'id="job-import-again"' in refused.text           # upload again
     assert db_counts(app) == before
+    assert kept_files(app) == []
 
 
 def test_an_upload_is_confirmed_only_by_whoever_uploaded_it(app, streets, client):
@@ -255,7 +287,8 @@ def test_an_upload_is_confirmed_only_by_whoever_uploaded_it(app, streets, client
         assert intruder.post(url).status_code == 409
         assert intruder.get(url.removesuffix("/confirm")).status_code == 404
     assert db_counts(app) == before
-    assert client.post(url).status_code == 302                  # the owner still can
+    assert run_queued(app) == 0                                 # nothing was queued
+    confirmed(app, client, url)                                 # the owner still can
     assert db_counts(app)["compounds"] == before["compounds"] + 1
 
 
@@ -279,8 +312,7 @@ def test_staff_import_their_own_community_and_get_the_new_posters(app, streets, 
     resp = upload(client, filled_template(**rows))
     assert resp.status_code == 200, text_of(resp)[:3000]
     assert "新增 8 条，修改 0 条" in text_of(resp)   # a company, 2 compounds, 3 buildings, 2 volunteers
-    done = client.post(confirm_url(resp))
-    assert done.status_code == 302
+    done = done_url(confirmed(app, client, confirm_url(resp)))
     with app.app_context():
         new = db.session.execute(db.select(Compound).where(
             Compound.name.in_(["新桂园", "新竹苑"])).order_by(Compound.name, Compound.id)
@@ -292,9 +324,9 @@ def test_staff_import_their_own_community_and_get_the_new_posters(app, streets, 
         assert {v.community_id for v in vols} == {streets.ca}
         assert {v.team.name for v in vols} == {"A队", "A二队"}   # a new team too
         assert {v.team.community_id for v in vols} == {streets.ca}
-    page = client.get(done.headers["Location"])
+    page = client.get(done)
     assert "/posters.pdf" in page.text
-    pdf = client.get(done.headers["Location"] + "/posters.pdf")
+    pdf = client.get(done + "/posters.pdf")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     assert sorted(sum(qr_texts(write_pdf(pdf.data, tmp_path, "new")), [])) == sorted(expected)
 
@@ -302,7 +334,7 @@ def test_staff_import_their_own_community_and_get_the_new_posters(app, streets, 
     rows["小区"][0][3] = "建设路100号"
     resp = upload(client, filled_template(**rows))
     assert resp.status_code == 200 and "新增 0 条，修改 1 条" in text_of(resp)
-    assert client.post(confirm_url(resp)).status_code == 302
+    confirmed(app, client, confirm_url(resp))
     with app.app_context():
         assert db.session.execute(db.select(Compound.address).where(
             Compound.name == "新桂园")).scalar_one() == "建设路100号"
@@ -357,9 +389,11 @@ def test_the_write_check_refuses_what_the_sheet_check_missed(app, streets, monke
         kept = district_uploads.preview(data, "x.xlsx", admin)   # admins may: kept
         db.session.rollback()
         staff = db.session.get(User, streets.staff_a)
-        path = Path(app.config["INSTANCE_DIR"]) / "imports" / f"{kept.token}.json"
-        path.write_text(path.read_text().replace(f'"user": {streets.admin}',
-                                                 f'"user": {streets.staff_a}'))
+        key = f"imports/{kept.token}/meta.json"
+        meta = storage().get(key).decode()
+        storage().delete(key)
+        storage().put(key, meta.replace(f'"user": {streets.admin}',
+                                        f'"user": {streets.staff_a}').encode())
         monkeypatch.setattr(district_uploads, "rows_out_of_scope", lambda tables, user: [])
         before = counts()
         with pytest.raises(district_uploads.OutOfScope) as info:

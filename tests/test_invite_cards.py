@@ -198,6 +198,95 @@ def test_a_team_without_volunteers_gets_no_pdf(app, world, client):
     assert "空队 还没有志愿者" in client.get(resp.headers["Location"]).text
 
 
+# --- the district page: the cards made by the job queue -------------------------------
+
+def cards_job(client, team_id):
+    return client.post(f"/district/teams/{team_id}/cards-job")
+
+
+def jobs_of(app) -> list:
+    from patrol.models import Job
+    with app.app_context():
+        return [(j.kind, j.params, j.created_by_id) for j in
+                db.session.execute(db.select(Job).order_by(Job.id)).scalars()]
+
+
+def test_the_district_page_makes_a_teams_cards_as_a_job(app, world, client, tmp_path):
+    from patrol.jobs import run_queued
+    team_id = add_team(app, world)
+    sign_in(client, world.staff_a)
+    page = client.get("/district/").text
+    assert f'action="/district/teams/{team_id}/cards-job"' in page   # the button
+    assert f"/district/teams/{team_id}/cards.pdf" not in page
+    resp = cards_job(client, team_id)
+    assert resp.status_code == 302 and re.fullmatch(r"/jobs/\d+", resp.location), resp.location
+    assert jobs_of(app) == [("invite_cards", {"team_id": team_id}, world.staff_a)]
+    job_page = client.get(resp.location).text
+    assert '<progress id="job-progress"' in job_page and "js/jobs.js" in job_page
+    with app.app_context():                  # nothing was made in the web request
+        assert db.session.scalar(db.select(db.func.count()).select_from(Invite)) == 0
+
+    assert run_queued(app) == 1              # the worker
+    status = client.get(resp.location + ".json").get_json()
+    assert status["state"] == "done" and status["result"], status
+    assert "只能下载一次" in client.get(resp.location).text
+    # Another community's staff: not the job, not the file.
+    other = sign_in(app.test_client(), world.staff_b)
+    assert other.get(resp.location).status_code == 404
+    assert other.get(status["result"]).status_code == 404
+    pdf = client.get(status["result"])
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    assert pdf.headers["Cache-Control"] == "no-store"
+    pages = decoded_tokens(pdf.data, tmp_path, "job")
+    assert [len(p) for p in pages] == [8, 2]
+    tokens = [t for p in pages for t in p]
+    assert len(set(tokens)) == 10
+    text = pdf_text(pdf.data, tmp_path, "job")
+    assert text.count("用手机扫码登录") == 10 and "已停用" not in text
+    with app.app_context():
+        invites = db.session.execute(db.select(Invite)).scalars().all()
+        assert len(invites) == 10 and all(i.created_by_id == world.staff_a for i in invites)
+    assert redeems(app, tokens[0]) == 302 and redeems(app, tokens[0]) == 410
+    # Live sign-in links: the file leaves the server with its first download.
+    assert client.get(status["result"]).status_code == 404
+    assert "已从服务器删除" in client.get(resp.location).text
+
+
+@pytest.mark.parametrize("who, status", [("staff_b", 404), ("vol_a", 403), ("mgr_x", 403),
+                                         ("com_a1", 403)])
+def test_only_staff_of_the_team_or_admins_start_the_cards_job(app, world, client, who, status):
+    team_id = add_team(app, world, names=["甲"])
+    sign_in(client, getattr(world, who))
+    assert cards_job(client, team_id).status_code == status
+    assert jobs_of(app) == []
+
+
+def test_admins_start_any_teams_cards_job_and_an_empty_team_gets_none(app, world, client):
+    team_id = add_team(app, world, names=["甲"])
+    sign_in(client, world.admin)
+    assert cards_job(client, team_id).status_code == 302
+    assert jobs_of(app) == [("invite_cards", {"team_id": team_id}, world.admin)]
+    with app.app_context():
+        team = Team(name="空队", community_id=world.ca)
+        db.session.add(team)
+        db.session.commit()
+        empty = team.id
+    resp = cards_job(client, empty)
+    assert resp.status_code == 302 and resp.location.endswith("/district/")
+    assert "空队 还没有志愿者" in client.get(resp.location).text
+    assert len(jobs_of(app)) == 1
+
+
+def test_the_cards_job_is_a_post_with_a_csrf_token(tmp_path):
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        w = build_world()
+    client = sign_in(app.test_client(), w.staff_a)
+    assert client.get(f"/district/teams/{w.team}/cards-job").status_code == 405
+    assert client.post(f"/district/teams/{w.team}/cards-job").status_code == 400
+    assert jobs_of(app) == []
+
+
 # --- the CLI ----------------------------------------------------------------------------
 
 def test_cli_prints_a_teams_cards(tmp_path, db_app):

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from ..extensions import db
 from ..models import Compound, Job, Team, User
@@ -132,25 +133,50 @@ def ledger_export(job: Job, progress: Progress) -> Result:
 @kind("district_import")
 def district_import(job: Job, progress: Progress) -> Result:
     """Apply a previewed district import (services/district_uploads.confirm), as its
-    uploader; the done page and its posters follow from the record it leaves."""
+    uploader; the done page and its posters follow from the record it leaves. Refusals
+    are said in the uploader's words (the web confirm's)."""
+    from ..display import language
     from ..services import district_uploads
+    from ..web.district import gone_message, changed_message, in_words
     token = job.params["token"]
     user = job.created_by
     if user is None:
         raise PermissionError("the job's owner is gone")
-    progress.set(0, 1, force=True)
-    try:
-        applied = district_uploads.confirm(token, user)
-    except district_uploads.ImportGone:
-        db.session.rollback()
+    progress.set(0, 4, force=True)
+    with language(job.params.get("lang") or "zh"):
         try:
-            district_uploads.done(token, user)     # imported already: nothing to do again
+            applied = district_uploads.confirm(
+                token, user, progress=lambda done, total: progress.set(done, total, force=True))
         except district_uploads.ImportGone:
-            raise Permanent("nothing to import: already imported, or too old") from None
-        return Result(note="already")
-    except district_uploads.ImportChanged:
-        raise Permanent("the data changed after the preview; upload the file again") from None
-    except district_uploads.OutOfScope as exc:
-        raise Permanent(f"outside your community: {exc}") from None
-    return Result(note=applied.summary[:300], after_commit=[
+            db.session.rollback()
+            district_uploads.wait_for_others(user)     # another confirm of it, under way
+            imported = _imported_already(job, token, user)
+            db.session.rollback()
+            if imported:
+                # imported already: nothing to do again
+                return Result(note=_("This file was already imported; nothing was written "
+                                     "again."))
+            raise Permanent(gone_message()) from None
+        except district_uploads.ImportChanged:
+            raise Permanent(changed_message()) from None
+        except district_uploads.OutOfScope as exc:
+            raise Permanent(" ".join(in_words(exc.refusals))) from None
+        note = _("Imported: %(summary)s", summary=applied.summary)
+    progress.total = 4
+    return Result(note=note[:300], after_commit=[
         lambda: district_uploads.record_done(token, user, applied)])
+
+
+def _imported_already(job: Job, token: str, user: User) -> bool:
+    """The upload's record says it was imported, or another job of its uploader for it
+    is done (its record is written just after its commit)."""
+    from ..services import district_uploads
+    try:
+        district_uploads.done(token, user)
+        return True
+    except district_uploads.ImportGone:
+        pass
+    return any(other.params.get("token") == token for other in db.session.execute(
+        db.select(Job).where(Job.kind == "district_import", Job.created_by_id == user.id,
+                             Job.state == "done", Job.id != job.id)
+        .order_by(Job.id.desc()).limit(50)).scalars())

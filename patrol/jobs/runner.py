@@ -172,8 +172,9 @@ def execute(job_id: int) -> float | None:
         except Exception as exc:
             db.session.rollback()
             log.exception("job %s (%s) failed, attempt %s", job_id, job.kind, job.attempts)
-            return _failed(job_id, f"{type(exc).__name__}: {exc}", cfg,
-                           final=isinstance(exc, Permanent))
+            final = isinstance(exc, Permanent)      # its message is for people, as is
+            return _failed(job_id, str(exc) if final else f"{type(exc).__name__}: {exc}", cfg,
+                           final=final)
         now = utcnow()
         job.state, job.finished_at, job.updated_at, job.lease_until = "done", now, now, None
         job.error = None

@@ -9,6 +9,7 @@ Re-importing the same file changes nothing; rows missing from a file are never d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..extensions import db
 from ..importer import normalise
@@ -86,17 +87,28 @@ def plan(tables: dict[str, Table]) -> Plan:
     return out
 
 
-def apply(result: Plan) -> None:
+def apply(result: Plan, progress: Callable[[int, int], None] | None = None) -> None:
+    """Write the plan (flushes; the caller commits). `progress(done, total)` is told as
+    its steps go: one a row, one a building (the CLI's progress bar)."""
     if not result.ok:
         raise ValueError("a plan with problems cannot be applied")
+    total = len(result.ops) + len(result.buildings)
+    done = 0
     for op in result.ops:
         op()
+        done += 1
+        if progress is not None and done % 100 == 0:
+            progress(done, total)
     db.session.flush()
+    if progress is not None:
+        progress(done, total)
     # Buildings come by the thousand: inserted in bulk, not as one object each.
     rows = [{"compound_id": compound.id, "name": name, "sort_key": key}
             for compound, name, key in result.buildings]
     for start in range(0, len(rows), 5000):
         db.session.execute(db.insert(Building), rows[start:start + 5000])
+        if progress is not None:
+            progress(done + min(start + 5000, len(rows)), total)
 
 
 # --- sheets ------------------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 An uploaded workbook is read (importer.read) and planned (district_import.plan); nothing
 is written. If the plan is clean and within the user's scope, the file is kept in the
-instance folder (`imports/`) under a random 192-bit name, with a record of who uploaded
-it and a fingerprint of the plan that was shown. Confirming reads that same file again,
-plans again and refuses if the fingerprint differs (the database changed in between);
-nothing the browser sends except the file's name is used. Confirming claims the upload
-with an atomic rename, so a second confirm (a double tap, a reload, another tab) finds
-nothing to apply.
+shared store (the photo store: a folder or a bucket, under `imports/`, so every app
+instance and worker reads it) under a random 192-bit name, with a record of who uploaded
+it and a fingerprint of the plan that was shown. Confirming (a job, run by the worker)
+reads that same file again, plans again and refuses if the fingerprint differs (the
+database changed in between); nothing the browser sends except the file's name is used.
+Confirms of one uploader run one at a time and claim the upload first, so a second
+confirm (a double tap, a reload, another tab) finds nothing to apply.
 
 Who may import what (docs: README "From an empty database to a real district"):
 
@@ -25,16 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
+from typing import Callable, NoReturn
 
-from flask import current_app
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from ..extensions import db
 from ..importer import normalise
@@ -134,54 +133,80 @@ def fingerprint(data: bytes, plan) -> str:
 
 # --- confirm ----------------------------------------------------------------------------
 
-def confirm(token: str, user) -> Applied:
+def confirm(token: str, user, progress: Callable[[int, int], None] | None = None) -> Applied:
     """Apply the upload `token` of `user`, if its plan is still the one previewed.
     Flushes; the caller commits (and then calls record_done). Raises ImportGone,
-    ImportChanged or OutOfScope; nothing is written then (the caller rolls back)."""
-    meta = _meta(token, user, ".json")
-    claimed = _path(token, ".claimed")
+    ImportChanged or OutOfScope; nothing is written then (the caller rolls back).
+
+    Run by the job queue's worker (jobs/kinds.py). The file is read and planned first;
+    then, with the uploader's confirms one at a time (_one_at_a_time), the upload is
+    claimed (a second confirm finds it claimed: ImportGone) and applied. A claimed
+    upload is not applied again; record_done forgets it after the commit. `progress`
+    (done, total) is told before the claim only: the claim holds SQLite's write lock."""
+    step = progress or (lambda done, total: None)
+    _meta(token, user, META)
     try:
-        os.rename(_path(token, ".json"), claimed)   # atomic: one confirm wins
+        data = _store().get(_key(token, UPLOAD))
     except FileNotFoundError:
         raise ImportGone() from None
+    meta = _meta(token, user, META)
+    step(1, 4)
     try:
-        try:
-            data = _path(token, ".data").read_bytes()
-        except FileNotFoundError:
-            raise ImportGone() from None
-        try:
-            tables = read(data, meta["filename"])
-        except Refused:
-            raise ImportChanged() from None
-        problems = rows_out_of_scope(tables, user)
-        plan = district_import.plan(tables)
-        problems += _company_changes(plan, user)
-        if problems:
-            raise OutOfScope(problems)
-        if not plan.ok or fingerprint(data, plan) != meta["fingerprint"]:
-            raise ImportChanged()
+        tables = read(data, meta["filename"])
+    except Refused:
+        _refuse(token, ImportChanged())
+    step(2, 4)
+    problems = rows_out_of_scope(tables, user)
+    plan = district_import.plan(tables)
+    problems += _company_changes(plan, user)
+    if problems:
+        _refuse(token, OutOfScope(problems))
+    if not plan.ok or fingerprint(data, plan) != meta["fingerprint"]:
+        _refuse(token, ImportChanged())
+    step(3, 4)
+    _one_at_a_time(user)
+    pending(token, user)            # again, now that no other confirm of it runs
+    _store().put(_key(token, CLAIMED), b"")
+    try:
         with _watch_writes(user) as created:
             _check_buildings(plan, user)
             district_import.apply(plan)
             db.session.flush()
-        return Applied(plan.summary(), dict(plan.new), dict(plan.changed),
-                       [c.id for c in created])
-    finally:
-        for suffix in (".data", ".claimed"):
-            _path(token, suffix).unlink(missing_ok=True)
+    except OutOfScope:
+        _forget(token, UPLOAD, META)        # as refused at the preview: upload again
+        raise
+    except Exception:
+        _forget(token, CLAIMED)             # rolled back: it may be confirmed again
+        raise
+    return Applied(plan.summary(), dict(plan.new), dict(plan.changed),
+                   [c.id for c in created])
+
+
+def _refuse(token: str, exc: Exception) -> NoReturn:
+    """A confirm refused: the upload is forgotten (upload again). Unless another confirm
+    of it has just claimed it, and its import is what changed the plan: then this one
+    has nothing to do. (A confirm writes `claimed` before its commit and removes it
+    only after writing `done.json`: one of the two is there.)"""
+    store = _store()
+    if store.exists(_key(token, CLAIMED)) or store.exists(_key(token, DONE)):
+        raise ImportGone()
+    _forget(token, UPLOAD, META)
+    raise exc
 
 
 def record_done(token: str, user, applied: Applied):
-    """After the caller's commit: what was imported, for the done page and its posters."""
-    _write(_path(token, ".done"), json.dumps({
+    """After the caller's commit: what was imported, for the done page and its posters;
+    the upload itself is forgotten."""
+    _put_json(_key(token, DONE), {
         "user": user.id, "summary": applied.summary, "new": applied.new,
         "changed": applied.changed, "compounds": applied.compound_ids,
-        "at": utcnow().isoformat()}, ensure_ascii=False).encode())
+        "at": utcnow().isoformat()})
+    _forget(token, UPLOAD, META, CLAIMED)
 
 
 def done(token: str, user) -> dict:
     """The record of a confirmed import of `user`; ImportGone if there is none."""
-    return _meta(token, user, ".done")
+    return _meta(token, user, DONE)
 
 
 # --- who may import what ----------------------------------------------------------------
@@ -340,17 +365,25 @@ def _watch_writes(user):
 
 
 # --- the kept files ---------------------------------------------------------------------
+# In the shared store (services/photo_store.storage: a folder or a bucket), so any app
+# instance or worker reads them: imports/<token>/upload (the file), meta.json (who, its
+# name, the plan's fingerprint), claimed (a confirm has it), done.json (what was
+# imported). `patrol photos-orphans` leaves imports/ alone; _clean_old removes what is
+# older than KEEP, by the store's own clock.
 
-def _dir() -> Path:
-    path = Path(current_app.config["INSTANCE_DIR"]) / "imports"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+PREFIX = "imports/"
+UPLOAD, META, CLAIMED, DONE = "upload", "meta.json", "claimed", "done.json"
 
 
-def _path(token: str, suffix: str) -> Path:
+def _store():
+    from .photo_store import storage
+    return storage()
+
+
+def _key(token: str, name: str) -> str:
     if not _TOKEN.match(token or ""):
         raise ImportGone()
-    return _dir() / f"{token}{suffix}"
+    return f"{PREFIX}{token}/{name}"
 
 
 def _clean_name(filename: str | None) -> str:
@@ -360,27 +393,23 @@ def _clean_name(filename: str | None) -> str:
     return name[-120:] or "upload.xlsx"
 
 
-def _write(path: Path, body: bytes):
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(body)
-    os.replace(tmp, path)
+def _put_json(key: str, value: dict) -> None:
+    _store().put(key, json.dumps(value, ensure_ascii=False).encode())
 
 
 def _keep(data: bytes, filename: str, user, fingerprint_: str) -> str:
     token = secrets.token_urlsafe(24)
-    _write(_path(token, ".data"), data)
-    _write(_path(token, ".json"), json.dumps({
-        "user": user.id, "filename": filename, "fingerprint": fingerprint_,
-        "at": utcnow().isoformat()}, ensure_ascii=False).encode())
-    _clean_old(_path(token, ".json").stat().st_mtime)
+    store = _store()
+    store.put(_key(token, UPLOAD), data)
+    _put_json(_key(token, META), {"user": user.id, "filename": filename,
+                                  "fingerprint": fingerprint_, "at": utcnow().isoformat()})
+    _clean_old(store.modified_at(_key(token, META)))
     return token
 
 
-def _meta(token: str, user, suffix: str) -> dict:
+def _meta(token: str, user, name: str) -> dict:
     try:
-        meta = json.loads(_path(token, suffix).read_text())
+        meta = json.loads(_store().get(_key(token, name)))
     except (FileNotFoundError, ValueError):
         raise ImportGone() from None
     if meta.get("user") != user.id:     # someone else's upload: as if it did not exist
@@ -388,12 +417,45 @@ def _meta(token: str, user, suffix: str) -> dict:
     return meta
 
 
-def _clean_old(now: float):
+def pending(token: str, user) -> dict:
+    """The record of an upload of `user` waiting for its confirm (who, the file's name);
+    ImportGone if there is none (never made, confirmed already, too old, another's)."""
+    meta = _meta(token, user, META)
+    if _store().exists(_key(token, CLAIMED)):
+        raise ImportGone()
+    return meta
+
+
+def _forget(token: str, *names: str) -> None:
+    store = _store()
+    for name in names:
+        store.delete(_key(token, name))
+
+
+def wait_for_others(user) -> None:
+    """Wait until no other confirm of `user` is under way (their transactions ended);
+    the caller rolls back afterwards. For a confirm that found its upload claimed."""
+    _one_at_a_time(user)
+
+
+def _one_at_a_time(user) -> None:
+    """Confirms of one uploader wait for each other until the transaction ends: a lock on
+    their user row (PostgreSQL), the database's write lock (SQLite). Every upload is
+    confirmed by its uploader only, so two confirms of one upload meet here."""
+    with db.session.no_autoflush:       # the plan's objects are written by apply() only
+        if db.session.get_bind().dialect.name == "sqlite":
+            db.session.execute(text('UPDATE "user" SET id = id WHERE id = :id'), {"id": user.id})
+        else:
+            db.session.execute(db.select(User.id).where(User.id == user.id).with_for_update())
+
+
+def _clean_old(now: datetime) -> None:
     """Remove uploads and records older than KEEP. `now` is the time of a file just
-    written: the file system's clock, which the app's clock (clock.py) may not be."""
-    for path in _dir().iterdir():
+    written: the store's clock, which the app's clock (clock.py) may not be."""
+    store = _store()
+    for key in list(store.keys(PREFIX)):
         try:
-            if path.stat().st_mtime < now - KEEP.total_seconds():
-                path.unlink(missing_ok=True)
+            if store.modified_at(key) < now - KEEP:
+                store.delete(key)
         except FileNotFoundError:
             continue

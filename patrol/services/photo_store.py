@@ -23,6 +23,8 @@ PENDING_GRACE = timedelta(days=8)
 # Files are written before their row is committed: a file this young may belong to an
 # upload still in progress, so it is not called a stray (and never deleted) yet.
 WRITE_GRACE = timedelta(minutes=15)
+# Keys in the store that are not photos, each kept and removed by its own owner.
+NOT_PHOTOS = ("jobs/", "imports/")
 
 
 def storage():
@@ -97,9 +99,11 @@ def find_orphans(now=None, pending_for=PENDING_GRACE, written_for=WRITE_GRACE) -
     stray: list[str] = []
     unfinished: list[str] = []
     written_cutoff = store.now() - written_for
-    # jobs/: the job queue's results (patrol/jobs/runner.py), which it deletes itself.
+    # jobs/: the job queue's results (patrol/jobs/runner.py), which it deletes itself;
+    # imports/: district imports between preview and confirm (services/district_uploads),
+    # which that module removes after a day.
     for key in sorted(k for k in store.keys()
-                      if k not in referenced and not k.startswith("jobs/")):
+                      if k not in referenced and not k.startswith(NOT_PHOTOS)):
         if _written_before(store, key, written_cutoff):
             (unfinished if _is_temporary(key) else stray).append(key)
     return Orphans(stray, missing, abandoned, unfinished)

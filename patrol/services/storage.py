@@ -19,7 +19,7 @@ class Storage(Protocol):
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
-    def keys(self) -> Iterator[str]: ...
+    def keys(self, prefix: str = "") -> Iterator[str]: ...
     def modified_at(self, key: str) -> datetime: ...
     def now(self) -> datetime: ...
     def local_path(self, key: str) -> Path | None: ...
@@ -64,8 +64,12 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def keys(self) -> Iterator[str]:
-        for path in self.root.rglob("*"):
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key, or those under a folder-like `prefix` ("imports/")."""
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not base.is_dir():
+            return
+        for path in base.rglob("*"):
             if path.is_file():
                 yield path.relative_to(self.root).as_posix()
 
@@ -182,11 +186,12 @@ class S3Storage:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))   # gone already: fine
 
-    def keys(self) -> Iterator[str]:
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key, or those under a folder-like `prefix` ("imports/")."""
         paginator = self.client.get_paginator("list_objects_v2")
         kwargs = {"Bucket": self.bucket}
-        if self.prefix:
-            kwargs["Prefix"] = self.prefix
+        if self.prefix or prefix:
+            kwargs["Prefix"] = self.prefix + prefix
         for page in paginator.paginate(**kwargs):
             for obj in page.get("Contents", []):
                 yield obj["Key"][len(self.prefix):]

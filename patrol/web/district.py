@@ -13,7 +13,6 @@ from flask import (Blueprint, Response, abort, current_app, flash, redirect, ren
                    request, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.exc import IntegrityError
 
 from .. import permissions
 from ..extensions import db
@@ -50,8 +49,18 @@ REFUSALS = {
 }
 
 
-def _in_words(refusals) -> list[str]:
+def in_words(refusals) -> list[str]:
     return [REFUSALS[r.code](r.params) for r in refusals]
+
+
+def gone_message() -> str:
+    return _("There is nothing to import here: this upload was already imported, or it is "
+             "more than a day old. Upload the file again.")
+
+
+def changed_message() -> str:
+    return _("The data changed after the preview, so nothing was imported. Upload the file "
+             "again to see what it would do now.")
 
 
 def _managed_teams() -> list[Team]:
@@ -115,36 +124,45 @@ def upload():
     result = district_uploads.preview(data, file.filename, current_user)
     db.session.rollback()     # the plan built objects; a preview writes nothing
     return render_template("district/preview.html", p=result, sheets=SHEETS,
-                           out_of_scope=_in_words(result.out_of_scope)), \
+                           out_of_scope=in_words(result.out_of_scope)), \
         (200 if result.ok else 422)
 
 
 @bp.post("/import/<token>/confirm")
 @roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def confirm(token):
+    """Queue the import of what was previewed (a job: the worker applies it, as this
+    user) and show the job's page: its progress, then a link to what was imported."""
+    if not district_uploads.may_import(current_user):
+        abort(403)
     try:
-        applied = district_uploads.confirm(token, current_user)
-    except district_uploads.ImportGone:
-        db.session.rollback()
-        try:
-            district_uploads.done(token, current_user)
-        except district_uploads.ImportGone:
-            return _import_page([_("There is nothing to import here: this upload was already "
-                                   "imported, or it is more than a day old. Upload the file "
-                                   "again.")], 409)
+        district_uploads.done(token, current_user)
         flash(_("This file was already imported; nothing was written again."), "ok")
         return redirect(url_for("district.done", token=token))
-    except (district_uploads.ImportChanged, IntegrityError):
-        db.session.rollback()
-        return _import_page([_("The data changed after the preview, so nothing was imported. "
-                               "Upload the file again to see what it would do now.")], 409)
-    except district_uploads.OutOfScope as exc:
-        db.session.rollback()
-        return _import_page(_in_words(exc.refusals), 403)
-    db.session.commit()
-    district_uploads.record_done(token, current_user, applied)
-    flash(_("Imported: %(summary)s", summary=applied.summary), "ok")
-    return redirect(url_for("district.done", token=token))
+    except district_uploads.ImportGone:
+        pass
+    started = _import_job(token)
+    if started is not None:               # a double tap, a reload: the same job
+        return redirect(url_for("jobs.show", job_id=started.id))
+    try:
+        meta = district_uploads.pending(token, current_user)
+    except district_uploads.ImportGone:
+        return _import_page([gone_message()], 409)
+    from ..i18n import current_lang
+    from ..jobs import runner
+    job = runner.submit("district_import", user=current_user, total=4,
+                        title=_("Import of %(file)s", file=meta.get("filename") or ""),
+                        params={"token": token, "lang": current_lang()})
+    return redirect(url_for("jobs.show", job_id=job.id))
+
+
+def _import_job(token):
+    """This user's job importing upload `token`, unless it failed."""
+    from ..models import Job
+    jobs = db.session.execute(db.select(Job).where(
+        Job.kind == "district_import", Job.created_by_id == current_user.id,
+        Job.state != "failed").order_by(Job.id.desc()).limit(50)).scalars()
+    return next((job for job in jobs if (job.params or {}).get("token") == token), None)
 
 
 def _done_record(token):
@@ -214,14 +232,39 @@ def too_large(e):
 
 # --- invite cards -----------------------------------------------------------------------
 
+def _managed_team(team_id) -> Team:
+    """A team the signed-in staff member manages (admins: any); others get 404."""
+    team = get_or_404(Team, team_id)
+    if not permissions.can_manage_community(current_user, team.community_id):
+        abort(404)
+    return team
+
+
+@bp.post("/teams/<int:team_id>/cards-job")
+@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
+def team_cards_job(team_id):
+    """The district page's button: the team's new sign-in cards made by the job queue;
+    the job's page shows the progress, then the PDF (downloaded once: live links)."""
+    from ..jobs import runner
+    team = _managed_team(team_id)
+    count = invite_cards.member_counts([team])[team.id]
+    if not count:
+        flash(_("%(team)s has no volunteers yet.", team=team.name), "error")
+        return redirect(url_for("district.index"))
+    job = runner.submit("invite_cards", user=current_user, total=count,
+                        title=_("Sign-in cards of %(team)s (%(n)s volunteers)",
+                                team=team.name, n=count),
+                        params={"team_id": team.id})
+    return redirect(url_for("jobs.show", job_id=job.id))
+
+
 @bp.post("/teams/<int:team_id>/cards.pdf")
 @roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
 def team_cards(team_id):
     """New one-time sign-in cards for every volunteer of the team (their unused ones stop
-    working): a POST, since it creates invites; the PDF is the answer."""
-    team = get_or_404(Team, team_id)
-    if not permissions.can_manage_community(current_user, team.community_id):
-        abort(404)
+    working), answered at once: a POST, since it creates invites; the PDF is the answer.
+    The district page uses team_cards_job instead."""
+    team = _managed_team(team_id)
     pdf, count = invite_cards.team_cards(team, created_by=current_user,
                                          lifetime=current_app.config["INVITE_LIFETIME"],
                                          base_url=current_app.config["BASE_URL"])
