@@ -255,12 +255,16 @@ def posters_cmd(street_name, community_name, compound_names, size, output):
 
 @contextmanager
 def progress_bar(what: str, total: int):
-    """A progress bar on the terminal (rich), on stderr; `advance(done)` moves it."""
+    """A progress bar on the terminal (rich), on stderr; `advance(done)` moves it.
+    Nothing is drawn when stderr is not a terminal (cron, a log file). What the command
+    prints meanwhile is shown above the bar, unless stdout goes elsewhere (a pipe, a
+    file): then it goes there untouched."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
     from rich.console import Console
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+                  console=Console(stderr=True), transient=True,
+                  redirect_stdout=sys.stdout.isatty()) as bar:
         task = bar.add_task(what, total=total)
         yield lambda done: bar.update(task, completed=done)
 
@@ -374,8 +378,8 @@ def weekly_cmd(community_name, company_name, compound_names, week, combined, lan
 
     form = hazard_form()
     documents = []
-    with weekly.rendering_locale(lang):
-        for compound in compounds:
+    with weekly.rendering_locale(lang), progress_bar("weekly", len(compounds)) as advance:
+        for n, compound in enumerate(compounds, 1):
             report = weekly.build("compound", compound, the_week, now=now, tz=cfg["TIMEZONE"],
                                   form=form, ack_limit=cfg["ACK_ESCALATE"])
             doc = weekly.render_document(report, base_url=base, tz=cfg["TIMEZONE"])
@@ -383,12 +387,13 @@ def weekly_cmd(community_name, company_name, compound_names, week, combined, lan
             if combined:
                 documents.append(doc)
                 click.echo(f"{compound.name}: {report.counts['listed']} item(s), {pages} page(s)")
-                continue
-            path = out if single_file else out / (
-                f"weekly-{the_week.label}-{compound.id}-{_safe_filename(compound.name)}.pdf")
-            path.write_bytes(write_documents([doc]))
-            click.echo(f"{path}: {report.counts['listed']} item(s), {pages} page(s)")
-            del doc   # one compound's layout at a time in memory
+            else:
+                path = out if single_file else out / (
+                    f"weekly-{the_week.label}-{compound.id}-{_safe_filename(compound.name)}.pdf")
+                path.write_bytes(write_documents([doc]))
+                click.echo(f"{path}: {report.counts['listed']} item(s), {pages} page(s)")
+                del doc   # one compound's layout at a time in memory
+            advance(n)
     if combined:
         label = _safe_filename(community_name or company_name or "compounds")
         path = out if single_file else out / f"weekly-{the_week.label}-{label}.pdf"

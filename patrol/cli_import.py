@@ -48,6 +48,9 @@ def import_cmd(file, dry_run):
         db.session.rollback()
         click.echo(f"试导入：{plan.summary()}（未写入）")
         return
-    district_import.apply(plan)
+    from .cli import progress_bar
+    total = len(plan.ops) + len(plan.buildings)
+    with progress_bar("import", total) as advance:
+        district_import.apply(plan, progress=lambda done, _total: advance(done))
     db.session.commit()
     click.echo(f"已导入：{plan.summary()}")
