@@ -20,6 +20,7 @@ from patrol.importer.read import read
 from patrol.models import Community, Compound, Street, User
 from patrol.services import district_import
 from tests.factories import PASSWORD
+from tests.test_jobs import worker
 
 pytestmark = pytest.mark.browser
 
@@ -82,6 +83,16 @@ def test_staff_import_the_filled_template_from_a_phone(live_server, world, phone
     csrf = page.locator("#confirm-form input[name=csrf_token]").get_attribute("value")
 
     page.locator("#import-confirm").tap()
+    # The import is a job: its page shows a progress bar while the worker applies it,
+    # then the summary and a big button to the import's page.
+    expect(page).to_have_url(re.compile(re.escape(live.url) + r"/jobs/\d+$"))
+    expect(page.locator("#job-progress")).to_be_visible()
+    with worker(live.app):
+        expect(page.locator("#job-import-done")).to_be_visible(timeout=30_000)
+    expect(page.locator("#job")).to_contain_text(summary)
+    big_enough(page.locator("#job-import-done"))
+    no_sideways_scroll(page, shots, "district-import-job")
+    page.locator("#job-import-done").tap()
     expect(page).to_have_url(re.compile(re.escape(live.url) + r"/district/import/[\w-]{32}$"))
     expect(page.locator("#import-done")).to_contain_text(summary)
     expect(page.locator("#new-posters")).to_be_visible()
