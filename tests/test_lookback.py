@@ -287,3 +287,16 @@ def test_the_cli_deliver_queues_lookback_late(app, w):
     assert "lookback_late queued 1;" in result.output
     result = app.test_cli_runner().invoke(args=["deliver"])
     assert "lookback_late" not in result.output
+
+
+def test_the_list_shows_the_oldest_few_and_says_how_many_more(app, w, client, monkeypatch):
+    """A phone gets the oldest LOOKBACK_SHOWN fixes, not every one: the count says all."""
+    from patrol.web import compounds
+    monkeypatch.setattr(compounds, "LOOKBACK_SHOWN", 3)
+    now = utcnow()
+    with app.app_context():
+        ids = [fix(w, make_item(w, w.a1), now - timedelta(hours=10 - n)) for n in range(5)]
+    sign_in(client, w.vol_a)
+    page = client.get("/compounds").get_data(as_text=True)
+    assert lookback_ids(page) == ids[:3]
+    assert re.search(r'id="lookback-count">5<', page) and "另有 2 条未显示" in page

@@ -194,7 +194,9 @@ def index():
 
 # --- 待回头看: fixes waiting for their on-the-spot check ------------------------------
 
-LOOKBACK_SHOWN = 100     # as many as /sync/pages keeps item pages of
+# The oldest 30: a phone's screenful or three, about 18 KB of page; each compound's own page
+# lists the rest, and /sync/pages keeps these items' pages (and more) for use offline.
+LOOKBACK_SHOWN = 30
 
 
 def lookback_compounds(user):
@@ -213,7 +215,7 @@ def lookback_compounds(user):
 LOOKBACK_MERGE_MAX = 100
 
 
-def lookback_query(user, limit: int = LOOKBACK_SHOWN):
+def lookback_query(user, limit: int | None = None):
     """The first `limit` fixed items waiting for their check in the user's compounds,
     oldest fix first (a fix without a time before any, then by id).
 
@@ -221,7 +223,9 @@ def lookback_query(user, limit: int = LOOKBACK_SHOWN):
     (ix_item_compound_fixed_at: compound, fix time, id; models/counts.py), at most
     `limit` entries each: the fixes without a time, then the others; the outer query
     orders those few rows and keeps the first `limit`. No sort of every fix waiting in
-    the compounds (a city's history grows them); the same rows in the same order."""
+    the compounds (a city's history grows them); the same rows in the same order.
+    `limit` defaults to LOOKBACK_SHOWN."""
+    limit = LOOKBACK_SHOWN if limit is None else limit
     fixed = Item.status == Status.FIXED.value
     order = (Item.fixed_at.asc().nulls_first(), Item.id)
     compound_ids = db.session.execute(lookback_compounds(user)).scalars().all()
