@@ -96,9 +96,17 @@ def converter(column: Column, lang: str) -> Callable[[Any], Any] | None:
     if column.kind == "bool":
         yes, no = YES_NO.get(lang, YES_NO["zh"])
         return lambda value: yes if value else no
-    if column.kind in ("text", "code", "url"):
+    if column.kind == "code":   # few names, repeated on every row: each made safe once
+        return _SafeNames().__getitem__
+    if column.kind in ("text", "url"):
         return lambda value: neutralise(str(value))
     return None
+
+
+class _SafeNames(dict):
+    def __missing__(self, key: Any) -> str:
+        value = self[key] = neutralise(str(key))
+        return value
 
 
 def cell(column: Column, value: Any, lang: str) -> Any:

@@ -13,7 +13,7 @@ import pytest
 from patrol.clock import utcnow
 from patrol.display import hazard_form
 from patrol.extensions import db
-from patrol.ledger import Labels, neutralise
+from patrol.ledger import ITEM_COLUMNS, Labels, cells, neutralise
 from patrol.lifecycle import Action
 from patrol.models import Compound, User
 from patrol.services import items as svc
@@ -199,3 +199,9 @@ def test_labels_are_made_safe_once():
     assert names["a"] == "'=x" and names["b"] == "普通"
     # A code without a name reads as itself, neutralised; no code is an empty cell.
     assert names["zz"] == "zz" and names["=q"] == "'=q" and names[None] is None
+
+
+def test_names_staff_typed_are_neutralised_on_every_row():
+    columns = [c for c in ITEM_COLUMNS if c.key in ("compound", "note")]
+    rows = [{"compound": "=东区", "note": "@x"}, {"compound": "=东区", "note": "普通"}]
+    assert list(cells(columns, rows, "zh")) == [["'=东区", "'@x"], ["'=东区", "普通"]]

@@ -14,7 +14,7 @@ import csv
 import io
 import tempfile
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from .. import labels, lifecycle, xlsx
+from ..clock import ToLocal, local_date
 from ..display import category_label, language, local
 from ..extensions import db
 from ..ledger import (HISTORY_COLUMNS, ITEM_COLUMNS, Column, Labels, MonthFigures, cells, days_between,
@@ -35,13 +36,6 @@ DATE_FORMAT = "yyyy-mm-dd hh:mm"
 
 def _base_url() -> str:
     return current_app.config["BASE_URL"].rstrip("/")
-
-
-def _to_local(dt: datetime | None, zone: ZoneInfo) -> datetime | None:
-    """A stored naive-UTC time as a naive local one: what Excel shows as a date."""
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=timezone.utc).astimezone(zone).replace(tzinfo=None)
 
 
 def _photo_links(conds) -> Iterator[tuple[int, list[str]]]:
@@ -64,7 +58,7 @@ def _photo_links(conds) -> Iterator[tuple[int, list[str]]]:
 def item_rows(conds, now: datetime, lang: str) -> Iterator[dict]:
     """One dict per item (keys: ITEM_COLUMNS' keys, plus `checked_at` for the monthly
     figures), ordered by number."""
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    to_local = ToLocal(current_app.config["TIMEZONE"])
     base = _base_url()
     reporter = aliased(User)
     reopens = (select(func.count()).where(ItemEvent.item_id == Item.id,
@@ -108,22 +102,22 @@ def item_rows(conds, now: datetime, lang: str) -> Iterator[dict]:
                 "status": status_names[status],
                 "reporter_role": resident if source == "resident" else role_names[role],
                 "party": department or company,
-                "reported_at": _to_local(created, zone),
-                "acknowledged_at": _to_local(acked, zone),
-                "deadline": _to_local(deadline, zone),
-                "fixed_at": _to_local(fixed, zone),
-                "closed_at": _to_local(closed, zone),
+                "reported_at": to_local(created),
+                "acknowledged_at": to_local(acked),
+                "deadline": to_local(deadline),
+                "fixed_at": to_local(fixed),
+                "closed_at": to_local(closed),
                 "days_to_fix": days_between(created, fixed),
                 "overdue": lifecycle.is_overdue(status, deadline, now),
                 "reopens": n_reopens or 0, "supports": supports or 0,
                 "url": f"{base}/items/{item_id}", "photo_urls": " ".join(links),
-                "checked_at": _to_local(checked_at, zone),
+                "checked_at": to_local(checked_at),
             }
 
 
 def history_rows(conds, lang: str) -> Iterator[dict]:
     """One dict per history entry of the items, in item order. Actors by role only."""
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    to_local = ToLocal(current_app.config["TIMEZONE"])
     scope = select(Item.id).where(*conds)
     with language(lang):
         actions, statuses = Labels(labels.ACTION), Labels(labels.STATUS)
@@ -135,7 +129,7 @@ def history_rows(conds, lang: str) -> Iterator[dict]:
                 .outerjoin(User, User.id == ItemEvent.actor_id)
                 .where(ItemEvent.item_id.in_(scope))
                 .order_by(ItemEvent.item_id, ItemEvent.id).execution_options(yield_per=BATCH)):
-            yield {"item_id": item_id, "at": _to_local(at, zone),
+            yield {"item_id": item_id, "at": to_local(at),
                    "action": actions[action], "from_status": statuses[source],
                    "to_status": statuses[target], "actor_role": roles[role],
                    "reason": reasons[reason],
@@ -262,7 +256,4 @@ def export_time(now: datetime) -> str:
 
 
 def to_local_date(now: datetime) -> date:
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
-    local_now = _to_local(now, zone)
-    assert local_now is not None
-    return local_now.date()
+    return local_date(now, current_app.config["TIMEZONE"])
