@@ -158,7 +158,7 @@ def test_signed_out_is_sent_to_sign_in(world, client):
 
 def test_state_changes_are_post_only(app):
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in ("district.upload", "district.confirm", "district.team_cards",
+        if rule.endpoint in ("district.upload", "district.confirm",
                              "district.team_cards_job"):
             assert rule.methods - {"OPTIONS"} == {"POST"}, rule
 

@@ -256,23 +256,3 @@ def team_cards_job(team_id):
                                 team=team.name, n=count),
                         params={"team_id": team.id})
     return redirect(url_for("jobs.show", job_id=job.id))
-
-
-@bp.post("/teams/<int:team_id>/cards.pdf")
-@roles_required(Role.STAFF, Role.STREET_STAFF, Role.ADMIN)
-def team_cards(team_id):
-    """New one-time sign-in cards for every volunteer of the team (their unused ones stop
-    working), answered at once: a POST, since it creates invites; the PDF is the answer.
-    The district page uses team_cards_job instead."""
-    team = _managed_team(team_id)
-    pdf, count = invite_cards.team_cards(team, created_by=current_user,
-                                         lifetime=current_app.config["INVITE_LIFETIME"],
-                                         base_url=current_app.config["BASE_URL"])
-    if not count:
-        flash(_("%(team)s has no volunteers yet.", team=team.name), "error")
-        return redirect(url_for("district.index"))
-    db.session.commit()
-    return Response(pdf, mimetype="application/pdf", headers={
-        "Content-Disposition": _attachment(f"邀请卡-{team.name}.pdf",
-                                           f"invite-cards-{team.id}.pdf"),
-        "Cache-Control": "no-store"})     # live sign-in links
