@@ -20,6 +20,7 @@ from patrol.extensions import db
 from patrol.models import AuditEntry, Company, Compound, Item
 from tests.factories import PASSWORD
 from tests.pdftools import qr_texts, require_poppler, write_pdf
+from tests.test_jobs import wait_for, worker
 
 pytestmark = pytest.mark.browser
 
@@ -95,11 +96,18 @@ def test_staff_set_up_a_compound_and_a_volunteer_reports_there(live_server, worl
     [[gate_url]] = qr_texts(write_pdf(poster.body(), tmp_path, "poster"))
     assert re.fullmatch(re.escape(live.url) + r"/c/[\w-]+", gate_url)
 
-    # the team's sign-in cards, as 区域设置's button posts for them
+    # the team's sign-in cards, as 区域设置's button posts for them: a job, run by the worker
     page.goto("/district/")
     cards_form = page.locator(f"form:has(#cards-{world.team})")
-    cards = page.request.post(live.url + cards_form.get_attribute("action"), form={
-        "csrf_token": cards_form.locator("input[name=csrf_token]").get_attribute("value")})
+    started = page.request.post(live.url + cards_form.get_attribute("action"), form={
+        "csrf_token": cards_form.locator("input[name=csrf_token]").get_attribute("value")},
+        max_redirects=0)
+    assert started.status == 302
+    job_url = live.url + started.headers["location"]
+    with worker(live.app):
+        status = wait_for(lambda: (s := page.request.get(job_url + ".json").json())["state"]
+                          == "done" and s)
+    cards = page.request.get(live.url + status["result"])
     assert cards.ok and cards.headers["content-type"] == "application/pdf"
     links = [t for texts in qr_texts(write_pdf(cards.body(), tmp_path, "cards")) for t in texts]
     assert len(links) == 1 and links[0].startswith(live.url + "/invite/")   # 队员: vol_a
