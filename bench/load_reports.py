@@ -133,6 +133,17 @@ class Phone:
         return calls, key if status in (200, 201) else None
 
 
+def drive(phones, walk) -> float:
+    """Each phone walks in its own thread until the work runs out; the seconds taken."""
+    start = time.perf_counter()
+    workers = [threading.Thread(target=walk, args=(p,)) for p in phones]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return time.perf_counter() - start
+
+
 def start_gunicorn(target, env, cwd, port, log_path):
     """gunicorn as `make run` serves (2 workers x 4 threads) on loopback, once it answers
     /healthz. Returns (process, its open log)."""
@@ -252,13 +263,7 @@ def run(db_url, reports, threads, receivers, photos):
                 keys.append(key)
                 submissions.append(sum(c[1] for c in got))
 
-    start = time.perf_counter()
-    workers = [threading.Thread(target=walk, args=(p,)) for p in phones]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - start
+    elapsed = drive(phones, walk)
     time.sleep(2)  # let any background work of the server finish before counting
     server.terminate()
     server.wait(30)

@@ -70,13 +70,7 @@ def bare_run(db_url: str | None, reports: int, threads: int, photos: list[bytes]
                 latencies.append(time.perf_counter() - t)
                 statuses.append(status)
 
-    start = time.perf_counter()
-    workers = [threading.Thread(target=walk, args=(p,)) for p in phones]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - start
+    elapsed = lr.drive(phones, walk)
     server.terminate()
     server.wait(30)
     log.close()

@@ -25,7 +25,7 @@ from patrol.lifecycle import Role
 from patrol.models import Community, Compound, Job, Street, User
 from patrol.services import district_uploads
 from patrol.services.photo_store import storage
-from tests.conftest import PG_URL, make_app, sign_in
+from tests.conftest import make_app, sign_in
 from tests.factories import build_world
 from tests.test_import_page import confirm_url, counts, filled_template, own_rows, upload
 from tests.test_jobs import wait_for, worker
@@ -109,18 +109,13 @@ def test_an_upload_previewed_on_one_instance_is_imported_by_another(tmp_path, s3
 
 # --- two confirms of one upload: imported once ---------------------------------------
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
-def iapp(request, tmp_path):
-    if request.param == "postgresql" and not PG_URL:
-        pytest.skip("no PostgreSQL server (run `make test`)")
-    app = make_app(tmp_path, PG_URL if request.param == "postgresql" else None)
-    with app.app_context():
-        app.w = build_world()
-    _streets(app, app.w)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+@pytest.fixture
+def iapp(db_app):
+    """Both engines (conftest's db_app), with the world and streets of this file."""
+    with db_app.app_context():
+        db_app.w = build_world()
+    _streets(db_app, db_app.w)
+    return db_app
 
 
 def _run_two_confirms(app, rows):
