@@ -1,5 +1,5 @@
 """Item tallies: how many items there are per place, party, status, category and
-deadline day (and, in the second table, day of report), kept up to date in the same
+deadline day (and, in the day tables, day of report), kept up to date in the same
 transaction as every change of an item (services/counts.py). The community overview and
 the inbox read their figures from these small tables instead of counting all history."""
 from datetime import date
@@ -39,8 +39,11 @@ class ItemTally(db.Model):
 
 
 class ItemTallyDay(db.Model):
-    """The same per UTC day of report (Item.created_at), for the overview's date filter:
-    a range of days reads that many days' rows, however long the history."""
+    """Items per UTC day of report (Item.created_at), community, compound, company, status
+    and category, for the overview's date filter: a range of days reads that many days'
+    rows, however long the history. No due day here (it would split each day's open items
+    by their deadlines' days, tens of times): the overdue figure takes the owed items of
+    these rows less those whose deadline has not passed (ItemTallyDayDue)."""
     __tablename__ = "item_tally_day"
     community_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -48,9 +51,26 @@ class ItemTallyDay(db.Model):
     company_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     status: Mapped[str] = mapped_column(String(20), primary_key=True)
     category: Mapped[str] = mapped_column(String(40), primary_key=True)
-    due_day: Mapped[date] = mapped_column(Date, primary_key=True)
     n: Mapped[int] = mapped_column(default=0)
     __table_args__ = (Index("ix_item_tally_day_day", "day"),)
+
+
+class ItemTallyDayDue(db.Model):
+    """The items that owe work (lifecycle.OWED) per due day (UTC day of the deadline;
+    NOT_DUE without one) and day of report, with ItemTallyDay's other keys. Keyed by the
+    due day first: the date filter reads the rows of the due days not yet passed (today
+    and after: as many as the deadlines reach ahead, not the history), and the overdue
+    figure is ItemTallyDay's owed items less those."""
+    __tablename__ = "item_tally_day_due"
+    community_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    due_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    compound_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    company_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    category: Mapped[str] = mapped_column(String(40), primary_key=True)
+    n: Mapped[int] = mapped_column(default=0)
+    __table_args__ = (Index("ix_item_tally_day_due_due_day", "due_day"),)
 
 
 # --- indexes on the item table for the list pages' top-N rows and small counts -------

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..lifecycle import OWED, Status
 from ..models import Item, ItemTally, ItemTallyDay, utcnow
-from ..models.counts import NO_ID, NOT_DUE
+from ..models.counts import NO_ID, NOT_DUE, ItemTallyDayDue
 
 OWED_VALUES = tuple(s.value for s in OWED)
 KEY_ATTRS = ("community_id", "compound_id", "company_id", "department_id", "status",
@@ -36,14 +36,17 @@ def due_day(status: str, deadline: datetime | None, fixed_at: datetime | None = 
     return NOT_DUE
 
 
-def _keys(v: dict) -> tuple[tuple, tuple]:
-    """(ItemTally key, ItemTallyDay key) of an item's values."""
+def _keys(v: dict) -> tuple[tuple, tuple, tuple | None]:
+    """(ItemTally key, ItemTallyDay key, ItemTallyDayDue key or None: only the items
+    that owe work have one) of an item's values."""
     due = due_day(v["status"], v["deadline"], v["fixed_at"])
     company = v["company_id"] or NO_ID
+    day = v["created_at"].date()
     return ((v["community_id"], v["compound_id"], company, v["department_id"] or NO_ID,
              v["status"], v["category"], due),
-            (v["community_id"], v["created_at"].date(), v["compound_id"], company,
-             v["status"], v["category"], due))
+            (v["community_id"], day, v["compound_id"], company, v["status"], v["category"]),
+            (v["community_id"], due, day, v["compound_id"], company, v["status"],
+             v["category"]) if v["status"] in OWED_VALUES else None)
 
 
 def _current(item: Item) -> dict:
@@ -63,11 +66,14 @@ def _previous(item: Item) -> dict:
 def _tally_before_flush(session, flush_context, instances):
     deltas: Counter = Counter()
     day_deltas: Counter = Counter()
+    due_deltas: Counter = Counter()
 
     def move(values: dict, sign: int) -> None:
-        key, day_key = _keys(values)
+        key, day_key, due_key = _keys(values)
         deltas[key] += sign
         day_deltas[day_key] += sign
+        if due_key is not None:
+            due_deltas[due_key] += sign
 
     for obj in session.new:
         if isinstance(obj, Item):
@@ -86,20 +92,23 @@ def _tally_before_flush(session, flush_context, instances):
     for obj in session.deleted:
         if isinstance(obj, Item):
             move(_previous(obj), -1)
-    if deltas or day_deltas:
-        apply(session.connection(), deltas, day_deltas)
+    if deltas or day_deltas or due_deltas:
+        apply(session.connection(), deltas, day_deltas, due_deltas)
 
 
 KEY_COLUMNS = {ItemTally: ("community_id", "compound_id", "company_id", "department_id",
                            "status", "category", "due_day"),
                ItemTallyDay: ("community_id", "day", "compound_id", "company_id", "status",
-                              "category", "due_day")}
+                              "category"),
+               ItemTallyDayDue: ("community_id", "due_day", "day", "compound_id", "company_id",
+                                 "status", "category")}
 
 
-def apply(conn, deltas: Counter, day_deltas: Counter) -> None:
+def apply(conn, deltas: Counter, day_deltas: Counter, due_deltas: Counter) -> None:
     dialect = conn.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for model, changes in ((ItemTally, deltas), (ItemTallyDay, day_deltas)):
+    for model, changes in ((ItemTally, deltas), (ItemTallyDay, day_deltas),
+                           (ItemTallyDayDue, due_deltas)):
         cols = KEY_COLUMNS[model]
         rows = [dict(zip(cols, key, strict=True), n=n)
                 for key, n in sorted(changes.items(), key=lambda kv: repr(kv[0])) if n]
@@ -117,7 +126,7 @@ def _date(conn, column):
 
 
 def rebuild(conn) -> None:
-    """Recount both tables from the items (one GROUP BY each)."""
+    """Recount the tables from the items (one GROUP BY each)."""
     i = Item.__table__
     due = case((i.c.status.in_(OWED_VALUES) & i.c.deadline.is_not(None),
                 _date(conn, i.c.deadline)),
@@ -127,16 +136,23 @@ def rebuild(conn) -> None:
     department = func.coalesce(i.c.department_id, NO_ID)
     conn.execute(ItemTally.__table__.delete())
     conn.execute(ItemTallyDay.__table__.delete())
+    conn.execute(ItemTallyDayDue.__table__.delete())
     cols = [i.c.community_id, i.c.compound_id, company, department, i.c.status,
             i.c.category, due]
     conn.execute(ItemTally.__table__.insert().from_select(
         list(KEY_COLUMNS[ItemTally]) + ["n"],
         select(*cols, func.count()).group_by(*cols)))
-    day_cols = [i.c.community_id, _date(conn, i.c.created_at), i.c.compound_id, company,
-                i.c.status, i.c.category, due]
+    day = _date(conn, i.c.created_at)
+    day_cols = [i.c.community_id, day, i.c.compound_id, company, i.c.status, i.c.category]
     conn.execute(ItemTallyDay.__table__.insert().from_select(
         list(KEY_COLUMNS[ItemTallyDay]) + ["n"],
         select(*day_cols, func.count()).group_by(*day_cols)))
+    due_cols = [i.c.community_id, due, day, i.c.compound_id, company, i.c.status,
+                i.c.category]
+    conn.execute(ItemTallyDayDue.__table__.insert().from_select(
+        list(KEY_COLUMNS[ItemTallyDayDue]) + ["n"],
+        select(*due_cols, func.count()).where(i.c.status.in_(OWED_VALUES))
+        .group_by(*due_cols)))
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -162,14 +178,36 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
             out[(status, category)] += int(n or 0)
             over[(status, category)] += int(n_over or 0)
 
-    def from_tally(M, extra):
-        where = [scope(M), *conds(M), *extra]
+    def from_tally():
+        M = ItemTally
+        where = [scope(M), *conds(M)]
         if overdue_only:
             where.append(owed_passed(M))
         add(session.execute(
             select(M.status, M.category, func.sum(M.n),
                    func.sum(case((owed_passed(M), M.n), else_=0)))
             .where(*where).group_by(M.status, M.category)))
+
+    def from_day_tallies(first: date | None, last: date | None):
+        """Whole days [first, last): every item from ItemTallyDay; the overdue ones are
+        its owed items less those due today or later (ItemTallyDayDue's rows from
+        today's due day on: a few weeks of deadlines at most, not the history)."""
+        def days(M):
+            return [*([M.day >= first] if first is not None else []),
+                    *([M.day < last] if last is not None else [])]
+        D, U = ItemTallyDay, ItemTallyDayDue
+        owed = D.status.in_(OWED_VALUES)
+        not_passed = dict(((st, c), int(n or 0)) for st, c, n in session.execute(
+            select(U.status, U.category, func.sum(U.n))
+            .where(scope(U), *conds(U), *days(U), U.due_day >= today)
+            .group_by(U.status, U.category)))
+        for st, c, n, n_owed in session.execute(
+                select(D.status, D.category, func.sum(D.n),
+                       func.sum(case((owed, D.n), else_=0)))
+                .where(scope(D), *conds(D), *days(D), *([owed] if overdue_only else []))
+                .group_by(D.status, D.category)):
+            n_over = int(n_owed or 0) - not_passed.get((st, c), 0)
+            add([(st, c, n_over if overdue_only else n, n_over)])
 
     def from_items(extra, only_due_today=False):
         overdue = Item.status.in_(OWED_VALUES) & (Item.deadline < now)
@@ -188,7 +226,7 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
             .where(*where).group_by(Item.status, Item.category)))
 
     if since is None and until is None:
-        from_tally(ItemTally, [])
+        from_tally()
         from_items([], only_due_today=True)
     else:
         # Whole days [first, last) from the day tally; the rest from the items.
@@ -198,16 +236,11 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
         if first is not None and last is not None and first >= last:
             from_items([Item.created_at >= since, Item.created_at < until])
         else:
-            whole = []
-            if first is not None:
-                whole.append(ItemTallyDay.day >= first)
-                if since is not None and since < day_start(first):
-                    from_items([Item.created_at >= since, Item.created_at < day_start(first)])
-            if last is not None:
-                whole.append(ItemTallyDay.day < last)
-                if until is not None and until > day_start(last):
-                    from_items([Item.created_at >= day_start(last), Item.created_at < until])
-            from_tally(ItemTallyDay, whole)
+            if first is not None and since is not None and since < day_start(first):
+                from_items([Item.created_at >= since, Item.created_at < day_start(first)])
+            if last is not None and until is not None and until > day_start(last):
+                from_items([Item.created_at >= day_start(last), Item.created_at < until])
+            from_day_tallies(first, last)
             within = [Item.created_at >= day_start(first)] if first is not None else []
             if last is not None:
                 within.append(Item.created_at < day_start(last))
