@@ -196,17 +196,17 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
             return [*([M.day >= first] if first is not None else []),
                     *([M.day < last] if last is not None else [])]
         D, U = ItemTallyDay, ItemTallyDayDue
-        owed = D.status.in_(OWED_VALUES)
         not_passed = dict(((st, c), int(n or 0)) for st, c, n in session.execute(
             select(U.status, U.category, func.sum(U.n))
             .where(scope(U), *conds(U), *days(U), U.due_day >= today)
             .group_by(U.status, U.category)))
-        for st, c, n, n_owed in session.execute(
-                select(D.status, D.category, func.sum(D.n),
-                       func.sum(case((owed, D.n), else_=0)))
-                .where(scope(D), *conds(D), *days(D), *([owed] if overdue_only else []))
+        for st, c, n in session.execute(
+                select(D.status, D.category, func.sum(D.n))
+                .where(scope(D), *conds(D), *days(D),
+                       *([D.status.in_(OWED_VALUES)] if overdue_only else []))
                 .group_by(D.status, D.category)):
-            n_over = int(n_owed or 0) - not_passed.get((st, c), 0)
+            # Owing work is a matter of the status, which the rows are grouped by.
+            n_over = int(n or 0) - not_passed.get((st, c), 0) if st in OWED_VALUES else 0
             add([(st, c, n_over if overdue_only else n, n_over)])
 
     def from_items(extra, only_due_today=False):
