@@ -516,6 +516,9 @@ def main(argv=None):
     parser.add_argument("--explain", action="store_true",
                         help="query plans (PostgreSQL: EXPLAIN ANALYZE of the slowest page's "
                              "slowest statement)")
+    parser.add_argument("--explain-page", action="append", default=[], metavar="LABEL",
+                        help="with --explain: the plans of this page too (a part of its label, "
+                             "e.g. '90 days'; may be given again)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--analyze", action="store_true",
@@ -674,6 +677,14 @@ def run(instance: Path, args, urls: list[str]) -> int:
     print(f"\nSlowest page at {args.sizes[-1]:,} items: {worst[2]} ({worst[0]:.1f} ms)")
     if args.explain:
         explain(big[0], clients[-1][worst[1]], worst[2], qlogs[-1])
+        for wanted in args.explain_page:
+            for p, (role, label, _url) in enumerate(pages):
+                if wanted in label:
+                    url = sized_pages[-1][p][2]
+                    if url.startswith("cursor:"):
+                        url = cursor_url(clients[-1][role], url)
+                    if url != worst[2]:
+                        explain(big[0], clients[-1][role], url, qlogs[-1])
     ok = True
     if slow:
         print(f"\n{len(slow)} page(s) over {args.budget_ms:.0f} ms: {', '.join(slow)}")
