@@ -121,6 +121,11 @@ ITEM_LIST_INDEXES = (
     # The compound page: its open items, newest first.
     _item_index("ix_item_compound_open_created", "compound_id", "created_at", "id", "status",
                 where=_OPEN),
+    # The overview filtered by compound and category (and open, or a status of them),
+    # newest first: in list order, where the compound's open index and the company's
+    # status index would be ANDed and every match sorted (a whole 90-day range).
+    _item_index("ix_item_compound_category_open_created", "compound_id", "category",
+                "created_at", "id", where=_OPEN),
     # The overview's escalation figures: 督办, disputes, fixes waiting for their check.
     _item_index("ix_item_community_flagged", "community_id", "status",
                 where="flagged_at IS NOT NULL"),
