@@ -436,3 +436,27 @@ def test_compound_page_numbers_over_both_parts(db_app):
         seen += [int(i) for i in dict.fromkeys(ITEM_LINK.findall(html))]
     assert seen == expected
     assert f"({len(expected)})" in client.get(f"/compounds/{w.a1}").get_data(as_text=True)
+
+
+def test_tallies_hold_after_the_demo_district(app):
+    """The demo's history sets keys (a department by routing) on items whose values the
+    session had not loaded: the listener must still see the old ones."""
+    from patrol.seed import seed_demo
+    with app.app_context():
+        seed_demo()
+        assert_tallies_match("the demo district")
+
+
+def test_a_key_set_on_an_expired_item_moves_it_from_its_old_key(app, world):
+    """After a commit every attribute is expired: a key set without reading it first must
+    still take the item from its old key (the columns keep active history)."""
+    with app.app_context():
+        _seed_items(world, random.Random(2), 6, utcnow())
+        db.session.commit()
+        items = db.session.execute(select(Item).order_by(Item.id)).scalars().all()
+        db.session.commit()                          # expires them
+        items[0].company_id = world.y
+        items[1].category = "fire_exit" if items[1].category != "fire_exit" else "flying_wire"
+        items[2].status = Status.REJECTED.value
+        db.session.commit()
+        assert_tallies_match("keys set on expired items")

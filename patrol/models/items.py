@@ -43,23 +43,27 @@ class Item(db.Model):
         CheckConstraint(_one_of("source", ITEM_SOURCES), name="ck_item_source"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    compound_id: Mapped[int] = mapped_column(ForeignKey("compound.id"))
+    # The columns the tallies are keyed on (services/counts.KEY_ATTRS) keep their old value
+    # when set while unloaded (active_history): the tally must take the item from its old key.
+    compound_id: Mapped[int] = mapped_column(ForeignKey("compound.id"), active_history=True)
     # Denormalised at report time: the company answerable for the item stays
     # answerable even if the compound later changes hands.
-    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"))
-    company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"))
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"), active_history=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"), active_history=True)
     # Routed to a department (部门): it, not the company, is then the responsible party.
-    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True,
+                                                      active_history=True)
     building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id"))
     unit: Mapped[str | None] = mapped_column(String(20))
     floor: Mapped[str | None] = mapped_column(String(20))
-    category: Mapped[str] = mapped_column(String(40))
+    category: Mapped[str] = mapped_column(String(40), active_history=True)
     note: Mapped[str | None] = mapped_column(Text)
     answers: Mapped[dict] = mapped_column(JSON, default=dict)
     form_id: Mapped[str] = mapped_column(String(40))
     form_version: Mapped[int]
-    status: Mapped[str] = mapped_column(String(20), default=Status.REPORTED.value)
-    deadline: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20), default=Status.REPORTED.value,
+                                        active_history=True)
+    deadline: Mapped[datetime | None] = mapped_column(active_history=True)
     fixed_on_spot: Mapped[bool] = mapped_column(default=False)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("item.id"))
     # Where the report came from: a patrol (volunteer or staff), or a resident's report
@@ -76,10 +80,10 @@ class Item(db.Model):
     location_mismatch: Mapped[bool] = mapped_column(default=False)
     reporter_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     client_uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, active_history=True)
     device_created_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
-    fixed_at: Mapped[datetime | None]
+    fixed_at: Mapped[datetime | None] = mapped_column(active_history=True)
     closed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Optimistic locking: a stale write raises StaleDataError on SQLite and PostgreSQL alike.
@@ -180,7 +184,9 @@ class Presence(db.Model):
     __table_args__ = (Index("ix_presence_user_compound_at", "user_id", "compound_id", "at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
-    compound_id: Mapped[int] = mapped_column(ForeignKey("compound.id"))
+    # The columns the tallies are keyed on (services/counts.KEY_ATTRS) keep their old value
+    # when set while unloaded (active_history): the tally must take the item from its old key.
+    compound_id: Mapped[int] = mapped_column(ForeignKey("compound.id"), active_history=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     device_at: Mapped[datetime | None]
     lat: Mapped[float | None] = mapped_column(Float)

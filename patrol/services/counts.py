@@ -82,6 +82,12 @@ def _tally_before_flush(session, flush_context, instances):
                 obj.status = Status.REPORTED.value
             if obj.created_at is None:
                 obj.created_at = utcnow()
+            # A key left unset goes in as NULL, said so: else the session keeps no value
+            # for it after the INSERT, and a later change of it has no old value to move
+            # the item from (a department set by routing a new item, say).
+            for a in KEY_ATTRS:
+                if a not in obj.__dict__:
+                    setattr(obj, a, None)
             move(_current(obj), +1)
     for obj in session.dirty:
         if isinstance(obj, Item) and session.is_modified(obj):
