@@ -133,8 +133,20 @@ class Phone:
         return calls, key if status in (200, 201) else None
 
 
-def drive(phones, walk) -> float:
-    """Each phone walks in its own thread until the work runs out; the seconds taken."""
+def drive(phones, count, one) -> float:
+    """Each phone, in its own thread, takes the next of `count` reports and calls
+    `one(phone, n)`, until none are left; the seconds taken."""
+    work = list(range(count))
+    lock = threading.Lock()
+
+    def walk(phone):
+        while True:
+            with lock:
+                if not work:
+                    return
+                n = work.pop()
+            one(phone, n)
+
     start = time.perf_counter()
     workers = [threading.Thread(target=walk, args=(p,)) for p in phones]
     for w in workers:
@@ -247,23 +259,17 @@ def run(db_url, reports, threads, receivers, photos):
     phones = [Phone(base, f"10.9.{n // 250}.{n % 250 + 1}") for n in range(threads)]
     for phone, token in zip(phones, setup["tokens"], strict=False):   # more tokens than threads
         phone.sign_in(token)
-    work = list(range(reports))
     lock = threading.Lock()
     calls, keys, submissions = [], [], []
 
-    def walk(phone):
-        while True:
-            with lock:
-                if not work:
-                    return
-                n = work.pop()
-            got, key = phone.report(setup["compound"], photos[n % len(photos)], n)
-            with lock:
-                calls.extend(got)
-                keys.append(key)
-                submissions.append(sum(c[1] for c in got))
+    def one(phone, n):
+        got, key = phone.report(setup["compound"], photos[n % len(photos)], n)
+        with lock:
+            calls.extend(got)
+            keys.append(key)
+            submissions.append(sum(c[1] for c in got))
 
-    elapsed = drive(phones, walk)
+    elapsed = drive(phones, reports, one)
     time.sleep(2)  # let any background work of the server finish before counting
     server.terminate()
     server.wait(30)

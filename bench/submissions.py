@@ -51,26 +51,20 @@ def bare_run(db_url: str | None, reports: int, threads: int, photos: list[bytes]
     server, log = lr.start_gunicorn("bare_app:create_app()", env, ROOT, port,
                                     tmp / "gunicorn.log")
     phones = [lr.Phone(f"http://127.0.0.1:{port}", f"10.8.0.{n + 1}") for n in range(threads)]
-    work = list(range(reports))
     lock = threading.Lock()
     latencies, statuses = [], []
 
-    def walk(phone):
-        while True:
-            with lock:
-                if not work:
-                    return
-                n = work.pop()
-            body, ctype = lr.multipart({"category": "flyers", "note": f"负载测试 {n}",
-                                        "client_uuid": str(uuid.uuid4())},
-                                       {"photo": ("p.jpg", photos[n % len(photos)])})
-            t = time.perf_counter()
-            status, _ = phone.call("POST", "/report", body, {"Content-Type": ctype})
-            with lock:
-                latencies.append(time.perf_counter() - t)
-                statuses.append(status)
+    def one(phone, n):
+        body, ctype = lr.multipart({"category": "flyers", "note": f"负载测试 {n}",
+                                    "client_uuid": str(uuid.uuid4())},
+                                   {"photo": ("p.jpg", photos[n % len(photos)])})
+        t = time.perf_counter()
+        status, _ = phone.call("POST", "/report", body, {"Content-Type": ctype})
+        with lock:
+            latencies.append(time.perf_counter() - t)
+            statuses.append(status)
 
-    elapsed = lr.drive(phones, walk)
+    elapsed = lr.drive(phones, reports, one)
     server.terminate()
     server.wait(30)
     log.close()
