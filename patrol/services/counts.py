@@ -13,7 +13,8 @@ from collections import Counter
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Date, case, cast, event, func, inspect, literal, select, true
+from sqlalchemy import (Date, Integer, case, cast, event, func, inspect, literal, select, true,
+                        union_all)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -176,44 +177,41 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
     (its indexes), so the cost follows the number of days, not of items."""
     today = now.date()
     owed_passed = lambda M: M.status.in_(OWED_VALUES) & (M.due_day < today)  # noqa: E731
-    out: Counter = Counter()
-    over: Counter = Counter()
-
-    def add(rows):
-        for status, category, n, n_over in rows:
-            out[(status, category)] += int(n or 0)
-            over[(status, category)] += int(n_over or 0)
+    # Every part below is a select of (status, category, n, n_overdue) rows that add up:
+    # they go to the database as one UNION ALL, one round trip whatever the filter.
+    parts = []
 
     def from_tally():
         M = ItemTally
         where = [scope(M), *conds(M)]
         if overdue_only:
             where.append(owed_passed(M))
-        add(session.execute(
-            select(M.status, M.category, func.sum(M.n),
-                   func.sum(case((owed_passed(M), M.n), else_=0)))
-            .where(*where).group_by(M.status, M.category)))
+        parts.append(select(M.status, M.category, func.sum(M.n),
+                            func.sum(case((owed_passed(M), M.n), else_=0)))
+                     .where(*where).group_by(M.status, M.category))
 
     def from_day_tallies(first: date | None, last: date | None):
         """Whole days [first, last): every item from ItemTallyDay; the overdue ones are
         its owed items less those due today or later (ItemTallyDayDue's rows from
-        today's due day on: a few weeks of deadlines at most, not the history)."""
+        today's due day on: a few weeks of deadlines at most, not the history), which
+        count here as negative rows of the same keys."""
         def days(M):
             return [*([M.day >= first] if first is not None else []),
                     *([M.day < last] if last is not None else [])]
         D, U = ItemTallyDay, ItemTallyDayDue
-        not_passed = dict(((st, c), int(n or 0)) for st, c, n in session.execute(
-            select(U.status, U.category, func.sum(U.n))
-            .where(scope(U), *conds(U), *days(U), U.due_day >= today)
-            .group_by(U.status, U.category)))
-        for st, c, n in session.execute(
-                select(D.status, D.category, func.sum(D.n))
-                .where(scope(D), *conds(D), *days(D),
-                       *([D.status.in_(OWED_VALUES)] if overdue_only else []))
-                .group_by(D.status, D.category)):
-            # Owing work is a matter of the status, which the rows are grouped by.
-            n_over = int(n or 0) - not_passed.get((st, c), 0) if st in OWED_VALUES else 0
-            add([(st, c, n_over if overdue_only else n, n_over)])
+        # Owing work is a matter of the status, which the rows are grouped by.
+        owed_n = func.sum(case((D.status.in_(OWED_VALUES), D.n), else_=0))
+        parts.append(select(D.status, D.category, owed_n if overdue_only else func.sum(D.n),
+                            owed_n)
+                     .where(scope(D), *conds(D), *days(D),
+                            *([D.status.in_(OWED_VALUES)] if overdue_only else []))
+                     .group_by(D.status, D.category))
+        not_passed = -func.sum(U.n)
+        parts.append(select(U.status, U.category,
+                            not_passed if overdue_only else literal(0, Integer), not_passed)
+                     .where(scope(U), *conds(U), *days(U), U.due_day >= today,
+                            U.status.in_(OWED_VALUES))
+                     .group_by(U.status, U.category))
 
     def from_items(extra, only_due_today=False):
         overdue = Item.status.in_(OWED_VALUES) & (Item.deadline < now)
@@ -221,15 +219,16 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
         if only_due_today:   # counted by the tally, but not yet as overdue
             where += [Item.status.in_(OWED_VALUES), Item.deadline >= day_start(today),
                       Item.deadline < now]
-            add((s, c, n if overdue_only else 0, n) for s, c, n in session.execute(
-                select(Item.status, Item.category, func.count())
-                .where(*where).group_by(Item.status, Item.category)))
+            parts.append(select(Item.status, Item.category,
+                                func.count() if overdue_only else literal(0, Integer),
+                                func.count())
+                         .where(*where).group_by(Item.status, Item.category))
             return
         if overdue_only:
             where.append(overdue)
-        add(session.execute(
-            select(Item.status, Item.category, func.count(), func.count(case((overdue, 1))))
-            .where(*where).group_by(Item.status, Item.category)))
+        parts.append(select(Item.status, Item.category, func.count(),
+                            func.count(case((overdue, 1))))
+                     .where(*where).group_by(Item.status, Item.category))
 
     if since is None and until is None:
         from_tally()
@@ -251,22 +250,34 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
             if last is not None:
                 within.append(Item.created_at < day_start(last))
             from_items(within, only_due_today=True)
+    out: Counter = Counter()
+    over: Counter = Counter()
+    for status, category, n, n_over in session.execute(
+            parts[0] if len(parts) == 1 else union_all(*parts)):
+        out[(status, category)] += int(n or 0)
+        over[(status, category)] += int(n_over or 0)
     return [(s, c, n, over[(s, c)]) for (s, c), n in out.items() if n]
 
 
 def lookback_late(session, scope, before: datetime) -> int:
     """Fixes recorded before `before` still waiting for their check: whole days from the
     tally (its due_day is the fix's day), the part-day from the partial index of fixes."""
+    whole, part = lookback_late_counts(scope, before)
+    return int(session.execute(select(whole + part)).scalar_one())
+
+
+def lookback_late_counts(scope, before: datetime):
+    """`lookback_late`'s two scalar subqueries (whole days, part-day), for a page that
+    reads them in one statement with its other counts."""
     day = before.date()
-    whole = session.execute(
-        select(func.coalesce(func.sum(ItemTally.n), 0))
-        .where(scope(ItemTally), ItemTally.status == Status.FIXED.value,
-               ItemTally.due_day < day)).scalar_one()
-    part = session.execute(
-        select(func.count()).select_from(Item)
-        .where(scope(Item), Item.status == Status.FIXED.value,
-               Item.fixed_at >= day_start(day), Item.fixed_at < before)).scalar_one()
-    return int(whole) + int(part)
+    whole = (select(func.coalesce(func.sum(ItemTally.n), 0))
+             .where(scope(ItemTally), ItemTally.status == Status.FIXED.value,
+                    ItemTally.due_day < day).scalar_subquery())
+    part = (select(func.count()).select_from(Item)
+            .where(scope(Item), Item.status == Status.FIXED.value,
+                   Item.fixed_at >= day_start(day), Item.fixed_at < before)
+            .scalar_subquery())
+    return whole, part
 
 
 def everything(M):

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import DateTime, and_, or_
+from sqlalchemy.orm import joinedload, selectinload
 
-from .. import labels, permissions
+from .. import display, labels, permissions
 from ..extensions import db
 from ..lifecycle import OPEN, OWED, Role, Status
 from ..models import Company, Compound, Item, utcnow
@@ -145,23 +146,45 @@ def overview():
         by_status[status] = by_status.get(status, 0) + n
         by_category[category] = by_category.get(category, 0) + n
         overdue_count += n_overdue
-    page = keyset_page(db.select(Item).where(scope(Item), *overview_conditions(f, now)),
-                       [(Item.created_at, True), (Item.id, True)],
-                       total=sum(by_status.values()),
-                       per_page=current_app.config["PAGE_SIZE"],
-                       options=Item.row_options(with_compound=True))
+    # The filter's compounds and companies first: the rows' compounds and companies are
+    # then in the session already (a many-to-one by key is read from the identity map),
+    # and only those the filter lacks are read, in one query each, if any.
     compounds = db.session.execute(
         db.select(Compound).where(permissions.compound_filter(current_user, Compound))
         .order_by(Compound.name)).scalars().all()
     companies = db.session.execute(
         db.select(Company).where(Company.id.in_({c.company_id for c in compounds}))
         .order_by(Company.name)).scalars().all()
+    page = keyset_page(db.select(Item).where(scope(Item), *overview_conditions(f, now)),
+                       [(Item.created_at, True), (Item.id, True)],
+                       total=sum(by_status.values()),
+                       per_page=current_app.config["PAGE_SIZE"],
+                       # The building joined to the rows' own statement (one each).
+                       options=[selectinload(Item.photos), joinedload(Item.building)])
+    held = [*load_missing(Compound, {i.compound_id for i in page.items}, compounds),
+            *load_missing(Company, {i.company_id for i in page.items}, companies)]
     escalated = escalation_counts(scope, now)
+    # Labels looked up once, not once per use: the statuses and categories are each
+    # listed twice (the figures and the filter's options).
+    statuses = [s.value for s in Status]
+    form, lang = display.hazard_form(), display.current_lang()
     return render_template("lists/overview.html", f=f, by_status=by_status,
                            escalated=escalated,
                            by_category=by_category, overdue_count=overdue_count, page=page,
                            compounds=compounds, companies=companies, now=now,
-                           statuses=[s.value for s in Status], args=request.args)
+                           statuses=statuses, args=request.args,
+                           status_labels={s: str(labels.STATUS.get(s, s)) for s in statuses},
+                           categories=[(c, form.label(c, lang)) for c in form.categories],
+                           held=held)   # kept referenced while the rows are drawn
+
+
+def load_missing(model, ids, loaded):
+    """The rows of `model` among `ids` that `loaded` lacks, read in one query (none if
+    it lacks none); the caller keeps them referenced while the page is drawn."""
+    missing = ids - {None} - {row.id for row in loaded}
+    if not missing:
+        return []
+    return db.session.execute(db.select(model).where(model.id.in_(missing))).scalars().all()
 
 
 def escalation_counts(scope, now: datetime) -> dict[str, int]:
@@ -170,13 +193,16 @@ def escalation_counts(scope, now: datetime) -> dict[str, int]:
     from ..services import escalation
     conds = {"flagged": escalation.flagged_cond(), "disputed": escalation.disputed_cond()}
     # One count each, so that each reads its own small partial index (models/counts.py)
-    # rather than one pass over every open item; late look-backs from the tallies.
-    row = db.session.execute(db.select(*[
-        db.select(db.func.count()).select_from(Item)
-        .where(scope(Item), Item.status.in_(OPEN_VALUES), cond).scalar_subquery().label(key)
-        for key, cond in conds.items()])).one()
-    late = tallies.lookback_late(db.session, scope, now - escalation.lookback_limit())
-    return {"lookback_late": late, **row._mapping}
+    # rather than one pass over every open item; late look-backs from the tallies (whole
+    # days) and the partial index of fixes (the part-day). One statement for all four.
+    whole, part = tallies.lookback_late_counts(scope, now - escalation.lookback_limit())
+    row = db.session.execute(db.select(
+        whole.label("late_whole"), part.label("late_part"), *[
+            db.select(db.func.count()).select_from(Item)
+            .where(scope(Item), Item.status.in_(OPEN_VALUES), cond).scalar_subquery()
+            .label(key) for key, cond in conds.items()])).one()._mapping
+    return {"lookback_late": int(row["late_whole"]) + int(row["late_part"]),
+            **{key: row[key] for key in conds}}
 
 
 # --- keyset pagination ---------------------------------------------------------------
