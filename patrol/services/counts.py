@@ -179,7 +179,7 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
     owed_passed = lambda M: M.status.in_(OWED_VALUES) & (M.due_day < today)  # noqa: E731
     # Every part below is a select of (status, category, n, n_overdue) rows that add up:
     # they go to the database as one UNION ALL, one round trip whatever the filter.
-    parts = []
+    parts: list[Any] = []
 
     def from_tally():
         M = ItemTally
@@ -252,8 +252,10 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
             from_items(within, only_due_today=True)
     out: Counter = Counter()
     over: Counter = Counter()
-    for status, category, n, n_over in session.execute(
-            parts[0] if len(parts) == 1 else union_all(*parts)):
+    # (union_all typed as Any: mypy 2.4 crashes expanding its variadic signature here.)
+    combine: Any = union_all
+    statement = parts[0] if len(parts) == 1 else combine(*parts)
+    for status, category, n, n_over in session.execute(statement):
         out[(status, category)] += int(n or 0)
         over[(status, category)] += int(n_over or 0)
     return [(s, c, n, over[(s, c)]) for (s, c), n in out.items() if n]
