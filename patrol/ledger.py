@@ -109,12 +109,6 @@ class _SafeNames(dict):
         return value
 
 
-def cell(column: Column, value: Any, lang: str) -> Any:
-    """One value as its cell holds it (see `converter`); empty stays None."""
-    convert = converter(column, lang)
-    return value if value is None or convert is None else convert(value)
-
-
 def cells(columns: Sequence[Column], rows: Iterable[dict], lang: str) -> Iterator[list]:
     """Each row dict as its cells, in the columns' order. The per-column conversion is
     chosen once, not per cell: a 100,000-item ledger has millions of cells."""
