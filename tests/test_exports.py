@@ -205,3 +205,14 @@ def test_names_staff_typed_are_neutralised_on_every_row():
     columns = [c for c in ITEM_COLUMNS if c.key in ("compound", "note")]
     rows = [{"compound": "=东区", "note": "@x"}, {"compound": "=东区", "note": "普通"}]
     assert list(cells(columns, rows, "zh")) == [["'=东区", "'@x"], ["'=东区", "普通"]]
+
+
+def test_the_filter_on_top_is_in_words_and_a_bad_month_says_so(w):
+    app, w = w
+    staff = sign_in(app.test_client(), w.staff_a)
+    rows = list(csv.reader(io.StringIO(download(
+        staff, "/exports/items.csv?status=open&since=2026-11-01").data.decode("utf-8-sig"))))
+    assert rows[0][0] == "筛选：全部未办结; 从 2026-11-01", rows[0][0]
+    resp = staff.get(f"/exports/monthly.xlsx?community={w.ca}&month=2026-13")
+    assert resp.status_code == 400 and "2026-11" in resp.get_data(as_text=True)
+    assert "月份格式不对" in resp.get_data(as_text=True)

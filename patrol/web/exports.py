@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, abort, current_app, request, send_file, stream_with_context
+from flask import (Blueprint, Response, abort, current_app, make_response, render_template,
+                   request, send_file, stream_with_context)
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -47,11 +48,14 @@ def list_conditions(args, now):
         described.append(company.name if company else str(f["company"]))
     if "category" in f:
         described.append(category_label(f["category"]))
-    if "status" in f:
-        described.append(str(labels.STATUS.get(f["status"], f["status"])))
-    for key in ("since", "until"):
+    if "status" in f:   # as the overview's status menu says it
+        groups = {"open": _("All open"), "overdue": _("Overdue")}
+        described.append(str(groups.get(f["status"]) or labels.STATUS.get(f["status"],
+                                                                          f["status"])))
+    for key, word in (("since", _("From")), ("until", _("To"))):
         if key in f:
-            described.append(f"{key} {f[key]:%Y-%m-%d}")
+            # The day as typed: f[key] is that local midnight in UTC (the day before).
+            described.append(f"{word} {ledger.to_local_date(f[key]):%Y-%m-%d}")
     tab = args.get("tab")
     if tab:
         tabs = inbox_tabs(now, current_app.config["DUE_SOON"])
@@ -176,7 +180,9 @@ def _month(value: str | None, now) -> date:
             year, month = (int(p) for p in value.split("-", 1))
             return date(year, month, 1)
         except ValueError:
-            abort(400)
+            abort(make_response(render_template(
+                "error.html", code=400, title=_("Not a month"),
+                message=_("Write the month as year and month, for example 2026-11.")), 400))
     local = ledger.to_local_date(now)
     first = local.replace(day=1)
     return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
