@@ -7,11 +7,12 @@ PostgreSQL.
     .venv/bin/python bench/lists.py --db postgresql://patrol:patrol@127.0.0.1/patrol_bench_lists \
         --items 100000,1000000 --profile history
 
-With several sizes each gets its own database and the pages are timed interleaved,
-size by size, with the ratio of the largest to the smallest (issue 15 §4: ≤ 1.5, and
-≤ 50 ms per page at 1,000,000 items on PostgreSQL). On PostgreSQL the rows go in by
-COPY (psycopg's cursor.copy), then VACUUM ANALYZE, with default server settings; the
-databases are dropped at the end unless --keep.
+With several sizes each gets its own database and each page is timed at every size in
+turns, request by request (a burst of load falls on the sizes alike), with the ratio of
+the largest to the smallest (issue 15 §4: ≤ 1.5, and ≤ 50 ms per page at 1,000,000
+items on PostgreSQL). On PostgreSQL the rows go in by COPY (psycopg's cursor.copy), then
+VACUUM ANALYZE, with default server settings; the databases are dropped at the end
+unless --keep.
 
 Seeds one community with three compounds, two property companies, the eight
 hazard categories and every status (one history event per item, a photo row
@@ -403,21 +404,31 @@ class QueryLog:
         self.active = False
 
 
-def time_page(client, url, runs, qlog):
-    resp = client.get(url)   # warm-up (template compilation, SQLite page cache)
-    if resp.status_code != 200:
-        raise RuntimeError(f"GET {url}: {resp.status_code}")
-    with qlog:
-        client.get(url)
-    queries = len(qlog.statements)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        resp = client.get(url)
-        resp.get_data()
-        times.append((time.perf_counter() - start) * 1000)
-        assert resp.status_code == 200
-    return statistics.median(times), min(times), max(times), queries, len(resp.get_data())
+def time_pages(targets, runs):
+    """Time one page at every size, request by request in turns (the order reversed every
+    other round), so a burst of load on the shared machine falls on the sizes alike.
+    `targets`: [(client, url, qlog)]; returns [(median ms, min, max, queries, bytes)]."""
+    queries = []
+    for client, url, qlog in targets:
+        resp = client.get(url)   # warm-up (template compilation, SQLite page cache)
+        if resp.status_code != 200:
+            raise RuntimeError(f"GET {url}: {resp.status_code}")
+        with qlog:
+            client.get(url)
+        queries.append(len(qlog.statements))
+    times: list[list[float]] = [[] for _ in targets]
+    sizes: list[int] = [0] * len(targets)
+    for r in range(runs):
+        order = range(len(targets)) if r % 2 == 0 else reversed(range(len(targets)))
+        for k in order:
+            client, url, _qlog = targets[k]
+            start = time.perf_counter()
+            resp = client.get(url)
+            sizes[k] = len(resp.get_data())
+            times[k].append((time.perf_counter() - start) * 1000)
+            assert resp.status_code == 200
+    return [(statistics.median(t), min(t), max(t), q, n)
+            for t, q, n in zip(times, queries, sizes, strict=True)]
 
 
 def explain(app, client, url, qlog):
@@ -639,7 +650,7 @@ def run(instance: Path, args, urls: list[str]) -> int:
     pages = pages_for(setups[0][2])
     sized_pages = [pages_for(info) for _app, _ids, info in setups]
     print(f"\n{engine_name}, median of {args.runs} requests after one warm-up (test client, "
-          f"no network); sizes timed interleaved, page by page\n")
+          f"no network); sizes timed in turns, request by request\n")
     sizes = " ".join(f"{n:>10,}" for n in args.sizes)
     header = f"{'user':<10} {'page':<32} {sizes} {'ratio':>6} {'queries':>8}"
     print(header)
@@ -647,17 +658,17 @@ def run(instance: Path, args, urls: list[str]) -> int:
     slow, steep = [], []
     worst = (0.0, None, None)
     for p, (role, label, _url) in enumerate(pages):
-        medians, queries = [], []
+        targets = []
         for k in range(len(setups)):
             url = sized_pages[k][p][2]
             if url.startswith("cursor:"):
                 url = cursor_url(clients[k][role], url)
-            median, _low, _high, nq, _html = time_page(clients[k][role], url, args.runs,
-                                                       qlogs[k])
-            medians.append(median)
-            queries.append(nq)
-            if k == len(setups) - 1 and median > worst[0]:
-                worst = (median, role, url)
+            targets.append((clients[k][role], url, qlogs[k]))
+        timed = time_pages(targets, args.runs)
+        medians = [t[0] for t in timed]
+        queries = [t[3] for t in timed]
+        if medians[-1] > worst[0]:
+            worst = (medians[-1], role, targets[-1][1])
         ratio = medians[-1] / medians[0] if len(medians) > 1 else 1.0
         flag = ""
         if medians[-1] > args.budget_ms:
