@@ -328,6 +328,21 @@ def test_figures_equal_a_direct_count(db_app):
                                              until=until, overdue_only=overdue_only))
                 want = _direct(scope, conds, at, since, until, overdue_only)
                 assert got == want, (trial, since, until, at, overdue_only)
+        # Ranges that end later than `at` (a filter "until today"): the last day comes from
+        # its tally less the items dated after `until`; with `at` in the past, the items
+        # made between `at` and now stand for items dated ahead of the clock.
+        scope = lambda M: permissions.item_filter(_u(w.staff_a), M)  # noqa: E731
+        for trial in range(24):
+            at = now + timedelta(minutes=rng.randrange(-60 * 24 * 2, 60 * 12))
+            until = at + timedelta(minutes=rng.randrange(0, 60 * 30))
+            since = None if trial % 4 == 0 else \
+                until - timedelta(minutes=rng.randrange(0, 60 * 24 * 10))
+            for overdue_only in (False, True):
+                got = sorted(tallies.figures(db.session, scope, lambda M: [], at,
+                                             since=since, until=until,
+                                             overdue_only=overdue_only))
+                want = _direct(scope, lambda M: [], at, since, until, overdue_only)
+                assert got == want, ("ahead", trial, since, until, at, overdue_only)
 
 
 # --- keyset pages ---------------------------------------------------------------------------

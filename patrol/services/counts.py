@@ -213,7 +213,7 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
                             U.status.in_(OWED_VALUES))
                      .group_by(U.status, U.category))
 
-    def from_items(extra, only_due_today=False):
+    def from_items(extra, only_due_today=False, sign=1):
         overdue = Item.status.in_(OWED_VALUES) & (Item.deadline < now)
         where = [scope(Item), *conds(Item), *extra]
         if only_due_today:   # counted by the tally, but not yet as overdue
@@ -226,8 +226,9 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
             return
         if overdue_only:
             where.append(overdue)
-        parts.append(select(Item.status, Item.category, func.count(),
-                            func.count(case((overdue, 1))))
+        n, n_overdue = func.count(), func.count(case((overdue, 1)))
+        parts.append(select(Item.status, Item.category, *((n, n_overdue) if sign > 0
+                                                          else (-n, -n_overdue)))
                      .where(*where).group_by(Item.status, Item.category))
 
     if since is None and until is None:
@@ -238,12 +239,21 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
         first = since.date() + timedelta(days=1) if since and since != day_start(since.date()) \
             else (since.date() if since else None)
         last = until.date() if until else None
+        # A range ending later than now (a filter "until today"): its last day, so far,
+        # is that day's tally row less the items dated after `until` (none unless clocks
+        # disagree), instead of all of today's items read one by one.
+        after_until = until is not None and until >= now and until > day_start(until.date())
+        if after_until and last is not None:
+            last += timedelta(days=1)
         if first is not None and last is not None and first >= last:
             from_items([Item.created_at >= since, Item.created_at < until])
         else:
             if first is not None and since is not None and since < day_start(first):
                 from_items([Item.created_at >= since, Item.created_at < day_start(first)])
-            if last is not None and until is not None and until > day_start(last):
+            if after_until and last is not None:
+                from_items([Item.created_at >= until, Item.created_at < day_start(last)],
+                           sign=-1)
+            elif last is not None and until is not None and until > day_start(last):
                 from_items([Item.created_at >= day_start(last), Item.created_at < until])
             from_day_tallies(first, last)
             within = [Item.created_at >= day_start(first)] if first is not None else []
