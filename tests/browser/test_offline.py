@@ -285,7 +285,12 @@ def test_on_the_spot_check_made_offline_stays_provable(live_server, world, phone
     form.locator("input[name=photos]").set_input_files(photo(tmp_path, 3))
     expect(form.locator(".previews img")).to_have_count(1)
     form.locator("label.choice:has(input[name=rating][value='4'])").tap()
-    form.locator("button.btn").tap()
+    # Without signal the form keeps the check on the phone and reloads the item page (from
+    # the kept copy). Wait for that reload: the old page's bar can already show both
+    # records, and the new page's bar is hidden until it has read them, which would pass
+    # the wait for the bar to go below before anything was sent.
+    with page.expect_navigation():
+        form.locator("button.btn").tap()
     expect(page.locator("#queue li")).to_have_count(2)  # the scan and the check
     with live.db():
         assert db.session.get(Item, item_id).status == "fixed"
