@@ -34,6 +34,7 @@ import urllib.request
 import uuid
 from http.cookiejar import CookieJar
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -126,8 +127,11 @@ class Phone:
         if status != 201:
             return calls, None
         key = str(uuid.uuid4())
-        body, ctype = multipart({"category": "flyers", "note": f"负载测试 {seed}",
-                                 "client_uuid": key, "kept_photos": json.loads(data)["id"]}, {})
+        # The form as the outbox sends it since issue 15 §3: urlencoded (only strings are
+        # left once the photo is up); multipart before.
+        body = urlencode({"category": "flyers", "note": f"负载测试 {seed}", "client_uuid": key,
+                          "kept_photos": json.loads(data)["id"]}).encode()
+        ctype = "application/x-www-form-urlencoded;charset=UTF-8"
         status, data = timed("POST", f"/compounds/{compound_id}/report", body,
                              {**sync, "Content-Type": ctype})
         return calls, key if status in (200, 201) else None

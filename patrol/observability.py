@@ -14,6 +14,7 @@ import uuid
 
 from flask import Flask, g, has_request_context, request
 from flask.logging import default_handler
+from sqlalchemy import inspect as sa_inspect
 
 log = logging.getLogger("patrol.requests")
 _ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -39,8 +40,7 @@ def install(app: Flask):
     def finish(resp):
         resp.headers["X-Request-ID"] = g.get("request_id", "")
         if request.endpoint != "static":
-            from flask_login import current_user
-            who = current_user.id if current_user and current_user.is_authenticated else "-"
+            who = _who()
             took = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
             log.info("%s %s %s %.0fms user=%s", request.method, request.path,
                      resp.status_code, took, who,
@@ -48,6 +48,18 @@ def install(app: Flask):
         return resp
 
     configure_error_reporting(app)
+
+
+def _who():
+    """The signed-in user's id for the log line, or "-". A user row that a commit in this
+    request expired is not read again for it: its id is its identity (the loader and
+    login_user only ever set an active user)."""
+    from flask_login import current_user
+    user = current_user._get_current_object()   # loads it if nothing in the request did
+    state = sa_inspect(user, raiseerr=False)
+    if state is not None and state.identity is not None:
+        return state.identity[0]
+    return user.id if user and user.is_authenticated else "-"
 
 
 def configure_logging(app: Flask):

@@ -111,19 +111,31 @@ KEY_COLUMNS = {ItemTally: ("community_id", "compound_id", "company_id", "departm
                                  "status", "category")}
 
 
+# One upsert statement per (dialect, tally table), built once: building it (and its
+# `excluded` alias) for every flush cost more than running it.
+_UPSERTS: dict[tuple[str, type], Any] = {}
+
+
+def _upsert(dialect: str, model) -> Any:
+    stmt = _UPSERTS.get((dialect, model))
+    if stmt is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        base = insert(model.__table__)
+        stmt = _UPSERTS[(dialect, model)] = base.on_conflict_do_update(
+            index_elements=list(KEY_COLUMNS[model]),
+            set_={"n": model.__table__.c.n + base.excluded.n})
+    return stmt
+
+
 def apply(conn, deltas: Counter, day_deltas: Counter, due_deltas: Counter) -> None:
     dialect = conn.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for model, changes in ((ItemTally, deltas), (ItemTallyDay, day_deltas),
                            (ItemTallyDayDue, due_deltas)):
         cols = KEY_COLUMNS[model]
         rows = [dict(zip(cols, key, strict=True), n=n)
                 for key, n in sorted(changes.items(), key=lambda kv: repr(kv[0])) if n]
-        for row in rows:   # one statement each, in key order (see the module's note)
-            stmt = insert(model.__table__).values(**row)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=list(cols),
-                set_={"n": model.__table__.c.n + stmt.excluded.n}))
+        if rows:   # one executemany per table; its rows go in key order (the module's note)
+            conn.execute(_upsert(dialect, model), rows)
 
 
 # --- rebuilding from the item table (migration, bench, repair) ------------------------

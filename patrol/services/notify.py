@@ -50,9 +50,12 @@ KICK_KEY = "patrol.notify.kick"
 # --- queueing --------------------------------------------------------------------
 
 def endpoints_for(event: str, *, community_id=None, company_id=None, department_id=None,
-                  compound_id=None, team_ids=()) -> list[NotifyEndpoint]:
+                  compound_id=None, team_ids=(),
+                  teams_of_compound: int | None = None) -> list[NotifyEndpoint]:
     """Active endpoints of these owners that subscribe to `event`: the community's, the
-    company's, the department's, the compound's (its owners' committee) and its teams'."""
+    company's, the department's, the compound's (its owners' committee) and its teams'
+    (`team_ids`, or the teams assigned to `teams_of_compound`, looked up in the same
+    statement)."""
     owners = []
     for column, value in ((NotifyEndpoint.community_id, community_id),
                           (NotifyEndpoint.company_id, company_id),
@@ -62,6 +65,11 @@ def endpoints_for(event: str, *, community_id=None, company_id=None, department_
             owners.append(column == value)
     if team_ids:
         owners.append(NotifyEndpoint.team_id.in_(list(team_ids)))
+    if teams_of_compound is not None:
+        from ..models import TeamCompound
+        owners.append(NotifyEndpoint.team_id.in_(
+            db.select(TeamCompound.team_id)
+            .where(TeamCompound.compound_id == teams_of_compound)))
     if not owners:
         return []
     endpoints = db.session.execute(
@@ -100,7 +108,7 @@ def notify_item(event: str, item: Item, now: datetime, *, key_suffix="", extra_l
     community's, company's, department's, compound's (committee) and teams'."""
     endpoints = endpoints_for(event, community_id=item.community_id, company_id=item.company_id,
                               department_id=item.department_id, compound_id=item.compound_id,
-                              team_ids=compound_team_ids(item.compound_id))
+                              teams_of_compound=item.compound_id)
     if not endpoints:
         return []
     payload = item_payload(event, item, now, extra_lines=extra_lines)

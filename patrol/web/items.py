@@ -77,7 +77,7 @@ def report(compound_id):
             form=form, compound=compound, reporter=current_user, sent=_report_send(values),
             now=utcnow(), max_photos=cfg["MAX_PHOTOS"], window=cfg["VERIFY_WINDOW"])
         if wants_json():
-            return report_json(out)
+            return report_json(out, compound_id)
         if out.conflict:
             return _conflict()
         if out.item:
@@ -93,14 +93,17 @@ def report(compound_id):
         (422 if out.errors or out.photo_errors else 200)
 
 
-def report_json(out: item_service.ReportOutcome):
+def report_json(out: item_service.ReportOutcome, compound_id: int):
     if out.conflict:
         return error_json(409, "resent_different",
                           _("A different report was already sent with this form."))
     if out.item:
-        flash(_("Reported. Thank you! Item No. %(id)s.", id=out.item.id), "ok")
-        return jsonify(id=out.item.id, duplicate=out.duplicate,
-                       url=url_for("compounds.show", compound_id=out.item.compound_id)), \
+        # The item's id from its identity, and its compound the one reported in (a resend
+        # found in another is a conflict): rows the commit expired are not read again.
+        item_id = db.inspect(out.item).identity[0]
+        flash(_("Reported. Thank you! Item No. %(id)s.", id=item_id), "ok")
+        return jsonify(id=item_id, duplicate=out.duplicate,
+                       url=url_for("compounds.show", compound_id=compound_id)), \
             (200 if out.duplicate else 201)
     messages = {name: str(labels.FIELD_ERROR.get(code, labels.FIELD_ERROR["required"]))
                 for name, code in out.errors.items()}

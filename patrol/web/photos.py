@@ -92,9 +92,11 @@ def upload():
     except PhotoRejected as exc:
         return error_json(422, "photo_rejected", labels.PHOTO_ERROR[exc.code],
                           fields={"photo": labels.PHOTO_ERROR[exc.code]}, reason=exc.code)
+    db.session.flush()   # its id; the answer is read before the commit expires the row
+    answer = jsonify(id=photo.id, width=photo.width, height=photo.height, size=photo.size,
+                     thumb=url_for("photos.serve", photo_id=photo.id, size="thumb"))
     db.session.commit()
-    return jsonify(id=photo.id, width=photo.width, height=photo.height, size=photo.size,
-                   thumb=url_for("photos.serve", photo_id=photo.id, size="thumb")), 201
+    return answer, 201
 
 
 def _coord(value, limit):

@@ -502,3 +502,23 @@ def test_an_offline_scan_of_a_compound_whose_page_is_not_kept_queues_nothing(
     page.wait_for_function("() => !!window.PatrolQueue")
     page.evaluate("() => window.PatrolQueue.started()")   # whatever the page queues on opening
     assert queue_size(page) == 0
+
+
+def test_a_form_goes_urlencoded_and_its_line_breaks_arrive_as_multipart_sent_them(
+        live_server, world, phone, tmp_path):
+    """The outbox sends a form's fields urlencoded (issue 15 §3: cheaper for the server to
+    parse); line breaks still arrive as CRLF, as the browser's multipart encoder (the
+    outbox's body before) and a plain form submission send them, so the stored note is
+    the same."""
+    live, w = live_server, world
+    vol = volunteer_signs_in(live, phone, w.vol_a)
+    page = vol.page
+    page.goto(f"/compounds/{w.a1}")
+    note = "第一行\n第二行 a+b=c&d %20 ✓\r\n第三行"
+    with page.expect_request(lambda r: r.method == "POST"
+                             and r.url.endswith(f"/compounds/{w.a1}/report")) as sent:
+        report_offline(live, page, w.a1, "flyers", note, photo(tmp_path, 1))
+    assert sent.value.headers["content-type"] == "application/x-www-form-urlencoded;charset=UTF-8"
+    assert "csrf_token=" not in (sent.value.post_data or "")   # the header carries it
+    assert counts(live) == [("flyers", "第一行\r\n第二行 a+b=c&d %20 ✓\r\n第三行", 1)]
+    assert queue_size(page) == 0
