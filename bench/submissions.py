@@ -48,6 +48,13 @@ def bare_run(db_url: str | None, reports: int, threads: int, photos: list[bytes]
     env = dict(os.environ, BARE_DB=db_url or f"sqlite:///{tmp / 'bare.db'}",
                BARE_DIR=str(tmp / "photos"), BARE_PIPELINE="1" if pipeline else "0",
                PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT.parent)]))
+    # The table first, here: two workers booting at once on an empty PostgreSQL schema
+    # raced in create_all ("relation report already exists") and one failed to boot.
+    from bare_app import METADATA
+    from sqlalchemy import create_engine
+    setup = create_engine(env["BARE_DB"])
+    METADATA.create_all(setup)
+    setup.dispose()
     server, log = lr.start_gunicorn("bare_app:create_app()", env, ROOT, port,
                                     tmp / "gunicorn.log")
     phones = [lr.Phone(f"http://127.0.0.1:{port}", f"10.8.0.{n + 1}") for n in range(threads)]
