@@ -211,10 +211,11 @@ def figures(session, scope, conds, now: datetime, *, since: datetime | None = No
             return [*([M.day >= first] if first is not None else []),
                     *([M.day < last] if last is not None else [])]
         D, U = ItemTallyDay, ItemTallyDayDue
-        # Owing work is a matter of the status, which the rows are grouped by.
-        owed_n = func.sum(case((D.status.in_(OWED_VALUES), D.n), else_=0))
-        parts.append(select(D.status, D.category, owed_n if overdue_only else func.sum(D.n),
-                            owed_n)
+        # Owing work is a matter of the status, which the rows are grouped by: decided
+        # once per group after the sum, not for each of the (thousands of) tally rows.
+        total = func.sum(D.n)
+        owed_n = case((D.status.in_(OWED_VALUES), total), else_=0)
+        parts.append(select(D.status, D.category, total, total if overdue_only else owed_n)
                      .where(scope(D), *conds(D), *days(D),
                             *([D.status.in_(OWED_VALUES)] if overdue_only else []))
                      .group_by(D.status, D.category))
