@@ -63,6 +63,8 @@ root, fmt, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, root)
 import patrol
 assert patrol.__file__.startswith(root), (patrol.__file__, root)
+sys.path.append(%(bench)r)    # after the tree under test: only the bench's own helpers
+from load_reports import multipart   # stdlib only at import
 from sqlalchemy import event
 from patrol import create_app
 from patrol.extensions import db
@@ -134,19 +136,6 @@ for n, token in enumerate(tokens):
     phones.append((c, {**addr, "X-CSRFToken": got["csrf"], "X-Patrol-Sync": "1",
                        "X-Patrol-User": str(got["user"])}))
 
-def multipart(fields, files):
-    boundary = "----PatrolBench" + uuid.uuid4().hex
-    out = io.BytesIO()
-    for name, value in fields:
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                  f"{value}\r\n".encode())
-    for name, (filename, data) in files.items():
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                  f'filename="{filename}"\r\nContent-Type: image/jpeg\r\n\r\n'.encode())
-        out.write(data + b"\r\n")
-    out.write(f"--{boundary}--\r\n".encode())
-    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
-
 from urllib.parse import urlencode
 
 print(json.dumps({"ready": patrol.__file__}), flush=True)
@@ -156,7 +145,7 @@ for line in sys.stdin:
     n = int(n)
     c, headers = phones[n %% len(phones)]
     photo = open(path, "rb").read()
-    body, ctype = multipart([("kind", "before")], {"photo": ("photo.jpg", photo)})
+    body, ctype = multipart({"kind": "before"}, {"photo": ("photo.jpg", photo)})
     pipeline["s"] = 0.0
     counter["n"] = 0
     counter["sql"] = []
@@ -174,7 +163,7 @@ for line in sys.stdin:
               ("note", f"CPU测试 {n}"), ("device_at", stamp),
               ("kept_photos", str(r.get_json()["id"])), ("sent_at", stamp)]
     if fmt == "multipart":
-        body, ctype = multipart(fields, {})
+        body, ctype = multipart(dict(fields), {})
     else:
         body, ctype = urlencode(fields).encode(), "application/x-www-form-urlencoded;charset=UTF-8"
     counter["n"] = 0
@@ -218,7 +207,7 @@ def setup_env(root: Path, tmp: Path, db_url: str | None) -> dict:
 class Side:
     def __init__(self, name: str, root: Path, env: dict, fmt: str, mode: str = "time"):
         self.name, self.fmt = name, fmt
-        script = WORKER % {"phones": PHONES}
+        script = WORKER % {"phones": PHONES, "bench": str(Path(__file__).resolve().parent)}
         # The request log lines go to a file (the profile, on stderr, is shown).
         self.log = open(Path(env["PATROL_INSTANCE_DIR"]) / "worker.log", "w")
         self.proc = subprocess.Popen([sys.executable, "-c", script, str(root), fmt, mode],
