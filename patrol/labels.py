@@ -106,6 +106,7 @@ TRANSITION_ERROR = {
     "not_disputed": _l("Nobody disputes this item."),
     "already_flagged": _l("This item is already flagged for supervision."),
     "not_flagged": _l("This item is not flagged."),
+    "note_too_long": _l("The note is too long: at most 1,000 characters."),
 }
 
 EVIDENCE = {

@@ -90,29 +90,40 @@ class Labels(dict):
         return None if key is None else neutralise(str(key))
 
 
-def converter(column: Column, lang: str) -> Callable[[Any], Any] | None:
-    """How a column's non-empty value becomes its cell: user text neutralised, yes/no
-    spelt out; None for dates and numbers, which stay typed for the writer."""
+def converter(column: Column, lang: str,
+              text_max: int | None = None) -> Callable[[Any], Any] | None:
+    """How a column's non-empty value becomes its cell: user text neutralised (and cut to
+    `text_max` characters, a spreadsheet's cell limit, with "…" to say so), yes/no spelt
+    out; None for dates and numbers, which stay typed for the writer."""
     if column.kind == "bool":
         yes, no = YES_NO.get(lang, YES_NO["zh"])
         return lambda value: yes if value else no
     if column.kind == "code":   # few names, repeated on every row: each made safe once
-        return _SafeNames().__getitem__
+        return _SafeNames(text_max).__getitem__
     if column.kind in ("text", "url"):
-        return lambda value: neutralise(str(value))
+        return lambda value: cut(neutralise(str(value)), text_max)
     return None
 
 
+def cut(text: str, limit: int | None) -> str:
+    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
+
+
 class _SafeNames(dict):
+    def __init__(self, text_max: int | None = None) -> None:
+        super().__init__()
+        self.text_max = text_max
+
     def __missing__(self, key: Any) -> str:
-        value = self[key] = neutralise(str(key))
+        value = self[key] = cut(neutralise(str(key)), self.text_max)
         return value
 
 
-def cells(columns: Sequence[Column], rows: Iterable[dict], lang: str) -> Iterator[list]:
+def cells(columns: Sequence[Column], rows: Iterable[dict], lang: str, *,
+          text_max: int | None = None) -> Iterator[list]:
     """Each row dict as its cells, in the columns' order. The per-column conversion is
     chosen once, not per cell: a 100,000-item ledger has millions of cells."""
-    plan = [(c.key, converter(c, lang)) for c in columns]
+    plan = [(c.key, converter(c, lang, text_max)) for c in columns]
     for row in rows:
         yield [value if convert is None or value is None else convert(value)
                for key, convert in plan for value in (row[key],)]

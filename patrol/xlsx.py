@@ -20,6 +20,9 @@ from typing import Any, BinaryIO
 from rustpy_xlsxwriter import Format, write_worksheets
 
 HEADER_FILL = "#EEEEEE"
+# Excel's limit for one cell's text; the writer refuses a longer string (the whole file
+# fails), so callers cut text to it (ledger.cells' text_max).
+TEXT_MAX = 32_767
 
 
 @dataclass

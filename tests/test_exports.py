@@ -213,6 +213,32 @@ def test_the_filter_on_top_is_in_words_and_a_bad_month_says_so(w):
     rows = list(csv.reader(io.StringIO(download(
         staff, "/exports/items.csv?status=open&since=2026-11-01").data.decode("utf-8-sig"))))
     assert rows[0][0] == "筛选：全部未办结; 从 2026-11-01", rows[0][0]
-    resp = staff.get(f"/exports/monthly.xlsx?community={w.ca}&month=2026-13")
-    assert resp.status_code == 400 and "2026-11" in resp.get_data(as_text=True)
-    assert "月份格式不对" in resp.get_data(as_text=True)
+    for month in ("2026-13", "9999-12", "0001-01"):   # 9999-12 ends in no year at all
+        resp = staff.get(f"/exports/monthly.xlsx?community={w.ca}&month={month}")
+        assert resp.status_code == 400 and "2026-11" in resp.get_data(as_text=True), month
+        assert "月份格式不对" in resp.get_data(as_text=True)
+
+
+def test_a_note_longer_than_a_cell_holds_is_cut_in_the_xlsx_and_whole_in_the_csv(
+        w, monkeypatch):
+    """Excel's cell ends at 32,767 characters, and the writer refuses a longer string (the
+    whole download failed). Notes are limited now, but history written before may hold one."""
+    app, w = w
+    from patrol.models import Item
+    from patrol.xlsx import TEXT_MAX
+    long_note = "长" * 40_000
+    monkeypatch.setattr(svc, "NOTE_MAX", 10**6)   # as before the limit
+    with app.app_context():
+        svc.act(db.session.get(Item, w.items[2]), Action.COMMENT,
+                db.session.get(User, w.mgr_x), utcnow(), svc.ActionInput(note=long_note),
+                form=hazard_form(), window=timedelta(hours=2))
+        db.session.commit()
+    staff = sign_in(app.test_client(), w.staff_a)
+    wb = openpyxl.load_workbook(io.BytesIO(download(
+        staff, f"/exports/items.xlsx?compound={w.a1}").data))
+    notes = [r[-1] for r in wb.worksheets[1].iter_rows(values_only=True) if r[-1]]
+    cut = [n for n in notes if n.startswith("长")]
+    assert cut == ["长" * (TEXT_MAX - 1) + "…"]
+    rows = csv.reader(io.StringIO(download(
+        staff, f"/exports/history.csv?compound={w.a1}").data.decode("utf-8-sig")))
+    assert long_note in [cell for row in rows for cell in row]

@@ -132,6 +132,11 @@ def test_refused_actions(app, w):
     body = check_shape(act(mgr, ack_id, action="fix", version=ack_version), 422,
                        "missing_evidence")
     assert "照片" in body["error"] or "说明" in body["error"]
+    # An action's note holds what the form's textarea holds (a longer one broke the ledgers).
+    body = check_shape(act(mgr, ack_id, action="fix", note="修" * 1001, version=ack_version),
+                       422, "note_too_long")
+    assert "1000" in body["error"] or "1,000" in body["error"]
+    assert act(mgr, ack_id, action="comment", note="修" * 1000).status_code == 200
     check_shape(act(mgr, 999999, action="fix"), 404, "not_found")
     other = sign_in(app.test_client(), w.mgr_y)       # not their company's item
     resp = act(other, item_id, action="acknowledge")

@@ -33,6 +33,9 @@ from .photos import PhotoRejected
 
 
 CLOCK_SKEW = timedelta(minutes=5)
+# An action's note (what was done, why, an answer): the form's textarea holds this much,
+# and the server holds to it (a longer one reached the ledgers; Excel's cell ends at 32,767).
+NOTE_MAX = 1000
 
 
 class ConflictError(Exception):
@@ -248,6 +251,8 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
         return earlier
     if given.version is not None and given.version != item.version:
         raise ConflictError()
+    if given.note and len(given.note.strip()) > NOTE_MAX:
+        raise TransitionError("note_too_long", str(NOTE_MAX))
 
     evidence: set[Evidence] = set()
     data: dict[str, Any] = {}           # the history entry's JSON

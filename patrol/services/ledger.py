@@ -25,7 +25,7 @@ from .. import labels, lifecycle, xlsx
 from ..clock import ToLocal, local_date
 from ..display import category_label, language, local
 from ..extensions import db
-from ..ledger import (HISTORY_COLUMNS, ITEM_COLUMNS, Column, Labels, MonthFigures, cells, days_between,
+from ..ledger import (HISTORY_COLUMNS, ITEM_COLUMNS, Column, Labels, MonthFigures, cells, cut, days_between,
                       month_figures, neutralise)
 from ..lifecycle import Action, Status
 from ..models import Building, Company, Compound, Department, Item, ItemEvent, Photo, User
@@ -143,10 +143,11 @@ def write_xlsx(out, meta: list[str], sheets, lang: str) -> None:
     filter and time on top, then a frozen header row with an autofilter, sensible widths,
     dates as Excel dates (patrol/xlsx.py). Rows stream: memory does not grow with them."""
     xlsx.write(out, [
-        xlsx.Sheet(name, [c.title(lang) for c in columns], cells(columns, rows, lang),
+        xlsx.Sheet(name, [c.title(lang) for c in columns],
+                   cells(columns, rows, lang, text_max=xlsx.TEXT_MAX),
                    widths=[c.width for c in columns],
                    formats=[DATE_FORMAT if c.kind == "date" else "" for c in columns],
-                   meta=meta)
+                   meta=[cut(line, xlsx.TEXT_MAX) for line in meta])
         for name, columns, rows in sheets])
 
 

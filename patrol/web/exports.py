@@ -178,6 +178,8 @@ def _month(value: str | None, now) -> date:
     if value:
         try:
             year, month = (int(p) for p in value.split("-", 1))
+            if not 2000 <= year <= 2999:   # its end, the next month's start, must exist too
+                raise ValueError(value)
             return date(year, month, 1)
         except ValueError:
             abort(make_response(render_template(
