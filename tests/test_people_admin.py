@@ -212,6 +212,11 @@ def test_pages_for_staff(app, world):
     assert made.status_code == 302
     bad = client.post("/people/teams", data={"name": ""})
     assert bad.status_code == 422 and "请" in bad.get_data(as_text=True)
+    # An admin naming a community that does not exist: not found (it was a 500).
+    admin = sign_in(app.test_client(), world.admin)
+    for community_id in ("0", "999"):
+        assert admin.post("/people/teams", data={"name": "新队0", "community_id": community_id}
+                          ).status_code == 404
     with app.app_context():
         team = db.session.execute(db.select(Team).where(Team.name == "新队")).scalar_one()
     moved = client.post(f"/people/volunteers/{world.vol_a}",

@@ -82,6 +82,13 @@ def test_staff_create_a_compound_with_buildings_and_a_company(app, client, sw):
     client.post(f"/places/compounds/{compound.id}/buildings", data={"buildings": "3号楼, 13栋"})
     with app.app_context():
         assert len(db.session.get(Compound, compound.id).buildings) == 14
+    # A building number too large for the sort column sorts last (it was a 500).
+    r = client.post(f"/places/compounds/{compound.id}/buildings",
+                    data={"buildings": "99999999999999999999栋"})
+    assert r.status_code == 302
+    with app.app_context():
+        names = [b.name for b in db.session.get(Compound, compound.id).buildings]
+        assert names[-1] == "99999999999999999999栋" and len(names) == 15
 
 
 def test_bad_input_is_refused_with_every_error_in_chinese(app, client, sw):

@@ -104,6 +104,9 @@ def test_the_sheet_has_the_columns_and_its_total_is_the_patrols_minutes(db_app, 
     assert all(r[0] != "vol_b" for r in body)
     page = staff.get("/hours?month=2026-11").get_data(as_text=True)
     assert "张阿姨" in page and "vol_b" not in page
+    # A month whose end is past the calendar is a bad request (it was a 500).
+    assert staff.get("/hours?month=9999-12").status_code == 400
+    assert staff.get("/hours/export.xlsx?month=9999-12").status_code == 400
     assert re.search(r'id="total-hours">3\.5<', page)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import and_, false, or_
 from .. import permissions
 from ..extensions import db
 from ..lifecycle import Role
-from ..models import Company, Compound, Department, Team, User
+from ..models import Community, Company, Compound, Department, Team, User
 from ..models.people import TITLES
 from . import accounts, audit
 
@@ -156,7 +156,8 @@ def _compounds_of(community_id, compound_ids, errors):
 def create_team(actor, *, name, community_id=None, compound_ids=(), now) -> Team:
     if Role(actor.role) == Role.STAFF:
         community_id = actor.community_id
-    _require(community_id is not None and permissions.can_manage_community(actor, community_id))
+    _require(community_id is not None and permissions.can_manage_community(actor, community_id)
+             and db.session.get(Community, community_id) is not None)   # an admin names any id
     errors: dict[str, str] = {}
     name = _name(name, errors, "name")
     if not errors and db.session.execute(db.select(Team.id).where(

@@ -226,9 +226,14 @@ def parse_buildings(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+SORT_KEY_MAX = 2**31 - 1   # the column is a 32-bit integer on PostgreSQL
+
+
 def _sort_key(name: str, fallback: int) -> int:
+    """A building's place in lists: its leading number (3栋 → 3), else its order of entry;
+    a number too large for the column sorts last."""
     m = re.match(r"\d+", name)
-    return int(m.group()) if m else fallback
+    return min(int(m.group()), SORT_KEY_MAX) if m else fallback
 
 
 def add_buildings(actor, compound, text, now) -> list[Building]:

@@ -76,7 +76,7 @@ class Week:
 
     @property
     def label(self) -> str:
-        return f"{self.year}-W{self.week:02d}"
+        return f"{self.year:04d}-W{self.week:02d}"
 
     def __str__(self) -> str:
         return self.label

@@ -49,6 +49,8 @@ def _month(now: datetime) -> date:
     if value:
         try:
             year, month = (int(p) for p in value.split("-", 1))
+            if not 2000 <= year <= 2999:   # the year's end and the next month must exist too
+                raise ValueError(value)
             return date(year, month, 1)
         except ValueError:
             abort(400)

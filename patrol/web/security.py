@@ -75,7 +75,9 @@ def install(app):
 
     @app.errorhandler(OverflowError)
     def out_of_range(e):
-        # Numbers or dates too large for the database or the calendar: bad input.
+        # Numbers or dates too large for the database or the calendar: bad input. One
+        # raised in a flush leaves the session to roll back before the page reads it.
+        db.session.rollback()
         return page(400, "out_of_range", _("Bad request"),
                     _("A number or date in the address is out of range."))
 
