@@ -27,6 +27,7 @@ from patrol.extensions import db
 from patrol.models import Compound, Device, Invite, Item, Presence, User
 from patrol.services import accounts
 from patrol.services.qr import compound_url
+from tests.browser.phone import assert_images_loaded
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -90,16 +91,6 @@ def shoot(page, shots, name):
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name}: page is {overflow}px wider than the phone"
-
-
-def assert_images_loaded(locator):
-    count = locator.count()
-    assert count > 0
-    for i in range(count):
-        img = locator.nth(i)
-        img.scroll_into_view_if_needed()  # thumbnails in the history are loading=lazy
-        expect(img).to_have_js_property("complete", True)
-        assert img.evaluate("el => el.naturalWidth") > 0, "a photo did not load"
 
 
 # --- the steps, as a person does them ----------------------------------------------

@@ -23,7 +23,7 @@ from tests.browser.test_field_loop import (assert_no_browser_errors, jpeg, manag
                                            manager_fixes, manager_opens_item, manager_signs_in,
                                            open_item_from_compound, scan_gate, shoot, url_re,
                                            volunteer_signs_in)
-from tests.browser.phone import no_sideways_scroll
+from tests.browser.phone import assert_images_loaded, no_sideways_scroll
 from tests.factories import PASSWORD
 from tests.test_notifications import Receiver
 
@@ -92,7 +92,7 @@ def staff_accepts(live, staff, shots) -> int:
     row = page.locator("#triage-list li.item")
     expect(row).to_have_count(1)
     expect(row.locator("img.thumb")).to_have_count(1)
-    assert row.locator("img.thumb").evaluate("el => el.complete && el.naturalWidth") > 0
+    assert_images_loaded(row.locator("img.thumb"))
     row.locator("a").first.tap()
     expect(page.locator("#triage-phone")).to_contain_text(PHONE_NO)   # staff in scope only
     no_sideways_scroll(page, shots, "triage-report")
