@@ -201,16 +201,6 @@ def month_of(moment_utc: datetime, tz: str) -> Period:
     return Period.containing(local.date(), "month")
 
 
-def parse_month(text: str | None, now: datetime, tz: str) -> Period:
-    """'2026-11' → that month; empty → the month of `now`. ValueError otherwise."""
-    if not text:
-        return month_of(now, tz)
-    period = Period.parse(text)
-    if period.kind != "month":
-        raise ValueError(text)
-    return period
-
-
 def community_ids_of(scope: str, target) -> list[int]:
     if scope == "community":
         return [target.id]

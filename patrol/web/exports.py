@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import (Blueprint, Response, abort, current_app, make_response, render_template,
-                   request, send_file, stream_with_context)
+from flask import (Blueprint, Response, abort, current_app, request, send_file, stream_with_context)
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -21,7 +20,7 @@ from ..ledger import HISTORY_COLUMNS, ITEM_COLUMNS
 from ..lifecycle import Role
 from ..models import Community, Company, Compound, Item, Street
 from ..services import escalation, ledger
-from .helpers import roles_required
+from .helpers import month_arg, roles_required
 from .lists import inbox_tabs, overview_conditions, overview_filters
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
@@ -175,16 +174,9 @@ def monthly():
 
 def _month(value: str | None, now) -> date:
     """`YYYY-MM`, else the last complete month in local time."""
-    if value:
-        try:
-            year, month = (int(p) for p in value.split("-", 1))
-            if not 2000 <= year <= 2999:   # its end, the next month's start, must exist too
-                raise ValueError(value)
-            return date(year, month, 1)
-        except ValueError:
-            abort(make_response(render_template(
-                "error.html", code=400, title=_("Not a month"),
-                message=_("Write the month as year and month, for example 2026-11.")), 400))
+    asked = month_arg(value)
+    if asked is not None:
+        return asked.start_date
     local = ledger.to_local_date(now)
     first = local.replace(day=1)
     return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)

@@ -6,7 +6,8 @@ from datetime import datetime
 from functools import wraps
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, has_request_context, render_template, request
+from flask import (abort, current_app, has_request_context, make_response, render_template,
+                   request)
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -15,6 +16,7 @@ from ..display import (  # noqa: F401  (re-exported: patrol/display.py, shared w
     category_icon, category_label, current_lang, form_for, hazard_form, local)
 from ..extensions import db
 from ..models import utcnow
+from ..scoring import Period
 
 
 def parse_time(value: str | None, default_zone: str | None = None) -> datetime | None:
@@ -110,6 +112,22 @@ def roles_required(*roles):
 
 
 MAX_PAGE = 100_000
+
+
+def month_arg(value: str | None) -> Period | None:
+    """A month the user asked for (`2026-11`), None when none was; anything else, a year
+    out of range included, ends the request with a worded 400 on every monthly page."""
+    if not value:
+        return None
+    try:
+        period = Period.parse(value)
+    except ValueError:
+        period = None
+    if period is None or period.kind != "month":
+        abort(make_response(render_template(
+            "error.html", code=400, title=_("Not a month"),
+            message=_("Write the month as year and month, for example 2026-11.")), 400))
+    return period
 
 
 def page_arg() -> int:

@@ -26,7 +26,7 @@ from ..models import Community, PatrolMember, User
 from ..services import patrols as patrol_service
 from ..services import service_hours as service
 from ..services.ledger import month_bounds
-from .helpers import get_or_404, roles_required
+from .helpers import get_or_404, month_arg, roles_required
 
 bp = Blueprint("hours", __name__)
 
@@ -45,16 +45,8 @@ def _today(now: datetime) -> date:
 
 def _month(now: datetime) -> date:
     """?month=YYYY-MM, else this month (local)."""
-    value = request.args.get("month")
-    if value:
-        try:
-            year, month = (int(p) for p in value.split("-", 1))
-            if not 2000 <= year <= 2999:   # the year's end and the next month must exist too
-                raise ValueError(value)
-            return date(year, month, 1)
-        except ValueError:
-            abort(400)
-    return _today(now).replace(day=1)
+    asked = month_arg(request.args.get("month"))
+    return asked.start_date if asked else _today(now).replace(day=1)
 
 
 def _shift(month: date, n: int) -> date:

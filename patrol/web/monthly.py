@@ -22,7 +22,7 @@ from ..lifecycle import Role
 from ..models import Community, Item, MonthlyHighlight, Street
 from ..scoring import Period
 from ..services import audit, monthly_pack
-from .helpers import roles_required
+from .helpers import month_arg, roles_required
 
 bp = Blueprint("monthly", __name__)
 
@@ -72,10 +72,7 @@ def _target(scope: str | None, ident) -> tuple[str, Any]:
 
 
 def _month(value) -> Period:
-    try:
-        return monthly_pack.parse_month(value, utcnow(), current_app.config["TIMEZONE"])
-    except ValueError:
-        abort(400)
+    return month_arg(value) or monthly_pack.month_of(utcnow(), current_app.config["TIMEZONE"])
 
 
 def _build(scope, target, month):
