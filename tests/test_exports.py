@@ -150,6 +150,8 @@ def test_exports_stay_within_scope(w):
     rows = list(csv.reader(io.StringIO(
         download(other, f"/exports/items.csv?compound={w.a1}").data.decode("utf-8-sig"))))
     assert rows[3:] == []
+    # Nor its name in the filter line: a compound they may not open is named by its number.
+    assert rows[0][0] == f"筛选：{w.a1}", rows[0][0]
     # A manager gets their company's items only (X: A1 and B1, not A2's Y).
     mgr = sign_in(app.test_client(), w.mgr_x)
     rows = list(csv.reader(io.StringIO(download(mgr, "/exports/items.csv").data.decode("utf-8-sig"))))

@@ -60,12 +60,20 @@ def invite_cards(job: Job, progress: Progress) -> Result:
 
 @kind("weekly")
 def weekly_lists(job: Job, progress: Progress) -> Result:
-    """Weekly problem lists of several compounds as one PDF (one compound after another)."""
+    """Weekly problem lists of several compounds as one PDF (one compound after another),
+    with the rows its owner may see, as the single list's PDF has: a company's manager
+    printing a week before a handover does not get the former company's items."""
+    from .. import permissions
     from ..display import hazard_form
+    from ..models import Item
     from ..services import weekly
     from ..services.pdf import write_documents
     from ..clock import utcnow
     cfg = current_app.config
+    owner = job.created_by
+    if owner is None or not owner.active:
+        raise PermissionError("the job's owner is gone")
+    visible = permissions.item_filter(owner, Item)
     week = weekly.Week.parse(job.params["week"])
     ids = list(job.params.get("compound_ids") or [])
     found = {c.id: c for c in db.session.execute(
@@ -76,7 +84,7 @@ def weekly_lists(job: Job, progress: Progress) -> Result:
     with weekly.rendering_locale(job.params.get("lang") or "zh"):
         for n, compound in enumerate(compounds, 1):
             report = weekly.build("compound", compound, week, now=now, tz=cfg["TIMEZONE"],
-                                  form=form, ack_limit=cfg["ACK_ESCALATE"])
+                                  form=form, ack_limit=cfg["ACK_ESCALATE"], visible=visible)
             documents.append(weekly.render_document(report, base_url=cfg["BASE_URL"],
                                                     tz=cfg["TIMEZONE"]))
             progress.set(n)

@@ -40,8 +40,9 @@ def list_conditions(args, now):
     conds = [permissions.item_filter(current_user, Item), *overview_conditions(f, now)]
     described = []
     if "compound" in f:
-        compound = db.session.get(Compound, f["compound"])
-        described.append(compound.name if compound else str(f["compound"]))
+        compound = db.session.get(Compound, f["compound"])   # named only where it may be seen
+        described.append(compound.name if compound and permissions.can_see_compound(
+            current_user, compound) else str(f["compound"]))
     if "company" in f:
         company = db.session.get(Company, f["company"])
         described.append(company.name if company else str(f["company"]))
