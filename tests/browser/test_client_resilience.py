@@ -201,6 +201,9 @@ def test_a_queued_report_keeps_the_phones_location(live_server, world, phone, tm
     expect(page.locator("#f-photos .photo.failed")).to_have_count(1)  # no signal
     page.locator("#report-form button[type=submit]").tap()
     expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}"))
+    # The new page's bar is hidden until offline.js has run and read the queue: wait for
+    # that, or the wait below for it to go would pass before anything was sent.
+    expect(page.locator("#queue li")).to_have_count(1)
     assert queue_size(page) == 1
     vol.context.set_offline(False)
     expect(page.locator("#queue")).to_be_hidden(timeout=20_000)

@@ -90,6 +90,8 @@ def test_online_the_suggestion_adds_a_supporting_report(live_server, world, phon
         ev = db.session.get(ItemEvent, supports[0].id)
         assert ev.note == "三楼又在飞线充电" and ev.actor_id == w.vol_a
         assert [p.kind for p in ev.photos] == ["before"]
+    # The flash and the list are the server's HTML; the queue is there once offline.js runs.
+    page.wait_for_function("() => !!window.PatrolQueue")
     assert queue_size(page) == 0
     assert vol.errors == []
 

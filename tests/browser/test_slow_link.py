@@ -175,6 +175,7 @@ def test_a_refused_page_token_is_renewed_once_and_the_report_arrives_once(
     assert len(tokens) == 1
     with live.db():
         assert db.session.scalar(db.select(db.func.count()).select_from(Item)) == 1
+    page.wait_for_function("() => !!window.PatrolQueue")  # the compound page's offline.js has run
     assert page.evaluate("async () => (await window.PatrolQueue.all()).length") == 0
 
 
