@@ -193,7 +193,8 @@ def test_two_tabs_never_send_the_same_record_at_once(live_server, world, phone, 
 def test_a_queued_report_keeps_the_phones_location(live_server, world, phone, tmp_path):
     live, w = live_server, world
     vol, page = offline_at_compound(live, phone, w)
-    page.locator("#report-btn").tap()
+    with page.expect_navigation():   # to "load": the form's scripts have run
+        page.locator("#report-btn").tap()
     expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}/report"))
     page.wait_for_function("() => document.querySelector('#report-form [name=lat]').value !== ''")
     page.locator("label.choice:has(input[value=lighting])").tap()

@@ -104,7 +104,8 @@ def test_offline_from_the_kept_page_sent_exactly_once(live_server, world, phone,
     page = vol.page
     vol.context.set_offline(True)
     page.goto(f"/compounds/{w.a1}")
-    page.locator("#report-btn").tap()
+    with page.expect_navigation():   # to "load": the form's scripts have run
+        page.locator("#report-btn").tap()
     expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}/report"))
     choose(page, "flying_wire", building_id)
     dups = page.locator("#dups")

@@ -149,7 +149,8 @@ def report_flying_wire(live, phone, w, shots=None) -> int:
     with live.db():
         building = db.session.get(Compound, w.a1).buildings[1]
         building_id, building_name = building.id, building.name
-    page.locator("#report-btn").tap()
+    with page.expect_navigation():   # to "load": the form's scripts have run
+        page.locator("#report-btn").tap()
     expect(page).to_have_url(url_re(live, f"/compounds/{w.a1}/report"))
 
     choice = page.locator("label.choice:has(input[name=category][value=flying_wire])")

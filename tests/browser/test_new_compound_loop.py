@@ -127,7 +127,8 @@ def test_staff_set_up_a_compound_and_a_volunteer_reports_there(live_server, worl
     expect(vpage).to_have_url(url_re(live, f"/compounds/{compound_id}"))
     expect(vpage.locator("#presence-ok")).to_be_visible()
 
-    vpage.locator("#report-btn").tap()
+    with vpage.expect_navigation():   # to "load": the form's scripts have run
+        vpage.locator("#report-btn").tap()
     expect(vpage).to_have_url(url_re(live, f"/compounds/{compound_id}/report"))
     vpage.locator("label.choice:has(input[name=category][value=flying_wire])").tap()
     vpage.locator("select[name=building]").select_option(str(building_id))

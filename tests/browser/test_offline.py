@@ -32,8 +32,13 @@ def ready_for_offline(live, vol, compound_id):
     """Open the app online once: the service worker installs and keeps the compound pages."""
     page = vol.page
     page.goto("/compounds")
-    paths = ["/compounds", f"/compounds/{compound_id}", f"/compounds/{compound_id}/report"]
-    deadline = time.time() + 20
+    until_kept(page, ["/compounds", f"/compounds/{compound_id}",
+                      f"/compounds/{compound_id}/report"])
+
+
+def until_kept(page, paths, timeout=20):
+    """Wait until the service worker keeps every one of `paths`; fail with its state."""
+    deadline = time.time() + timeout
     # page.wait_for_function does not await an async predicate, so poll by hand.
     while not page.evaluate(KEPT, paths):
         assert time.time() < deadline, page.evaluate("""async () => [
@@ -64,7 +69,8 @@ def token_of(live, compound_id):
 
 
 def report_offline(live, page, compound_id, category, note, photo_path):
-    page.locator("#report-btn").tap()
+    with page.expect_navigation():   # to "load": the form's scripts have run
+        page.locator("#report-btn").tap()
     expect(page).to_have_url(url_re(live, f"/compounds/{compound_id}/report"))
     page.locator(f"label.choice:has(input[value={category}])").tap()
     page.locator("textarea[name=note]").fill(note)
@@ -280,8 +286,7 @@ def test_on_the_spot_check_made_offline_stays_provable(live_server, world, phone
     vol = volunteer_signs_in(live, phone, w.vol_a)
     ready_for_offline(live, vol, w.a1)
     page = vol.page
-    while not page.evaluate(KEPT, [f"/items/{item_id}"]):  # items waiting for a check are kept
-        page.wait_for_timeout(200)
+    until_kept(page, [f"/items/{item_id}"])  # items waiting for a check are kept
     vol.context.set_offline(True)
     page.goto(compound_url(live.url, token_of(live, w.a1)))
     expect(page.locator("#offline-scan")).to_be_visible()

@@ -47,7 +47,8 @@ def test_big_photo_is_shrunk_in_the_browser_and_stored_upright(live_server, worl
     vol = volunteer_signs_in(live, phone, w.vol_a)
     page = vol.page
     scan_gate(live, vol, w.a1)
-    page.locator("#report-btn").tap()
+    with page.expect_navigation():   # to "load": the form's scripts have run
+        page.locator("#report-btn").tap()
     sent = count_posted_bytes(live.app)
     page.locator("label.choice:has(input[value=flying_wire])").tap()
     page.locator("#f-photos input[name=photos]").set_input_files(str(photo))

@@ -75,7 +75,8 @@ def report_with(live, phone, w, photo, category="flying_wire"):
     vol = volunteer_signs_in(live, phone, w.vol_a)
     page = vol.page
     scan_gate(live, vol, w.a1)
-    page.locator("#report-btn").tap()
+    with page.expect_navigation():   # to "load": the form's scripts have run
+        page.locator("#report-btn").tap()
     page.locator(f"label.choice:has(input[value={category}])").tap()
     page.locator("#f-photos input[name=photos]").set_input_files(str(photo))
     expect(page.locator("#f-photos input[name=kept_photos]")).to_have_count(1, timeout=30_000)
@@ -153,7 +154,8 @@ def test_a_refused_page_token_is_renewed_once_and_the_report_arrives_once(
     vol = volunteer_signs_in(live, lambda name: phone(name, service_workers="block"), w.vol_a)
     page = vol.page
     scan_gate(live, vol, w.a1)
-    page.locator("#report-btn").tap()
+    with page.expect_navigation():   # to "load": the form's scripts have run
+        page.locator("#report-btn").tap()
     page.locator("label.choice:has(input[value=flying_wire])").tap()
     page.locator("#f-photos input[name=photos]").set_input_files(str(path))
     expect(page.locator("#f-photos input[name=kept_photos]")).to_have_count(1, timeout=30_000)
