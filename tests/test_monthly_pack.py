@@ -309,7 +309,7 @@ def blue_pixels(path, page: int) -> int:
     run("pdftoppm", "-r", "50", "-f", str(page), "-l", str(page), "-singlefile", "-png",
         str(path), str(out))
     with Image.open(f"{out}.png") as im:
-        return sum(1 for r, g, b in im.convert("RGB").getdata()
+        return sum(1 for r, g, b in im.convert("RGB").get_flattened_data()
                    if abs(r - 10) < 30 and abs(g - 88) < 30 and abs(b - 168) < 30)
 
 

@@ -43,7 +43,7 @@ from ..display import form_for
 from ..extensions import db
 from ..lifecycle import OPEN, Action, Evidence, Status, transition
 from ..models import Company, Compound, Contract, Item, ItemEvent, Photo
-from . import audit, notify
+from . import audit, notify, row_locks
 
 TRANSFER, CLOSE = "transfer", "close"
 CHOICES = (TRANSFER, CLOSE)
@@ -149,7 +149,11 @@ def hand_over(compound: Compound, new_company: Company | None, effective_on: dat
     Changes models and flushes; the caller commits. Raises HandoverInvalid."""
     errors: dict[str, str] = {}
     choices = {int(k): v for k, v in (choices or {}).items()}
-    old_company_id = compound.company_id
+    # The compound held until the commit: the same form sent twice waits and is refused
+    # (its date is no longer after the current contract's start), and a report made at
+    # the same moment comes before (and is passed on) or after (the new company's).
+    old_company_id = row_locks.hold(Compound.company_id, compound.id)
+    db.session.refresh(compound)
     if actor is None or not permissions.can_manage_community(actor, compound.community_id):
         errors["actor"] = "forbidden"
     if new_company is None:

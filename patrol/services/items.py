@@ -23,10 +23,10 @@ from ..lifecycle import (CLOSED, DISPUTE_DECISIONS, FLAG_REASONS, ROUTE_REASONS,
                          Evidence, Role, Status, TransitionError, EXTEND_REASONS,
                          REJECT_REASONS, REOPEN_REASONS, check_extension, clamp_deadline,
                          presence_valid, transition)
-from ..models import Department, Item, ItemEvent, Photo, Presence
+from ..models import Compound, Department, Item, ItemEvent, Photo, Presence
 from .. import permissions
 from . import counts  # noqa: F401  (its session listener keeps the item tallies in step)
-from . import notify
+from . import notify, row_locks
 from . import patrols as patrol_service
 from .photo_store import save_upload
 from .photos import PhotoRejected
@@ -213,8 +213,12 @@ def report(*, form, compound, reporter, clean: dict, photos: list, now: datetime
     # The columns the form's fields name in their `store` (formdefs/store.py).
     columns = {name: clean.get(name) or None for name in ITEM_COLUMNS}
     deadline = now + timedelta(hours=category["deadline_hours"])
+    # The company as it is now, the compound held until the commit: a handover of this
+    # compound at the same moment either comes first (the item is the new company's) or
+    # waits and finds the item among the open ones it passes on.
+    company_id = row_locks.hold(Compound.company_id, compound.id, share=True)
     item = Item(compound_id=compound.id, community_id=compound.community_id,
-                company_id=compound.company_id, building_id=clean.get("building"),
+                company_id=company_id, building_id=clean.get("building"),
                 category=category["code"], **columns,
                 answers=clean.get("extra", {}), form_id=form.id, form_version=form.version,
                 status=Status.REPORTED.value, reporter_id=reporter.id, created_at=now,
@@ -383,18 +387,29 @@ def act(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
     return ev
 
 
+SUPPORT_TRIES = 3
+
+
 def act_once(item: Item, action, actor, now: datetime, given: ActionInput, *, form,
              window: timedelta) -> None:
-    """`act`, then commit; if the same form arrives twice at the same moment, the unique
-    key of its history entry decides, and the second send gets the first one's success."""
-    try:
-        act(item, action, actor, now, given, form=form, window=window)
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        fresh = db.session.get(Item, item.id)
-        if not find_repeated(given.client_uuid, item=fresh, actor=actor, action=action):
-            raise
+    """`act`, then commit. If the same form arrives twice at the same moment, the second
+    send gets the first one's success: the loser of the race fails on the history entry's
+    unique key or on the item's version, and then finds the winner's entry. A support
+    (同一个) needs only an open item, so one that loses to another change is tried again
+    on the changed item rather than refused."""
+    for attempt in range(1, SUPPORT_TRIES + 1):
+        try:
+            act(item, action, actor, now, given, form=form, window=window)
+            db.session.commit()
+            return
+        except (IntegrityError, ConflictError):
+            db.session.rollback()
+            fresh = db.session.get(Item, item.id)
+            if find_repeated(given.client_uuid, item=fresh, actor=actor, action=action):
+                return
+            if Action(action) != Action.SUPPORT or attempt == SUPPORT_TRIES or fresh is None:
+                raise
+            item = fresh
 
 
 def default_deadline(item, form, now) -> datetime:

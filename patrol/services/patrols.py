@@ -21,6 +21,7 @@ from ..extensions import db
 from ..lifecycle import TransitionError
 from ..models import (Checkpoint, CheckpointScan, Compound, Item, ItemEvent, Patrol,
                       PatrolMember, Presence)
+from . import row_locks
 
 SUMMARIES = ("none", "found", "unfinished")
 
@@ -133,6 +134,9 @@ def start(user, compound: Compound, at: datetime, *, client_uuid: str | None = N
     cfg = cfg or config()
     if not permissions.can_record_presence(user, compound) or compound.archived_at:
         raise TransitionError("forbidden_object", "cannot patrol this compound")
+    # Two starts here at the same moment (two of the team, or one offline start sent
+    # twice) are taken one after the other: the second joins, or finds its resend.
+    row_locks.hold(Compound.id, compound.id)
     if client_uuid:
         again = db.session.execute(
             db.select(Patrol).where(Patrol.client_uuid == client_uuid)).scalar_one_or_none()
@@ -158,6 +162,7 @@ def on_scan(user, compound: Compound, presence: Presence, cfg: Config | None = N
     starts one when none is. The scan is linked to the patrol."""
     cfg = cfg or config()
     at = presence.device_at or presence.at
+    row_locks.hold(Compound.id, compound.id)     # as start(): one joins after the other
     patrol = joinable(user, compound.id, at, cfg.quiet)
     if patrol is None and cfg.auto_start:
         patrol, _ = start(user, compound, at, cfg=cfg)
@@ -193,6 +198,7 @@ def scan_checkpoint(user, checkpoint: Checkpoint, now: datetime, *, device_at=No
     compound = checkpoint.compound
     if checkpoint.archived_at is not None:
         raise TransitionError("bad_state", "checkpoint archived")
+    row_locks.hold(Compound.id, compound.id)     # as start(): a resend finds the first
     if client_uuid:
         again = db.session.execute(db.select(CheckpointScan).where(
             CheckpointScan.client_uuid == client_uuid)).scalar_one_or_none()

@@ -29,6 +29,7 @@ from ..models import Item, ItemEvent, Photo, ResidentReport
 from ..models.people import hash_secret
 from ..models.workflow import DECLINE_REASONS
 from . import items as item_service
+from . import row_locks
 from .photo_store import save_upload
 from .photos import PhotoRejected
 
@@ -222,9 +223,13 @@ def submit(compound, values: dict, photos: list[Upload], device_id: str, ip: str
 # --- triage -------------------------------------------------------------------------
 
 def _check(report: ResidentReport, actor) -> None:
+    """May `actor` handle this report now? Checked again on the held row: of two triagers
+    at the same moment (accept and accept, or accept and decline), the second waits for
+    the first and is told it is already handled."""
     if not permissions.can_triage(actor, report):
         raise TransitionError("forbidden_object", "not in your triage queue")
-    if report.status != "pending":
+    if report.status != "pending" or \
+            row_locks.hold(ResidentReport.status, report.id) != "pending":
         raise TransitionError("bad_state", "already handled")
 
 

@@ -23,6 +23,7 @@ from ..lifecycle import Role, Status, TransitionError
 from ..models import Compound, Item, ResidentReport, utcnow
 from ..models.workflow import DECLINE_REASONS
 from ..services import qr
+from ..services import items as item_service
 from ..services import residents as service
 from .helpers import get_or_404, hazard_form, load_or_404, roles_required
 
@@ -239,6 +240,11 @@ def _handle(report_id, do):
         db.session.rollback()
         flash(str(labels.TRANSITION_ERROR.get(exc.code, labels.TRANSITION_ERROR["unknown"])),
               "error")
+        return redirect(url_for("residents.show", report_id=report_id))
+    except item_service.ConflictError:      # the chosen item changed at the same moment
+        db.session.rollback()
+        flash(_("The item you chose has just been changed by someone else. Please choose "
+                "again."), "error")
         return redirect(url_for("residents.show", report_id=report_id))
     flash(message, "ok")
     return redirect(target)

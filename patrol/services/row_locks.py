@@ -1,0 +1,34 @@
+"""Row locks that hold on both engines, for a check followed by a write.
+
+Two requests that read "is there a patrol under way?", "is this report still pending?" or
+"which company runs this compound?" and then write on the answer must not both act on the
+same old answer. Holding the row makes the second wait for the first's commit; it then
+reads what the first wrote.
+
+- PostgreSQL: SELECT … FOR NO KEY UPDATE (exclusive), or FOR SHARE (many readers, no
+  writer). NO KEY UPDATE, not UPDATE: inserting a row that refers to this one (an item of
+  the compound) takes KEY SHARE on it and must not wait.
+- SQLite has a single writer and reads outside a transaction until the first write: a
+  write that changes nothing (UPDATE … RETURNING, SQLite 3.35+) takes its lock now and
+  reads the row; later reads see the latest commit. Shared and exclusive are the same.
+"""
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from ..extensions import db
+
+
+def hold(column, ident: int, *, share: bool = False):
+    """Hold the row of a model whose id is `ident` until the commit, and return its
+    `column` (a model attribute: `Compound.company_id`) as it is now, None if it is gone."""
+    model = column.class_
+    if db.session.get_bind().dialect.name == "postgresql":
+        return db.session.execute(
+            db.select(column).where(model.id == ident)
+            .with_for_update(read=share, key_share=not share)).scalar()
+    # Text, not an ORM or Core update: those would add the table's onupdate columns.
+    name = column.property.columns[0].name
+    return db.session.execute(text(
+        f'UPDATE "{model.__table__.name}" SET id = id WHERE id = :id RETURNING "{name}"'),
+        {"id": ident}).scalar()
