@@ -165,12 +165,30 @@ def test_audit_page_is_scoped_and_paginated(app, client, sw):
     first = client.get("/audit/").get_data(as_text=True)
     assert "东风小区" not in first and "n55" in first and "较早" in first
     second = client.get("/audit/?page=2").get_data(as_text=True)
-    assert "&#34;n0&#34;" in second and "&#34;n0&#34;" not in first
+    assert "name: n0 →" in second and "name: n0 →" not in first
     sign_in(client, sw.street_2)
     page = client.get("/audit/").get_data(as_text=True)
     assert "东风小区" in page and "n55" not in page
     sign_in(client, sw.admin)
     assert "东风小区" in client.get("/audit/").get_data(as_text=True)
+
+
+def test_audit_page_speaks_words_and_local_time(app, client, sw):
+    """What a row is about in words and its times in local time, not table names and
+    UTC ISO strings (a review at phone size found `invite #2` and `2026-12-05T06:28…`)."""
+    from datetime import datetime
+    from patrol.services import audit
+    with app.app_context():
+        admin = db.session.get(User, sw.admin)
+        audit.record(admin, "compound.archive", db.session.get(Compound, sw.a1),
+                     {"archived_at": None}, {"archived_at": datetime(2026, 12, 5, 6, 28, 4)},
+                     datetime(2026, 12, 5, 6, 28, 4))
+        db.session.commit()
+    sign_in(client, sw.admin)
+    page = client.get("/audit/").get_data(as_text=True)
+    assert f"小区 编号{sw.a1}" in page and "compound #" not in page
+    assert "archived_at: 2026-12-05 14:28" in page and "T06:28" not in page
+    assert "archived_at: —" in page and "null" not in page
 
 
 def test_building_ranges_and_credit_codes():

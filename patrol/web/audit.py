@@ -3,6 +3,7 @@ newest first, 50 a page."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 from flask import Blueprint, abort, render_template
 from flask_babel import lazy_gettext as _l
@@ -11,7 +12,7 @@ from flask_login import current_user
 from ..extensions import db
 from ..lifecycle import Role
 from ..models import AuditEntry
-from .helpers import page_arg, roles_required
+from .helpers import local, page_arg, roles_required
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 PER_PAGE = 50
@@ -56,10 +57,41 @@ def scope_filter(user):
     return db.false()
 
 
+# What each row is about, by its table (services/audit.object_type).
+OBJECTS = {
+    "street": _l("Street"), "community": _l("Community"), "compound": _l("Compound"),
+    "building": _l("Building"), "company": _l("Property company"), "user": _l("Account"),
+    "invite": _l("Sign-in link"), "device": _l("Phone"), "notify_endpoint": _l("Receiver"),
+    "team": _l("Team"), "patrol": _l("Patrol"), "patrol_schedule": _l("Patrol schedule"),
+}
+
+
 def _compact(data) -> str:
+    """A change's fields as `name: value`, times in local time (they are stored as UTC ISO
+    strings), at most 500 characters."""
     if data is None:
         return ""
-    return json.dumps(data, ensure_ascii=False, sort_keys=True)[:500]
+    if not isinstance(data, dict):
+        return json.dumps(data, ensure_ascii=False)[:500]
+    return "; ".join(f"{key}: {_value(value)}" for key, value in sorted(data.items()))[:500]
+
+
+def _value(value) -> str:
+    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        return local(moment, "%Y-%m-%d %H:%M")
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(_l("Yes") if value else _l("No"))
+    return json.dumps(value, ensure_ascii=False)
 
 
 @bp.get("/")
@@ -72,4 +104,5 @@ def index():
     if page > 1 and not rows:
         abort(404)
     return render_template("audit/index.html", rows=rows[:PER_PAGE], page=page,
-                           more=len(rows) > PER_PAGE, actions=ACTIONS, compact=_compact)
+                           more=len(rows) > PER_PAGE, actions=ACTIONS, objects=OBJECTS,
+                           compact=_compact)

@@ -151,9 +151,9 @@ def phone(browser, live_server):
     """Factory: phone(name) opens a new phone-sized browser context."""
     contexts = []
 
-    def open_phone(name, geolocation=True, service_workers="allow"):
+    def open_phone(name, geolocation=True, service_workers="allow", **overrides):
         ctx = browser.new_context(
-            base_url=live_server.url, **PHONE, service_workers=service_workers,
+            base_url=live_server.url, **{**PHONE, **overrides}, service_workers=service_workers,
             **({"geolocation": GEO, "permissions": ["geolocation"]} if geolocation else {}))
         ctx.set_default_timeout(10_000)
         page = ctx.new_page()
