@@ -372,3 +372,174 @@ def test_a_report_made_as_the_compound_is_handed_over_goes_to_who_runs_it(race_a
         trial()
 
 
+
+
+# --- a second review: residents, offline scans, admin forms, ending a patrol ---------------
+
+def test_a_residents_form_sent_twice_at_once_is_one_report(race_app):
+    """The same form (client id) from the same phone (its device cookie): both sends get
+    the receipt, one report is kept. Open311 sends the same way (device_id)."""
+    app, w = race_app, race_app.w
+    with app.app_context():
+        gate = db.session.get(Compound, w.a1).qr_token
+
+    def trial():
+        key, device = str(uuid.uuid4()), secrets.token_urlsafe(24)
+        phones = [app.test_client(), app.test_client()]
+        for phone in phones:
+            phone.set_cookie("patrol_device", device)
+        answers = at_once(*(lambda c=c: c.post(
+            f"/c/{gate}/report", content_type="multipart/form-data",
+            data={"category": "flyers", "note": "门口小广告", "client_uuid": key,
+                  "photos": photo()}).status_code for c in phones))
+        assert answers == [302, 302]
+        assert count(app, db.select(db.func.count()).select_from(ResidentReport).where(
+            ResidentReport.client_uuid == key)) == 1
+
+    for _ in range(TRIALS):
+        trial()
+
+
+def test_a_residents_rating_sent_twice_at_once_is_kept_once(race_app):
+    from patrol.models.people import hash_secret
+    app, w = race_app, race_app.w
+
+    def trial():
+        item_id, _v = reported(app, w.a1)
+        token = secrets.token_hex(20)
+        with app.app_context():
+            db.session.get(Item, item_id).status = Status.VERIFIED.value
+            report = ResidentReport(compound_id=w.a1, community_id=w.ca, category="flyers",
+                                    status="accepted", item_id=item_id,
+                                    device_hash=secrets.token_hex(16),
+                                    receipt_hash=hash_secret(token),
+                                    client_uuid=str(uuid.uuid4()))
+            db.session.add(report)
+            db.session.commit()
+            report_id = report.id
+        phones = [app.test_client(), app.test_client()]
+        answers = at_once(*(lambda c=c, stars=stars: flashed(c, c.post(
+            f"/r/{token}", data={"stars": str(stars)})) for c, stars in zip(phones, (1, 5))))
+        thanked = [stars for (_s, messages), stars in zip(answers, (1, 5))
+                   if "感谢您的评价。" in messages]
+        with app.app_context():
+            kept = db.session.get(ResidentReport, report_id).rating
+        assert thanked == [kept], (answers, kept)
+
+    for _ in range(TRIALS):
+        trial()
+
+
+def test_an_offline_gate_scan_sent_twice_at_once_is_one_scan(race_app):
+    from datetime import timezone
+
+    from patrol.models import Presence
+    app, w = race_app, race_app.w
+    with app.app_context():
+        gate = db.session.get(Compound, w.a2).qr_token
+
+    def trial(minutes_ago):
+        at = (utcnow() - timedelta(minutes=minutes_ago)).replace(tzinfo=timezone.utc)
+        phones = [client(app, w.vol_a), client(app, w.vol_a)]
+        answers = at_once(*(lambda c=c: c.post("/sync/presence", headers=SYNC, data={
+            "token": gate, "device_at": at.isoformat()}).status_code for c in phones))
+        assert sorted(answers) == [200, 201]
+        assert count(app, db.select(db.func.count()).select_from(Presence).where(
+            Presence.user_id == w.vol_a,
+            Presence.device_at == at.replace(tzinfo=None))) == 1
+
+    for n in range(TRIALS):
+        trial(50 - 5 * n)
+
+
+@pytest.mark.parametrize("what", ["account", "team", "compound", "company", "street",
+                                  "buildings"])
+def test_an_admin_form_sent_twice_at_once_makes_one_row_and_no_error(race_app, what):
+    """A double tap on 保存: one row, the other send told in words (or finding it there)."""
+    from patrol.models import Company, Street
+    app, w = race_app, race_app.w
+
+    def trial(n):
+        tag = f"{n}{uuid.uuid4().hex[:4]}"
+        who, url, data, query = {
+            "account": (w.staff_a, "/people/accounts",
+                        {"role": "staff", "username": f"acct{tag}", "display_name": "张三",
+                         "password": "long-enough-pw"},
+                        db.select(User.id).where(User.username == f"acct{tag}")),
+            "team": (w.staff_a, "/people/teams", {"name": f"B队{tag}"},
+                     db.select(Team.id).where(Team.name == f"B队{tag}")),
+            "compound": (w.staff_a, f"/places/communities/{w.ca}/compounds/new",
+                         {"name": f"幸福{tag}"},
+                         db.select(Compound.id).where(Compound.name == f"幸福{tag}")),
+            "company": (w.staff_a, "/places/companies/new", {"name": f"物业{tag}"},
+                        db.select(Company.id).where(Company.name == f"物业{tag}")),
+            "street": (w.admin, "/places/streets", {"name": f"街道{tag}"},
+                       db.select(Street.id).where(Street.name == f"街道{tag}")),
+            "buildings": (w.staff_a, f"/places/compounds/{w.a1}/buildings",
+                          {"buildings": f"{n + 3}栋"},
+                          db.select(Building.id).where(Building.compound_id == w.a1,
+                                                       Building.name == f"{n + 3}栋")),
+        }[what]
+        forms = [client(app, who), client(app, who)]
+        answers = at_once(*(lambda c=c: c.post(url, data=data).status_code for c in forms))
+        assert all(a in (302, 303, 422) for a in answers), answers
+        with app.app_context():
+            assert len(db.session.execute(query).all()) == 1
+
+    for n in range(TRIALS):
+        trial(n)
+
+
+def test_ending_a_patrol_as_a_teammate_joins_settles_everyone(race_app):
+    """A ends the walk while B scans a checkpoint: B either joined first (and has the
+    ended walk's minutes) or starts a new walk; never a member without minutes."""
+    from patrol.models import Checkpoint, PatrolMember
+    app, w = race_app, race_app.w
+    with app.app_context():
+        checkpoint = Checkpoint(compound_id=w.a2, name="1栋")
+        db.session.add(checkpoint)
+        db.session.commit()
+        sticker = checkpoint.qr_token
+
+    def trial():
+        end_patrols(app)
+        a, b = client(app, w.vol_a), client(app, w.vol_a2)
+        patrol_id = start(a, w.a2, str(uuid.uuid4()))[1]
+        answers = at_once(
+            lambda: a.post(f"/patrols/{patrol_id}/end", headers=SYNC,
+                           data={"summary": "none"}).status_code,
+            lambda: b.get(f"/k/{sticker}").status_code)
+        assert answers[0] == 200 and answers[1] in (200, 302), answers
+        with app.app_context():
+            minutes = db.session.scalars(db.select(PatrolMember.minutes).where(
+                PatrolMember.patrol_id == patrol_id)).all()
+        assert None not in minutes, minutes
+
+    for _ in range(TRIALS + 2):
+        trial()
+
+
+def test_a_report_made_as_the_patrol_ends_is_among_what_it_found(race_app):
+    app, w = race_app, race_app.w
+
+    def trial():
+        end_patrols(app)
+        a, again = client(app, w.vol_a), client(app, w.vol_a)
+        patrol_id = start(a, w.a2, str(uuid.uuid4()))[1]
+        answers = at_once(
+            lambda: a.post(f"/patrols/{patrol_id}/end", headers=SYNC,
+                           data={"summary": "found"}).status_code,
+            lambda: answer(again.post(f"/compounds/{w.a2}/report", headers=SYNC,
+                                      content_type="multipart/form-data",
+                                      data={"category": "flyers", "note": "x",
+                                            "client_uuid": str(uuid.uuid4()),
+                                            "photos": photo()})))
+        assert answers == [200, (201, None)], answers
+        with app.app_context():
+            found = db.session.get(Patrol, patrol_id).found_count
+            on_it = db.session.scalar(db.select(db.func.count()).select_from(ItemEvent).where(
+                ItemEvent.patrol_id == patrol_id, ItemEvent.action == "report"))
+        assert (found or 0) >= on_it, (found, on_it)
+
+    for _ in range(TRIALS + 2):
+        trial()

@@ -18,6 +18,7 @@ from ..extensions import db
 from ..lifecycle import Role
 from ..models import Device, Invite, User, utcnow
 from ..models.people import TITLES, hash_secret
+from . import row_locks
 
 DEFAULT_TITLE = "志愿者"
 NAME_MAX = 60
@@ -83,7 +84,7 @@ def create_volunteer(*, display_name: str, created_by, lifetime, community_id: i
                 phone=phone or None, role=Role.VOLUNTEER.value, title=title, community_id=community_id,
                 team=team)
     db.session.add(user)
-    db.session.flush()
+    row_locks.flush_or(VolunteerInvalid({"username": "username_taken"}))
     return user, create_invite(user, created_by, lifetime)
 
 

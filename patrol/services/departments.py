@@ -13,7 +13,7 @@ from ..extensions import db
 from ..lifecycle import Role
 from ..models import Community, Department, Street
 from ..models.workflow import DEPARTMENT_KINDS
-from . import audit
+from . import audit, row_locks
 
 NAME_MAX = 100
 PHONE_MAX = 40
@@ -74,7 +74,7 @@ def create(actor, *, name, kind, phone=None, bound_to=None, now) -> Department:
     if errors:
         raise DepartmentInvalid(errors)
     db.session.add(department)
-    db.session.flush()
+    row_locks.flush_or(DepartmentInvalid({"name": "name_taken"}))
     audit.record(actor, "department.create", department, None,
                  {"name": name, "kind": kind, "phone": phone, "street_id": street_id,
                   "community_id": community_id}, now,

@@ -132,7 +132,9 @@ def record_presence(user, compound, now, *, lat=None, lon=None, accuracy=None,
 def record_offline_scan(user, compound, now, *, device_at: datetime, lat=None, lon=None
                         ) -> tuple[Presence, bool]:
     """A gate scan made without signal, sent later by the phone's outbox. Sent again
-    after a lost answer it is the same scan, not a second one: (presence, created)."""
+    after a lost answer it is the same scan, not a second one: (presence, created). The
+    compound is held, so two sends at the same moment find one another too."""
+    row_locks.hold(Compound.id, compound.id)
     again = db.session.execute(db.select(Presence).where(
         Presence.user_id == user.id, Presence.compound_id == compound.id,
         Presence.device_at == device_at)).scalars().first()
@@ -144,7 +146,8 @@ def record_offline_scan(user, compound, now, *, device_at: datetime, lat=None, l
 def _event(item, actor, now, action, source, target, *, note=None, reason=None, data=None,
            presence=None, photos=(), client_uuid=None, device_at=None):
     # Done on a walk (at the phone's time when it was queued offline): part of that patrol.
-    patrol_id = patrol_service.on_event(actor, item, device_at or now, presence)
+    patrol_id = patrol_service.on_event(actor, item, device_at or now, presence,
+                                        new_item=action == "report")
     ev = ItemEvent(item=item, actor_id=actor.id, at=now, action=action,
                    from_status=source, to_status=target, note=note, reason=reason,
                    data=data or {}, presence_id=presence.id if presence else None,

@@ -24,6 +24,7 @@ from ..models import (Checkpoint, CheckpointScan, Compound, Item, ItemEvent, Pat
 from . import row_locks
 
 SUMMARIES = ("none", "found", "unfinished")
+SAME_START = timedelta(minutes=1)   # two of a team tapping 开始巡查 this close: one walk
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,12 @@ def start(user, compound: Compound, at: datetime, *, client_uuid: str | None = N
             if again.compound_id != compound.id or _member(again, user) is None:
                 raise TransitionError("conflict", "client key used for another patrol")
             return again, False
-    under_way = joinable(user, compound.id, at, cfg.quiet)
+    # A teammate's start made a moment after this tap (it took the lock first) is the
+    # same walk: joined, and it starts at the earlier tap.
+    under_way = joinable(user, compound.id, at, cfg.quiet) or \
+        joinable(user, compound.id, at + SAME_START, cfg.quiet)
     if under_way is not None:
+        under_way.started_at = min(under_way.started_at, at)
         _touch(under_way, user, at, cfg)
         return under_way, False
     patrol = Patrol(compound_id=compound.id, team_id=user.team_id, started_by_id=user.id,
@@ -233,6 +238,10 @@ def end(patrol: Patrol, user, at: datetime, *, summary: str, found_count: int | 
         raise TransitionError("forbidden_object", "not on this patrol")
     if summary not in SUMMARIES:
         raise TransitionError("missing_evidence", "summary")
+    # Held as start() and the scans hold it, and read again: a teammate joining or a
+    # report made at this moment comes before (settled and counted here) or after.
+    row_locks.hold(Compound.id, patrol.compound_id)
+    db.session.refresh(patrol)
     if patrol.ended_by == "tapped":
         return patrol
     at = max(at, patrol.last_activity_at)
@@ -249,11 +258,12 @@ def end(patrol: Patrol, user, at: datetime, *, summary: str, found_count: int | 
 # --- what was done on a patrol ------------------------------------------------------------
 
 def on_event(actor, item: Item, at: datetime, presence: Presence | None,
-             cfg: Config | None = None) -> int | None:
+             cfg: Config | None = None, *, new_item: bool = False) -> int | None:
     """A report, check or supporting report is about to be recorded at `at`: the patrol
     it belongs to (the actor's, under way here then), which it keeps going. A far scan
     behind it marks the item 位置不符. Called before the history row is written, since
-    history is append-only."""
+    history is append-only. A new item (`new_item`) made during a patrol that has been
+    ended since (sent later from the phone's outbox) counts among what it found."""
     cfg = cfg or config()
     if presence is not None and presence.far:
         item.location_mismatch = True
@@ -261,6 +271,10 @@ def on_event(actor, item: Item, at: datetime, presence: Presence | None,
     if patrol is None:
         return None
     _touch(patrol, actor, at, cfg)
+    if new_item and patrol.ended_by == "tapped":
+        at_least = items_found(patrol) + 1          # this one is not written yet
+        if (patrol.found_count or 0) < at_least:
+            patrol.summary, patrol.found_count = "found", at_least
     return patrol.id
 
 

@@ -25,7 +25,7 @@ from ..extensions import db
 from ..lifecycle import Role
 from ..models import Community, Company, Compound, Department, Team, User
 from ..models.people import TITLES
-from . import accounts, audit
+from . import accounts, audit, row_locks
 
 NAME_MAX = 60
 PASSWORD_MIN = 8
@@ -160,6 +160,7 @@ def create_team(actor, *, name, community_id=None, compound_ids=(), now) -> Team
              and db.session.get(Community, community_id) is not None)   # an admin names any id
     errors: dict[str, str] = {}
     name = _name(name, errors, "name")
+    row_locks.hold(Community.id, community_id)   # the name is checked on the held community
     if not errors and db.session.execute(db.select(Team.id).where(
             Team.community_id == community_id, Team.name == name)).first():
         errors["name"] = "name_taken"
@@ -181,6 +182,7 @@ def update_team(actor, team, *, name=None, compound_ids=None, now) -> Team:
     before, after = {}, {}
     if name is not None:
         name = _name(name, errors, "name")
+        row_locks.hold(Community.id, team.community_id)
         if not errors and name != team.name and db.session.execute(db.select(Team.id).where(
                 Team.community_id == team.community_id, Team.name == name)).first():
             errors["name"] = "name_taken"
@@ -317,7 +319,7 @@ def create_account(actor, *, role, username, display_name, password, phone=None,
     _require(can_manage_account(actor, user))
     user.set_password(password)
     db.session.add(user)
-    db.session.flush()
+    row_locks.flush_or(PeopleInvalid({"username": "username_taken"}))
     audit.record(actor, "user.create", user, None,
                  {"username": username, "role": role, "display_name": name,
                   "community_id": user.community_id, "company_id": user.company_id,

@@ -13,7 +13,7 @@ import re
 from ..extensions import db
 from ..importer import normalise
 from ..models import Building, Community, Company, Compound, Street
-from . import audit
+from . import audit, row_locks
 
 MAX_BUILDINGS = 500
 # GB 32100-2015: 18 characters from this alphabet (no I, O, S, V, Z), the last a check.
@@ -77,6 +77,7 @@ def create_street(actor, name, now) -> Street:
     _raise(errors)
     street = Street(name=name)
     db.session.add(street)
+    row_locks.flush_or(PlacesInvalid({"name": "taken"}))
     audit.record(actor, "street.create", street, None, {"name": name}, now)
     return street
 
@@ -89,6 +90,7 @@ def rename_street(actor, street, name, now) -> None:
         errors["name"] = "taken"
     _raise(errors)
     before, after = audit.changes(street, ("name",), {"name": name})
+    row_locks.flush_or(PlacesInvalid({"name": "taken"}))
     if after:
         audit.record(actor, "street.rename", street, before, after, now)
 
@@ -108,6 +110,7 @@ def create_community(actor, street, name, now) -> Community:
     _raise(errors)
     community = Community(name=name, street=street)
     db.session.add(community)
+    row_locks.flush_or(PlacesInvalid({"name": "taken"}))
     audit.record(actor, "community.create", community, None,
                  {"name": name, "street": street.name}, now)
     return community
@@ -120,6 +123,7 @@ def rename_community(actor, community, name, now) -> None:
         errors["name"] = "taken"
     _raise(errors)
     before, after = audit.changes(community, ("name",), {"name": name})
+    row_locks.flush_or(PlacesInvalid({"name": "taken"}))
     if after:
         audit.record(actor, "community.rename", community, before, after, now)
 
@@ -165,6 +169,7 @@ def create_compound(actor, community, form, companies, now) -> Compound:
     _raise(errors)
     compound = Compound(community=community, **values)
     db.session.add(compound)
+    row_locks.flush_or(PlacesInvalid({"name": "taken"}))
     audit.record(actor, "compound.create", compound, None, values, now)
     return compound
 
@@ -178,6 +183,7 @@ def update_compound(actor, compound, form, companies, now) -> bool:
         values.pop("company_id")
     _raise(errors)
     before, after = audit.changes(compound, COMPOUND_FIELDS, values)
+    row_locks.flush_or(PlacesInvalid({"name": "taken"}))
     if after:
         audit.record(actor, "compound.update", compound, before, after, now)
     return bool(after)
@@ -239,6 +245,9 @@ def _sort_key(name: str, fallback: int) -> int:
 def add_buildings(actor, compound, text, now) -> list[Building]:
     """Adds the buildings `text` names (parse_buildings) that the compound lacks."""
     names = parse_buildings(text)
+    # Held and read again: the same list sent twice at once adds its buildings once.
+    row_locks.hold(Compound.id, compound.id)
+    db.session.refresh(compound, ["buildings"])
     have = {normalise.building_key(b.name) for b in compound.buildings}
     top = max((b.sort_key for b in compound.buildings), default=0)
     new = []
@@ -284,6 +293,7 @@ def create_company(actor, form, now) -> Company:
     _raise(errors)
     company = Company(**values)
     db.session.add(company)
+    row_locks.flush_or(PlacesInvalid({"name": "taken"}))
     audit.record(actor, "company.create", company, None, values, now,
                  community_id=getattr(actor, "community_id", None),
                  street_id=getattr(actor, "street_id", None))
@@ -295,6 +305,7 @@ def update_company(actor, company, form, now) -> bool:
     values = _company_values(form, errors, company.id)
     _raise(errors)
     before, after = audit.changes(company, COMPANY_FIELDS, values)
+    row_locks.flush_or(PlacesInvalid({"name": "taken"}))
     if after:
         audit.record(actor, "company.update", company, before, after, now,
                      community_id=getattr(actor, "community_id", None),

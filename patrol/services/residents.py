@@ -206,10 +206,10 @@ def submit(compound, values: dict, photos: list[Upload], device_id: str, ip: str
         ip_hash=_keyed(limits.secret, "ip", ip) if ip else None,
         receipt_hash=hash_secret(token), client_uuid=client_uuid, created_at=now)
     db.session.add(report)
-    db.session.flush()
-    for photo in stored:
-        photo.resident_report_id = report.id
     try:
+        db.session.flush()          # the unique keys are met here, or at the commit
+        for photo in stored:
+            photo.resident_report_id = report.id
         db.session.commit()
     except IntegrityError:          # the same form, sent twice at the same moment
         db.session.rollback()
@@ -336,7 +336,9 @@ def can_rate(report: ResidentReport) -> bool:
 
 def rate(report: ResidentReport, stars: int, now: datetime) -> None:
     """业主满意度: 1–5 stars, once, and only when the item is closed (verified or answered)."""
-    if report.rating is not None:
+    # Held and read again: the same phone rating twice at once is thanked once.
+    if report.rating is not None or \
+            row_locks.hold(ResidentReport.rating, report.id) is not None:
         raise TransitionError("already_rated", "rated already")
     if not closed(report):
         raise TransitionError("bad_state", "the item is not closed")

@@ -15,6 +15,7 @@ reads what the first wrote.
 from __future__ import annotations
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 
@@ -32,3 +33,14 @@ def hold(column, ident: int, *, share: bool = False):
     return db.session.execute(text(
         f'UPDATE "{model.__table__.name}" SET id = id WHERE id = :id RETURNING "{name}"'),
         {"id": ident}).scalar()
+
+
+def flush_or(refusal: Exception) -> None:
+    """Flush a new or renamed row whose name another request may have taken a moment
+    after this one checked (the check and the unique key say the same): if the key
+    refuses it, roll back and raise `refusal`, the worded answer the check gives."""
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise refusal from None

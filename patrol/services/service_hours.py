@@ -28,7 +28,7 @@ from ..extensions import db
 from ..ledger import neutralise
 from ..lifecycle import Role
 from ..models import Compound, ItemEvent, Patrol, PatrolMember, Team, User
-from . import audit
+from . import audit, row_locks
 
 UTC = ZoneInfo("UTC")
 MAX_CORRECTED_MINUTES = 24 * 60
@@ -219,6 +219,9 @@ def correct(actor, member: PatrolMember, minutes: int | None, reason: str, now: 
         errors["reason"] = "reason"
     if errors:
         raise CorrectionInvalid(errors)
+    # Held and read again: of two corrections at once, the second's "before" is the first.
+    row_locks.hold(Patrol.id, member.patrol_id)
+    db.session.refresh(member)
     before = {"user_id": member.user_id, "patrol_id": member.patrol_id,
               "minutes": member.minutes, "corrected_minutes": member.corrected_minutes,
               "served_minutes": member.served_minutes}
