@@ -419,8 +419,8 @@ def test_a_residents_rating_sent_twice_at_once_is_kept_once(race_app):
             report_id = report.id
         phones = [app.test_client(), app.test_client()]
         answers = at_once(*(lambda c=c, stars=stars: flashed(c, c.post(
-            f"/r/{token}", data={"stars": str(stars)})) for c, stars in zip(phones, (1, 5))))
-        thanked = [stars for (_s, messages), stars in zip(answers, (1, 5))
+            f"/r/{token}", data={"stars": str(stars)})) for c, stars in zip(phones, (1, 5), strict=True)))
+        thanked = [stars for (_s, messages), stars in zip(answers, (1, 5), strict=True)
                    if "感谢您的评价。" in messages]
         with app.app_context():
             kept = db.session.get(ResidentReport, report_id).rating
