@@ -6,6 +6,7 @@ Spec: http://wiki.open311.org/GeoReport_v2 (docs/open311.md says how Patrol maps
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,9 @@ from .lifecycle import CLOSED, Status
 SPEC_URL = "http://wiki.open311.org/GeoReport_v2"
 MAX_SPAN = timedelta(days=90)       # the spec's window for a request list
 MAX_REQUESTS = 1000
+# Characters XML 1.0 cannot hold (C0 controls but tab, newline and return; U+FFFE/FFFF):
+# ElementTree writes them as they are, and one such note made the whole list unreadable.
+XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 DEFAULT_RADIUS_M = 200              # a compound without its own radius
 
 
@@ -98,7 +102,7 @@ def _append(parent: ET.Element, name: str, value) -> None:
     elif isinstance(value, bool):
         child.text = "true" if value else "false"
     elif value is not None:
-        child.text = str(value)
+        child.text = XML_ILLEGAL.sub("", str(value))
 
 
 def to_xml(root: str, element: str | None, data) -> bytes:

@@ -231,3 +231,13 @@ def test_unknown_api_paths_and_methods_answer_in_the_error_shape(w):
     for r in (client.get("/api/v1/nope"), client.delete("/api/v1/items"),
               client.post("/api/v1/items", data=b"\x00" * 10, content_type="application/json")):
         assert r.status_code in (403, 404, 405, 415, 422) and ERROR_KEYS <= set(r.json)
+
+
+def test_ratings_name_their_period_as_it_was_asked(w):
+    """`period` is the code the request takes (it printed the dataclass's repr)."""
+    app, w = w
+    secret, _page = make_token(app, w.staff_a)
+    for asked in ("2026-Q3", "2026-10"):
+        response = api(app, secret).get(f"/api/v1/ratings?period={asked}")
+        assert response.status_code == 200, response.data[:300]
+        assert response.get_json()["period"] == asked

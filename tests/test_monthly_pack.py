@@ -530,3 +530,24 @@ def test_no_wall_clock(db_app, month):
     a, b = build_pack(db_app, s), build_pack(db_app, s)
     assert a.figures.total == b.figures.total and a.period == b.period
     assert isinstance(a.printed_at, datetime)
+
+
+def test_a_walk_left_open_counts_with_its_hours_in_the_pack(db_app, month):
+    """The pack ends quiet patrols first, as the hours pages do: a walk nobody ended
+    counted as a patrol but not its hours, until /hours was opened (review of data out)."""
+    s = month
+    with db_app.app_context():
+        from patrol.models import User
+        vol = db.session.get(User, s.world.vol_a)
+        at = s.start + timedelta(days=3, hours=1)
+        patrol, _started = patrol_service.start(vol, db.session.get(Compound, s.world.a1), at)
+        db.session.commit()
+        patrol_id = patrol.id
+    staff = sign_in(db_app.test_client(), s.world.staff_a)
+    page = staff.get(f"/monthly?scope=community&id={s.world.ca}&month={s.period.code}")
+    assert page.status_code == 200
+    with db_app.app_context():
+        from patrol.models import Patrol
+        walk = db.session.get(Patrol, patrol_id)
+        assert walk.ended_by == "quiet" and walk.ended_at is not None
+        assert all(m.minutes is not None for m in walk.members)

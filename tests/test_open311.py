@@ -173,3 +173,11 @@ def test_nearest_compound_and_windows():
     assert 1990 < open311.distance_m(*A1, *FAR) < 2010
     assert open311.open_or_closed("answered") == "closed"
     assert open311.open_or_closed("fixed") == "open"
+
+
+def test_xml_leaves_out_what_xml_cannot_hold():
+    """A note with control characters (accepted through the API) made the whole request
+    list unreadable XML; they are left out, tab and line breaks kept."""
+    data = [{"service_request_id": 1, "description": "控制符\x0b\x1b[31m红\x07字\t尾\n末\ufffe"}]
+    root = ET.fromstring(open311.to_xml("service_requests", "request", data))
+    assert root.find("request/description").text == "控制符[31m红字\t尾\n末"

@@ -172,3 +172,19 @@ def test_another_communitys_staff_cannot_export_or_correct(db_app, w):
         assert db.session.get(PatrolMember, (w.together, w.vol_a)).corrected_minutes is None
         assert db.session.execute(db.select(AuditEntry).where(
             AuditEntry.action == "patrol_hours.correct")).first() is None
+
+
+def test_a_phone_with_a_country_code_is_written_as_it_is():
+    """+86… is a phone, not a formula (an XLSX text cell never is one): no apostrophe in
+    front of it for the volunteer-hour systems the sheet is handed to. Names still get
+    theirs."""
+    from patrol.services.service_hours import Entry, xlsx
+    entry = Entry(patrol_id=1, user_id=1, name="=王阿姨", phone="+86 138 0000 0001",
+                  started_at=datetime(2026, 11, 17, 1, 0), ended_at=datetime(2026, 11, 17, 2, 0),
+                  compound_id=1, compound_name="小区A1", team_name=None, minutes=60,
+                  rule_minutes=60, corrected=False, items_found=0, summary="none",
+                  ended_by="tapped")
+    out = xlsx([entry], "Asia/Shanghai", [])
+    sheet = openpyxl.load_workbook(out).worksheets[0]
+    row = next(r for r in sheet.iter_rows(values_only=True) if r[1] and "138" in str(r[1]))
+    assert row[1] == "+86 138 0000 0001" and row[0] == "'=王阿姨"

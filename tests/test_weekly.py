@@ -671,3 +671,25 @@ def test_items_not_acknowledged_in_time_are_marked(app, world, tmp_path):
     text = "\n".join(page_texts(write_pdf(pdf, tmp_path, "late")))
     marked = [line for line in text.splitlines() if "超时未受理" in line]
     assert len(marked) == 1 and item_numbers(marked[0]) == [s.new_reported], marked
+
+
+def test_a_long_unbroken_note_wraps_left_of_the_photos(app, world, tmp_path):
+    """A pasted link with no spaces ran under the photos and the QR code and off the page:
+    every word of the text column ends left of the first photo (84 mm from the right edge
+    of the text area), and the link is printed as far as the list cuts a note."""
+    link = "http://long.invalid/" + "a" * 300
+    with app.app_context():
+        vol = db.session.get(User, world.vol_a)
+        svc.report(form=hazard_form(), compound=db.session.get(Compound, world.a1),
+                   reporter=vol, clean={"category": "flyers", "note": link, "extra": {}},
+                   photos=[save_upload(jpeg_bytes(), uploader=vol, kind="before")],
+                   now=START + timedelta(days=1))
+        db.session.commit()
+    path = write_pdf(render(app, "compound", world.a1), tmp_path, "long")
+    words = re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)"[^>]*>([^<]*)</word>',
+                       run("pdftotext", "-bbox", str(path), "-"))
+    mm = 72 / 25.4
+    photos_start = 595.28 - 13 * mm - 84 * mm
+    text = [(float(x1), w) for _x0, x1, w in words if "aaaa" in w]
+    assert text and all(x1 <= photos_start + 1 for x1, _w in text), text
+    assert "".join(w for _x1, w in text).count("a") >= 100

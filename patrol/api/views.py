@@ -302,7 +302,7 @@ class Ratings(MethodView):
         if community_id is None and own:
             community_id = own[0]
         result = rating_service.rate_period(period, community_id=community_id, now=now)
-        return {"period": str(period), "ratings": [
+        return {"period": period.code, "ratings": [
             {"company_id": f.company_id, "company": result.names.get(f.company_id, ""),
              "items": f.items, "score": f.score, "stars": f.stars, "listing": f.listing,
              "sufficient": f.sufficient, "rank": f.rank} for f in result.figures],

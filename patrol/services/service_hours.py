@@ -245,7 +245,9 @@ def xlsx(rows: list[Entry], tz: str, notes: list[str]):
     body = []
     for e in rows:
         local = local_date(e.started_at, tz)
-        body.append((neutralise(e.name), neutralise(e.phone or ""),
+        # The phone is digits, +, - and spaces (checked when saved), and an XLSX text cell
+        # is never a formula: no apostrophe in front of +86….
+        body.append((neutralise(e.name), e.phone or "",
                      datetime(local.year, local.month, local.day), e.hours, e.content(),
                      neutralise(e.compound_name)))
     total_minutes = sum(e.minutes for e in rows)

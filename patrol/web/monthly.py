@@ -22,6 +22,7 @@ from ..lifecycle import Role
 from ..models import Community, Item, MonthlyHighlight, Street
 from ..scoring import Period
 from ..services import audit, monthly_pack
+from ..services import patrols as patrol_service
 from .helpers import month_arg, roles_required
 
 bp = Blueprint("monthly", __name__)
@@ -76,7 +77,11 @@ def _month(value) -> Period:
 
 
 def _build(scope, target, month):
+    """The pack, after quiet patrols are ended (as the hours pages do first): a walk left
+    open counts with its hours, on the day it is printed too."""
     cfg = current_app.config
+    if patrol_service.close_quiet(utcnow()):
+        db.session.commit()
     return monthly_pack.build(scope, target, month, now=utcnow(), tz=cfg["TIMEZONE"],
                               min_items=cfg["RATING_MIN_ITEMS"],
                               visible=permissions.item_filter(current_user, Item))
