@@ -211,11 +211,15 @@ def month_figures(rows: Iterable[dict]) -> MonthFigures:
             monday = reported.date() - timedelta(days=reported.weekday())
             week = out.by_week.setdefault(monday, {})
             week[category] = week.get(category, 0) + 1
-        fix = days_between(reported, row.get("fixed_at"))
+        # Time to fix: fixes that held (not reopened since); by party, only the party's own
+        # (a volunteer's 立行立改 is nobody's time to fix, as in docs/scoring.md).
+        fix = days_between(reported, row.get("fixed_at")) if row.get("fix_holds", True) \
+            else None
         if fix is not None:
             out.fix_days.append(fix)
-            out.fix_days_by_company.setdefault(party, []).append(fix)
             out.fix_days_by_category.setdefault(category, []).append(fix)
+            if not row.get("fixed_on_spot"):
+                out.fix_days_by_company.setdefault(party, []).append(fix)
         if row.get("overdue"):
             out.overdue += 1
             out.overdue_by_company[party] = out.overdue_by_company.get(party, 0) + 1

@@ -56,8 +56,8 @@ def _photo_links(conds) -> Iterator[tuple[int, list[str]]]:
 
 
 def item_rows(conds, now: datetime, lang: str) -> Iterator[dict]:
-    """One dict per item (keys: ITEM_COLUMNS' keys, plus `checked_at` for the monthly
-    figures), ordered by number."""
+    """One dict per item (keys: ITEM_COLUMNS' keys, plus `checked_at`, `fix_holds` and
+    `fixed_on_spot` for the monthly figures), ordered by number."""
     to_local = ToLocal(current_app.config["TIMEZONE"])
     base = _base_url()
     reporter = aliased(User)
@@ -72,7 +72,7 @@ def item_rows(conds, now: datetime, lang: str) -> Iterator[dict]:
                     Item.category, Item.note, Item.status, Item.source, reporter.role,
                     Company.name, Department.name, Item.created_at, Item.acknowledged_at,
                     Item.deadline, Item.fixed_at, Item.closed_at, Item.support_count,
-                    reopens, checked)
+                    reopens, checked, Item.fixed_on_spot)
              .join(Compound, Compound.id == Item.compound_id)
              .outerjoin(Building, Building.id == Item.building_id)
              .outerjoin(reporter, reporter.id == Item.reporter_id)
@@ -88,7 +88,7 @@ def item_rows(conds, now: datetime, lang: str) -> Iterator[dict]:
         categories: dict[str, str] = {}
         for (item_id, compound, building, unit, floor, category, note, status, source, role,
              company, department, created, acked, deadline, fixed, closed, supports, n_reopens,
-             checked_at) in db.session.execute(query):
+             checked_at, on_spot) in db.session.execute(query):
             links: list[str] = []
             while pending is not None and pending[0] <= item_id:
                 if pending[0] == item_id:
@@ -112,6 +112,10 @@ def item_rows(conds, now: datetime, lang: str) -> Iterator[dict]:
                 "reopens": n_reopens or 0, "supports": supports or 0,
                 "url": f"{base}/items/{item_id}", "photo_urls": " ".join(links),
                 "checked_at": to_local(checked_at),
+                # For the monthly figures: a reopened item's fix did not hold, and a
+                # volunteer's 立行立改 is no company's or department's time to fix.
+                "fix_holds": status != Status.REOPENED.value,
+                "fixed_on_spot": bool(on_spot),
             }
 
 
