@@ -361,3 +361,27 @@ def test_downgrading_refuses_while_an_item_was_handed_over(empty_app):
     assert db.session.scalar(db.select(db.func.count()).select_from(ItemEvent).where(
         ItemEvent.action == "hand_over")) == 1
     assert db.session.get(Compound, w.a1).company_id == w.y
+
+
+def test_an_item_acted_on_during_the_handover_is_a_worded_refusal(app, world, monkeypatch):
+    """A manager acknowledges an open item between the handover's reading of the open
+    items and its writing them (PostgreSQL lets that commit in between): it was a 500.
+    Simulated by bumping an item's version in the same transaction, after the read."""
+    with app.app_context():
+        before = _history(world)
+    read = handover.open_items
+
+    def read_then_changed(compound):
+        items = read(compound)
+        db.session.execute(db.text("UPDATE item SET version = version + 1 WHERE id = :id"),
+                           {"id": before["waiting"]})
+        return items
+
+    monkeypatch.setattr(handover, "open_items", read_then_changed)
+    client = sign_in(app.test_client(), world.staff_a)
+    url = f"/compounds/{world.a1}/handover"
+    page = client.post(url, data={"company_id": world.y, "effective_on": DAY.isoformat(),
+                                  "choice": "transfer"})
+    assert page.status_code == 409 and "请核对清单后重新办理" in page.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Compound, world.a1).company_id == world.x    # nothing changed

@@ -106,8 +106,9 @@ def _touch(patrol: Patrol, user, at: datetime, cfg: Config) -> None:
 
 def _settle_hours(patrol: Patrol, cfg: Config) -> None:
     assert patrol.ended_at is not None      # only an ended patrol gives hours
-    for member in db.session.execute(
-            db.select(PatrolMember).where(PatrolMember.patrol_id == patrol.id)).scalars():
+    for member in db.session.execute(       # as committed: a join may have just moved
+            db.select(PatrolMember).where(PatrolMember.patrol_id == patrol.id)
+            .execution_options(populate_existing=True)).scalars():
         member.minutes = rules.served_minutes(member.joined_at, patrol.ended_at, cfg.hours)
 
 

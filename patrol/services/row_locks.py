@@ -14,6 +14,8 @@ reads what the first wrote.
 """
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -30,9 +32,24 @@ def hold(column, ident: int, *, share: bool = False):
             .with_for_update(read=share, key_share=not share)).scalar()
     # Text, not an ORM or Core update: those would add the table's onupdate columns.
     name = column.property.columns[0].name
+    same = _plain_column(model.__table__)
     return db.session.execute(text(
-        f'UPDATE "{model.__table__.name}" SET id = id WHERE id = :id RETURNING "{name}"'),
-        {"id": ident}).scalar()
+        f'UPDATE "{model.__table__.name}" SET "{same}" = "{same}" WHERE id = :id '
+        f'RETURNING "{name}"'), {"id": ident}).scalar()
+
+
+@functools.cache
+def _plain_column(table) -> str:
+    """A column to set to itself: not `id` (with foreign keys on, SQLite treats any write
+    of a referenced key as a change and checks every table that refers to it: the whole
+    presence table, twice, for a compound); one no index or foreign key names if there
+    is one (nothing else to maintain), else any other."""
+    indexed = {c.name for index in table.indexes for c in index.columns}
+    indexed |= {c.name for constraint in table.constraints
+                for c in getattr(constraint, "columns", ())}
+    others = [c for c in table.columns if not c.primary_key]
+    plain = [c for c in others if not c.foreign_keys and c.name not in indexed]
+    return (plain or others)[0].name
 
 
 def flush_or(refusal: Exception) -> None:

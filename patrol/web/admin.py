@@ -42,6 +42,7 @@ VOLUNTEER_ERRORS = {
     "phone": lambda: _("Please enter a phone number using digits only."),
     "title": lambda: _("Please choose one of the options."),
     "team": lambda: _("Please choose a team."),
+    "username_taken": lambda: _("This user name is taken."),
 }
 
 

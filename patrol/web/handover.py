@@ -8,6 +8,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..clock import local_date
 from .. import permissions
@@ -84,12 +85,17 @@ def compound(compound_id):
                                  tz=current_app.config["TIMEZONE"],
                                  default_choice=form.get("choice", service.TRANSFER),
                                  choices=choices, note=form.get("note"))
+        db.session.commit()
     except service.HandoverInvalid as exc:
         db.session.rollback()
         messages = [ERRORS.get((k, v), lambda: _("Please check the form."))()
                     for k, v in exc.errors.items()]
         return _page(compound, errors=messages, values=form, status=422)
-    db.session.commit()
+    except StaleDataError:      # an open item was acted on at the same moment
+        db.session.rollback()
+        return _page(compound, errors=[_("An open item of this compound changed just now. "
+                                         "Please check the list and hand over again.")],
+                     values=form, status=409)
     flash(_("%(compound)s is managed by %(company)s from %(day)s: %(moved)d open items passed "
             "on, %(closed)d closed.", compound=compound.name, company=done.new_company.name,
             day=done.effective_on.isoformat(), moved=len(done.transferred),
