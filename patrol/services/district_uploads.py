@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, NoReturn
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 from ..extensions import db
 from ..importer import normalise
@@ -41,7 +41,7 @@ from ..importer.read import Refused, read
 from ..importer.sheets import EXAMPLE
 from ..lifecycle import Role
 from ..models import Building, Community, Company, Compound, Street, Team, User, utcnow
-from . import district_import
+from . import district_import, row_locks
 
 KEEP = timedelta(hours=24)          # uploads never confirmed are removed after this
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
@@ -443,10 +443,7 @@ def _one_at_a_time(user) -> None:
     their user row (PostgreSQL), the database's write lock (SQLite). Every upload is
     confirmed by its uploader only, so two confirms of one upload meet here."""
     with db.session.no_autoflush:       # the plan's objects are written by apply() only
-        if db.session.get_bind().dialect.name == "sqlite":
-            db.session.execute(text('UPDATE "user" SET id = id WHERE id = :id'), {"id": user.id})
-        else:
-            db.session.execute(db.select(User.id).where(User.id == user.id).with_for_update())
+        row_locks.hold(User.id, user.id)
 
 
 def _clean_old(now: datetime) -> None:
