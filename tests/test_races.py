@@ -76,6 +76,16 @@ def at_once(*calls):
     return out
 
 
+def repeat(trial, times=TRIALS, *, with_number=False):
+    """Run one race `times` times (a race that is lost once may be won the next time);
+    `trial(n)` when it needs the round's number, to keep its rows apart."""
+    for n in range(times):
+        if with_number:
+            trial(n)
+        else:
+            trial()
+
+
 def client(app, user_id):
     return sign_in(app.test_client(), user_id)
 
@@ -143,8 +153,7 @@ def test_the_same_check_sent_twice_at_once_gets_the_same_success(race_app):
         assert count(app, db.select(db.func.count()).select_from(ItemEvent).where(
             ItemEvent.item_id == item_id, ItemEvent.action == "verify")) == 1
 
-    for _ in range(TRIALS):
-        trial()
+    repeat(trial)
 
 
 def test_two_people_saying_same_problem_at_once_both_count(race_app):
@@ -164,8 +173,7 @@ def test_two_people_saying_same_problem_at_once_both_count(race_app):
         with app.app_context():
             assert db.session.get(Item, item_id).support_count == 2
 
-    for _ in range(TRIALS):
-        trial()
+    repeat(trial)
 
 
 # --- residents' reports in triage ----------------------------------------------------------
@@ -212,8 +220,7 @@ def test_a_residents_report_is_handled_once_by_two_triagers(race_app, second):
         assert sum("已受理" in " ".join(m) or "不予受理" in " ".join(m)
                    for _s, m in answers) == 1, answers
 
-    for _ in range(TRIALS):
-        trial()
+    repeat(trial)
 
 
 def test_two_reports_added_to_one_item_at_once_are_answered_in_words(race_app):
@@ -235,8 +242,7 @@ def test_two_reports_added_to_one_item_at_once_are_answered_in_words(race_app):
         assert supports == states.count("supported") >= 1
         assert set(states) <= {"supported", "pending"}
 
-    for _ in range(TRIALS):
-        trial()
+    repeat(trial)
 
 
 # --- patrols ---------------------------------------------------------------------------
@@ -272,8 +278,7 @@ def test_the_same_offline_start_sent_twice_at_once_is_one_patrol(race_app):
         assert sorted(a[0] for a in answers) == [200, 201], answers
         assert answers[0][1] == answers[1][1] and open_patrols(app, w.a2) == [answers[0][1]]
 
-    for _ in range(TRIALS):
-        trial()
+    repeat(trial)
 
 
 def test_two_of_a_team_starting_at_once_patrol_together(race_app):
@@ -286,8 +291,7 @@ def test_two_of_a_team_starting_at_once_patrol_together(race_app):
         assert sorted((a[0], a[2]) for a in answers) == [(200, False), (201, True)], answers
         assert len(open_patrols(app, w.a2)) == 1
 
-    for _ in range(TRIALS):
-        trial()
+    repeat(trial)
 
 
 # --- handover (物业更换) ---------------------------------------------------------------------
@@ -343,8 +347,7 @@ def test_a_handover_sent_twice_at_once_is_made_once(race_app, with_item):
         assert [c for c, _e in periods] == [w.x, w.y] and periods[1][1] is None
         assert open_items_follow_the_company(app, compound_id) == []
 
-    for _ in range(TRIALS):
-        trial()
+    repeat(trial)
 
 
 def test_a_report_made_as_the_compound_is_handed_over_goes_to_who_runs_it(race_app):
@@ -368,8 +371,7 @@ def test_a_report_made_as_the_compound_is_handed_over_goes_to_who_runs_it(race_a
         assert handed in (302, 422)
         assert open_items_follow_the_company(app, compound_id) == []
 
-    for _ in range(TRIALS + 2):
-        trial()
+    repeat(trial, TRIALS + 2)
 
 
 
@@ -396,8 +398,7 @@ def test_a_residents_form_sent_twice_at_once_is_one_report(race_app):
         assert count(app, db.select(db.func.count()).select_from(ResidentReport).where(
             ResidentReport.client_uuid == key)) == 1
 
-    for _ in range(TRIALS):
-        trial()
+    repeat(trial)
 
 
 def test_a_residents_rating_sent_twice_at_once_is_kept_once(race_app):
@@ -426,8 +427,7 @@ def test_a_residents_rating_sent_twice_at_once_is_kept_once(race_app):
             kept = db.session.get(ResidentReport, report_id).rating
         assert thanked == [kept], (answers, kept)
 
-    for _ in range(TRIALS):
-        trial()
+    repeat(trial)
 
 
 def test_an_offline_gate_scan_sent_twice_at_once_is_one_scan(race_app):
@@ -448,8 +448,7 @@ def test_an_offline_gate_scan_sent_twice_at_once_is_one_scan(race_app):
             Presence.user_id == w.vol_a,
             Presence.device_at == at.replace(tzinfo=None))) == 1
 
-    for n in range(TRIALS):
-        trial(50 - 5 * n)
+    repeat(lambda n: trial(50 - 5 * n), with_number=True)
 
 
 @pytest.mark.parametrize("what", ["account", "team", "compound", "company", "street",
@@ -486,8 +485,19 @@ def test_an_admin_form_sent_twice_at_once_makes_one_row_and_no_error(race_app, w
         with app.app_context():
             assert len(db.session.execute(query).all()) == 1
 
-    for n in range(TRIALS):
-        trial(n)
+    repeat(trial, with_number=True)
+
+
+def race_the_end(app, summary, other):
+    """vol_a starts a walk at A2 (any walk before ended), then ends it with `summary` at
+    the moment `other()` is sent: (the walk's id, [the end's status, other's answer])."""
+    end_patrols(app)
+    ender = client(app, app.w.vol_a)
+    patrol_id = start(ender, app.w.a2, str(uuid.uuid4()))[1]
+    return patrol_id, at_once(
+        lambda: ender.post(f"/patrols/{patrol_id}/end", headers=SYNC,
+                           data={"summary": summary}).status_code,
+        other)
 
 
 def test_ending_a_patrol_as_a_teammate_joins_settles_everyone(race_app):
@@ -502,38 +512,32 @@ def test_ending_a_patrol_as_a_teammate_joins_settles_everyone(race_app):
         sticker = checkpoint.qr_token
 
     def trial():
-        end_patrols(app)
-        a, b = client(app, w.vol_a), client(app, w.vol_a2)
-        patrol_id = start(a, w.a2, str(uuid.uuid4()))[1]
-        answers = at_once(
-            lambda: a.post(f"/patrols/{patrol_id}/end", headers=SYNC,
-                           data={"summary": "none"}).status_code,
-            lambda: b.get(f"/k/{sticker}").status_code)
+        b = client(app, w.vol_a2)
+        patrol_id, answers = race_the_end(app, "none",
+                                          lambda: b.get(f"/k/{sticker}").status_code)
         assert answers[0] == 200 and answers[1] in (200, 302), answers
         with app.app_context():
             minutes = db.session.scalars(db.select(PatrolMember.minutes).where(
                 PatrolMember.patrol_id == patrol_id)).all()
         assert None not in minutes, minutes
 
-    for _ in range(TRIALS + 2):
-        trial()
+    repeat(trial, TRIALS + 2)
 
 
 def test_a_report_made_as_the_patrol_ends_is_among_what_it_found(race_app):
     app, w = race_app, race_app.w
 
     def trial():
-        end_patrols(app)
-        a, again = client(app, w.vol_a), client(app, w.vol_a)
-        patrol_id = start(a, w.a2, str(uuid.uuid4()))[1]
-        answers = at_once(
-            lambda: a.post(f"/patrols/{patrol_id}/end", headers=SYNC,
-                           data={"summary": "found"}).status_code,
-            lambda: answer(again.post(f"/compounds/{w.a2}/report", headers=SYNC,
-                                      content_type="multipart/form-data",
-                                      data={"category": "flyers", "note": "x",
-                                            "client_uuid": str(uuid.uuid4()),
-                                            "photos": photo()})))
+        again = client(app, w.vol_a)
+
+        def report():
+            return answer(again.post(f"/compounds/{w.a2}/report", headers=SYNC,
+                                     content_type="multipart/form-data",
+                                     data={"category": "flyers", "note": "x",
+                                           "client_uuid": str(uuid.uuid4()),
+                                           "photos": photo()}))
+
+        patrol_id, answers = race_the_end(app, "found", report)
         assert answers == [200, (201, None)], answers
         with app.app_context():
             found = db.session.get(Patrol, patrol_id).found_count
@@ -541,5 +545,4 @@ def test_a_report_made_as_the_patrol_ends_is_among_what_it_found(race_app):
                 ItemEvent.patrol_id == patrol_id, ItemEvent.action == "report"))
         assert (found or 0) >= on_it, (found, on_it)
 
-    for _ in range(TRIALS + 2):
-        trial()
+    repeat(trial, TRIALS + 2)
